@@ -1,0 +1,552 @@
+//! A real Redis for every test, bench and simulation run (DESIGN §4), chosen by
+//! `TICKGATE_REDIS=auto|url|container|process`:
+//!
+//! - `url`: the server at `REDIS_URL` (shared: each handle gets its own key prefix);
+//! - `container`: a throw-away container of `TICKGATE_REDIS_IMAGE` (default [`DEFAULT_IMAGE`])
+//!   through `testcontainers`, ready when it logs [`READY_LINE`], on a mapped port;
+//! - `process`: a `redis-server` from `PATH` on a free loopback port, persistence off;
+//! - `auto` (default): url if `REDIS_URL` is set, else container if a Docker daemon answers,
+//!   else process if `redis-server` is on `PATH`, else [`ProvisionError::NoRedis`].
+//!
+//! Containers and processes belong to the [`RedisServer`] handle and are removed when it
+//! drops — also while a panicking test unwinds. Every wait is bounded, so a missing image
+//! or a dead daemon is a prompt error, never a hang.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use testcontainers::core::{IntoContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tickgate::redact::redact_url;
+
+/// Image used in container mode when `TICKGATE_REDIS_IMAGE` is unset.
+pub const DEFAULT_IMAGE: &str = "redis:7";
+
+/// The line Redis logs once it accepts connections.
+pub const READY_LINE: &str = "Ready to accept connections";
+
+/// Bound on a whole container start (image check or pull, create, start, ready line).
+/// A local image starts in about a second; a minute covers a slow pull and still fails a
+/// dead registry long before CI's limit.
+pub const CONTAINER_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bound on a `redis-server` process becoming ready: it starts in milliseconds.
+pub const PROCESS_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many free ports a process start tries: another process can take the port between
+/// our probe and Redis's bind, which is rare, so a few attempts suffice.
+pub const PROCESS_START_ATTEMPTS: u32 = 5;
+
+/// Bound on the Docker daemon's answer to `GET /_ping`: a live local daemon answers in
+/// milliseconds, and `auto` must not stall when Docker is installed but not running.
+pub const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Interval between readiness polls of a starting `redis-server`.
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How the caller asked for a Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    Auto,
+    Url,
+    Container,
+    Process,
+}
+
+impl RedisMode {
+    /// Parses a `TICKGATE_REDIS` value.
+    pub fn parse(value: &str) -> Result<Self, ProvisionError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(RedisMode::Auto),
+            "url" => Ok(RedisMode::Url),
+            "container" => Ok(RedisMode::Container),
+            "process" => Ok(RedisMode::Process),
+            _ => Err(ProvisionError::InvalidMode {
+                value: value.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The settings provisioning reads, gathered in one place so that the choice is a pure
+/// function of them (and testable without touching the process environment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionSettings {
+    /// `TICKGATE_REDIS`.
+    pub mode: RedisMode,
+    /// `REDIS_URL`, if set and non-empty.
+    pub redis_url: Option<String>,
+    /// `TICKGATE_REDIS_IMAGE`, or [`DEFAULT_IMAGE`].
+    pub image: String,
+}
+
+impl ProvisionSettings {
+    /// Reads `TICKGATE_REDIS`, `REDIS_URL` and `TICKGATE_REDIS_IMAGE`.
+    pub fn from_env() -> Result<Self, ProvisionError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(ProvisionSettings {
+            mode: RedisMode::parse(&var("TICKGATE_REDIS").unwrap_or_default())?,
+            redis_url: var("REDIS_URL"),
+            image: var("TICKGATE_REDIS_IMAGE").unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
+        })
+    }
+}
+
+/// Where the Redis for this run will come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Url(String),
+    Container(String),
+    Process(PathBuf),
+}
+
+/// Why no Redis could be had. URLs in messages are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("TICKGATE_REDIS={value:?} is not one of auto, url, container, process")]
+    InvalidMode { value: String },
+    #[error("TICKGATE_REDIS=url but REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379)")]
+    UrlMissing,
+    #[error(
+        "TICKGATE_REDIS=container but no Docker daemon answers at {endpoint} within {DOCKER_PING_TIMEOUT:?}; start dockerd, or use TICKGATE_REDIS=process"
+    )]
+    DockerUnavailable { endpoint: String },
+    #[error(
+        "container of image {image:?} did not start: {reason}. If the image is missing and no registry is reachable, build one with scripts/redis-image.sh and set TICKGATE_REDIS_IMAGE"
+    )]
+    Container { image: String, reason: String },
+    #[error("no redis-server found on PATH; install it (apt-get install redis-server)")]
+    RedisServerNotFound,
+    #[error("redis-server {path:?} did not start: {reason}")]
+    Process { path: PathBuf, reason: String },
+    #[error("Redis at {url} did not answer PING within {waited:?}: {reason}")]
+    NotReady {
+        url: String,
+        waited: Duration,
+        reason: String,
+    },
+    #[error(
+        "no Redis available. Get one in any of three ways: set REDIS_URL=redis://host:port; \
+         or run a Docker daemon (image from TICKGATE_REDIS_IMAGE, default {DEFAULT_IMAGE}; \
+         build a local one with scripts/redis-image.sh); or install redis-server on PATH"
+    )]
+    NoRedis,
+}
+
+/// Chooses where Redis comes from. `docker_answers` and `find_redis_server` are only
+/// consulted when the mode needs them (so `url` never probes Docker).
+pub fn choose(
+    settings: &ProvisionSettings,
+    docker_answers: impl FnOnce() -> bool,
+    find_redis_server: impl FnOnce() -> Option<PathBuf>,
+) -> Result<Plan, ProvisionError> {
+    match settings.mode {
+        RedisMode::Url => settings
+            .redis_url
+            .clone()
+            .map(Plan::Url)
+            .ok_or(ProvisionError::UrlMissing),
+        RedisMode::Container => Ok(Plan::Container(settings.image.clone())),
+        RedisMode::Process => find_redis_server()
+            .map(Plan::Process)
+            .ok_or(ProvisionError::RedisServerNotFound),
+        RedisMode::Auto => {
+            if let Some(url) = &settings.redis_url {
+                Ok(Plan::Url(url.clone()))
+            } else if docker_answers() {
+                Ok(Plan::Container(settings.image.clone()))
+            } else {
+                find_redis_server()
+                    .map(Plan::Process)
+                    .ok_or(ProvisionError::NoRedis)
+            }
+        }
+    }
+}
+
+/// A Redis server for one test, bench or simulation; dropping it removes the container or
+/// kills the process it owns.
+pub struct RedisServer {
+    url: String,
+    key_prefix: String,
+    backend: Backend,
+}
+
+enum Backend {
+    /// A server we do not own (`REDIS_URL`).
+    External,
+    /// Kept for its `Drop`, which removes the container.
+    Container {
+        _container: Box<ContainerAsync<GenericImage>>,
+        image: String,
+    },
+    Process(ProcessGuard),
+}
+
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("url", &redact_url(&self.url))
+            .field("source", &self.source())
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+impl RedisServer {
+    /// Provisions a Redis as the environment asks (see the module docs).
+    pub async fn from_env() -> Result<Self, ProvisionError> {
+        Self::start(&ProvisionSettings::from_env()?).await
+    }
+
+    /// Provisions a Redis for explicit settings.
+    pub async fn start(settings: &ProvisionSettings) -> Result<Self, ProvisionError> {
+        let plan = choose(settings, docker_answers, find_redis_server)?;
+        Self::start_plan(plan).await
+    }
+
+    /// Carries out a plan made by [`choose`].
+    pub async fn start_plan(plan: Plan) -> Result<Self, ProvisionError> {
+        match plan {
+            Plan::Url(url) => {
+                // TLS (`rediss://`) cannot be probed with a plain-text PING; the client will
+                // report an unreachable server itself.
+                let plain = url.starts_with("redis://");
+                if let Some(addr) = url_socket_addr(&url).filter(|_| plain) {
+                    let url_for_error = url.clone();
+                    wait_ready(addr, PROCESS_READY_TIMEOUT, || true)
+                        .await
+                        .map_err(|reason| not_ready(&url_for_error, reason))?;
+                }
+                Ok(RedisServer {
+                    url,
+                    key_prefix: unique_prefix(),
+                    backend: Backend::External,
+                })
+            }
+            Plan::Container(image) => start_container(image).await,
+            Plan::Process(path) => start_process(path).await,
+        }
+    }
+
+    /// `redis://host:port` of the server (may carry credentials in `url` mode: never log
+    /// it raw, use [`tickgate::redact::redact_url`]).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Prefix every key of this handle must start with. Empty for servers this handle owns;
+    /// unique per handle on a shared `REDIS_URL` server, so that concurrent tests never see
+    /// each other's keys.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// Whether this handle owns its server (container or process), so that server-wide
+    /// commands (`FLUSHALL`, `SCRIPT FLUSH`, `DEBUG SLEEP`) touch nobody else.
+    pub fn is_dedicated(&self) -> bool {
+        !matches!(self.backend, Backend::External)
+    }
+
+    /// One line saying where this Redis came from, e.g. `container tickgate/redis:local`.
+    pub fn source(&self) -> String {
+        match &self.backend {
+            Backend::External => format!("url {}", redact_url(&self.url)),
+            Backend::Container { image, .. } => format!("container {image}"),
+            Backend::Process(p) => format!("process {} (pid {})", p.path.display(), p.child.id()),
+        }
+    }
+}
+
+fn not_ready(url: &str, reason: String) -> ProvisionError {
+    ProvisionError::NotReady {
+        url: redact_url(url),
+        waited: PROCESS_READY_TIMEOUT,
+        reason,
+    }
+}
+
+/// A prefix unique to this handle: process id, a per-process counter and a per-process
+/// random salt (so a recycled pid cannot collide with keys a crashed run left behind).
+fn unique_prefix() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let salt = RandomState::new().hash_one(std::process::id());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("tgtest:{}:{salt:x}:{n}:", std::process::id())
+}
+
+/// `name:tag` split for `GenericImage`; a colon inside a registry host (`host:5000/x`) is
+/// not a tag separator.
+fn split_image(image: &str) -> (&str, &str) {
+    match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => (&image[..i], &image[i + 1..]),
+        _ => (image, "latest"),
+    }
+}
+
+async fn start_container(image: String) -> Result<RedisServer, ProvisionError> {
+    if !docker_answers() {
+        return Err(ProvisionError::DockerUnavailable {
+            endpoint: docker_endpoint().describe(),
+        });
+    }
+    let fail = |reason: String| ProvisionError::Container {
+        image: image.clone(),
+        reason,
+    };
+    let (name, tag) = split_image(&image);
+    let request = GenericImage::new(name, tag)
+        .with_exposed_port(6379.tcp())
+        .with_wait_for(WaitFor::message_on_stdout(READY_LINE))
+        .with_startup_timeout(CONTAINER_START_TIMEOUT);
+    let container = tokio::time::timeout(CONTAINER_START_TIMEOUT, request.start())
+        .await
+        .map_err(|_| fail(format!("no ready line within {CONTAINER_START_TIMEOUT:?}")))?
+        .map_err(|e| fail(e.to_string()))?;
+    let port = container
+        .get_host_port_ipv4(6379)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let url = format!("redis://{addr}");
+    wait_ready(addr, PROCESS_READY_TIMEOUT, || true)
+        .await
+        .map_err(|reason| not_ready(&url, reason))?;
+    Ok(RedisServer {
+        url,
+        key_prefix: String::new(),
+        backend: Backend::Container {
+            _container: Box::new(container),
+            image,
+        },
+    })
+}
+
+/// Kills and reaps the `redis-server` child when dropped.
+struct ProcessGuard {
+    path: PathBuf,
+    child: Child,
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        // Errors mean the child already exited; nothing is left to clean up.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_process(path: PathBuf) -> Result<RedisServer, ProvisionError> {
+    let mut last_reason = String::new();
+    for _ in 0..PROCESS_START_ATTEMPTS {
+        let port = free_port().map_err(|e| ProvisionError::Process {
+            path: path.clone(),
+            reason: format!("no free loopback port: {e}"),
+        })?;
+        let child = Command::new(&path)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--daemonize", "no", "--logfile", ""])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| ProvisionError::Process {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut guard = ProcessGuard {
+            path: path.clone(),
+            child,
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let alive = || matches!(guard.child.try_wait(), Ok(None));
+        match wait_ready(addr, PROCESS_READY_TIMEOUT, alive).await {
+            Ok(()) => {
+                return Ok(RedisServer {
+                    url: format!("redis://{addr}"),
+                    key_prefix: String::new(),
+                    backend: Backend::Process(guard),
+                });
+            }
+            // Most likely the port was taken in the meantime: try another one.
+            Err(reason) => last_reason = reason,
+        }
+    }
+    Err(ProvisionError::Process {
+        path,
+        reason: format!("{PROCESS_START_ATTEMPTS} attempts failed; last: {last_reason}"),
+    })
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Polls `PING` until `+PONG`, the deadline, or `alive()` turning false.
+async fn wait_ready(
+    addr: SocketAddr,
+    timeout: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("not polled");
+    while tokio::time::Instant::now() < deadline {
+        if !alive() {
+            return Err(format!("exited before answering ({last})"));
+        }
+        match ping(addr).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(READY_POLL_INTERVAL).await;
+    }
+    Err(last)
+}
+
+async fn ping(addr: SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 64];
+        let n = stream.read(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf[..n].to_vec())
+    };
+    match tokio::time::timeout(Duration::from_secs(1), attempt).await {
+        Ok(Ok(reply)) if reply.starts_with(b"+PONG") => Ok(()),
+        // `-NOAUTH` means a live server that wants credentials: ready as far as we can tell.
+        Ok(Ok(reply)) if reply.starts_with(b"-NOAUTH") => Ok(()),
+        Ok(Ok(reply)) => Err(format!(
+            "unexpected reply {:?}",
+            String::from_utf8_lossy(&reply)
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("PING timed out".to_owned()),
+    }
+}
+
+/// `host:port` of a `redis://` URL when the host is a literal address or `localhost`;
+/// other hosts are left to the client (no DNS here).
+fn url_socket_addr(url: &str) -> Option<SocketAddr> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    if host_port.parse::<SocketAddr>().is_ok() {
+        return host_port.parse().ok();
+    }
+    format!("{host_port}:6379").parse().ok()
+}
+
+/// Where the Docker daemon listens: `DOCKER_HOST` (unix:// or tcp://) or the default socket.
+enum DockerEndpoint {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl DockerEndpoint {
+    fn describe(&self) -> String {
+        match self {
+            DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
+            DockerEndpoint::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+}
+
+fn docker_endpoint() -> DockerEndpoint {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) if h.starts_with("tcp://") => DockerEndpoint::Tcp(h["tcp://".len()..].to_owned()),
+        Ok(h) if h.starts_with("unix://") => {
+            DockerEndpoint::Unix(PathBuf::from(&h["unix://".len()..]))
+        }
+        _ => DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
+    }
+}
+
+/// Whether a Docker daemon answers `GET /_ping` within [`DOCKER_PING_TIMEOUT`].
+pub fn docker_answers() -> bool {
+    fn exchange(mut s: impl Read + Write) -> std::io::Result<bool> {
+        s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply)?;
+        Ok(reply.starts_with(b"HTTP/1.") && reply.windows(3).any(|w| w == b"200"))
+    }
+    let result = match docker_endpoint() {
+        DockerEndpoint::Unix(path) => {
+            std::os::unix::net::UnixStream::connect(&path).and_then(|s| {
+                s.set_read_timeout(Some(DOCKER_PING_TIMEOUT))?;
+                s.set_write_timeout(Some(DOCKER_PING_TIMEOUT))?;
+                exchange(s)
+            })
+        }
+        DockerEndpoint::Tcp(addr) => addr
+            .parse::<SocketAddr>()
+            .map_err(std::io::Error::other)
+            .and_then(|a| TcpStream::connect_timeout(&a, DOCKER_PING_TIMEOUT))
+            .and_then(|s| {
+                s.set_read_timeout(Some(DOCKER_PING_TIMEOUT))?;
+                exchange(s)
+            }),
+    };
+    result.unwrap_or(false)
+}
+
+/// The first executable `redis-server` on `PATH`.
+pub fn find_redis_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_names_split_at_the_tag_colon_only() {
+        assert_eq!(split_image("redis:7"), ("redis", "7"));
+        assert_eq!(
+            split_image("tickgate/redis:local"),
+            ("tickgate/redis", "local")
+        );
+        assert_eq!(
+            split_image("host:5000/redis"),
+            ("host:5000/redis", "latest")
+        );
+        assert_eq!(split_image("redis"), ("redis", "latest"));
+    }
+
+    #[test]
+    fn url_addresses_are_found_without_dns() {
+        let a = |s: &str| url_socket_addr(s).map(|a| a.to_string());
+        assert_eq!(
+            a("redis://127.0.0.1:7000/0").as_deref(),
+            Some("127.0.0.1:7000")
+        );
+        assert_eq!(
+            a("redis://u:p@localhost").as_deref(),
+            Some("127.0.0.1:6379")
+        );
+        assert_eq!(a("redis://redis.internal:6379"), None);
+    }
+
+    #[test]
+    fn unique_prefixes_differ() {
+        assert_ne!(unique_prefix(), unique_prefix());
+    }
+}
