@@ -15,12 +15,19 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::domain::excerpt;
+
 /// The time zone whose civil calendar aligns `d`, `w`, `q` and `y` buckets.
 pub const MARKET_TIME_ZONE: &str = "America/New_York";
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Earliest instant a bucket can be computed for: 1900-01-01T00:00:00Z. Inputs start at
+/// 1970, but the bucket of an instant early in 1970 can start in 1969 (the week of
+/// 1970-01-01 starts on Monday 1969-12-29), and that start must itself have a bucket.
+pub const MIN_BUCKET_INSTANT_MS: i64 = -2_208_988_800_000;
 
 /// Latest instant (exclusive) a bucket can be computed for: 3000-01-01T00:00:00Z.
 /// Far beyond any market timestamp, and with [`Unit::max_count`] it keeps every bucket end
@@ -122,7 +129,9 @@ pub enum TimeframeError {
 /// Why a bucket could not be computed for an instant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BucketError {
-    #[error("timestamp {ts_ms} ms is outside the supported range 0..{MAX_TIMESTAMP_MS} ms")]
+    #[error(
+        "timestamp {ts_ms} ms is outside the supported range {MIN_BUCKET_INSTANT_MS}..{MAX_TIMESTAMP_MS} ms (1900 to 3000)"
+    )]
     OutOfRange { ts_ms: i64 },
     #[error("calendar arithmetic failed for timestamp {ts_ms} ms: {reason}")]
     Calendar { ts_ms: i64, reason: String },
@@ -147,21 +156,6 @@ impl Bucket {
     pub fn len_ms(&self) -> i64 {
         self.end_ms - self.start_ms
     }
-}
-
-/// Cap on how much of a rejected input an error message repeats: inputs are external data
-/// and an error line must stay a line.
-const ERROR_EXCERPT_BYTES: usize = 64;
-
-fn excerpt(input: &str) -> String {
-    if input.len() <= ERROR_EXCERPT_BYTES {
-        return input.to_owned();
-    }
-    let mut end = ERROR_EXCERPT_BYTES;
-    while !input.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &input[..end], input.len())
 }
 
 impl FromStr for Timeframe {
@@ -236,7 +230,7 @@ impl Timeframe {
 
     /// The bucket `[start_ms, end_ms)` containing `t_ms`.
     pub fn bucket(&self, t_ms: i64) -> Result<Bucket, BucketError> {
-        if !(0..MAX_TIMESTAMP_MS).contains(&t_ms) {
+        if !(MIN_BUCKET_INSTANT_MS..MAX_TIMESTAMP_MS).contains(&t_ms) {
             return Err(BucketError::OutOfRange { ts_ms: t_ms });
         }
         let n = i64::from(self.count);

@@ -223,7 +223,14 @@ fn units_are_case_insensitive_and_default_to_minutes() {
 #[test]
 fn instants_outside_the_supported_range_are_errors_not_panics() {
     let d = tf("1d");
-    assert!(d.bucket(-1).is_err());
+    assert!(
+        d.bucket(tickgate::timeframe::MIN_BUCKET_INSTANT_MS - 1)
+            .is_err()
+    );
+    assert!(d.bucket(i64::MIN).is_err());
+    // Early 1970 instants have buckets that start in 1969, which have buckets too.
+    let week = tf("1w").bucket(0).expect("1970-01-01");
+    assert_eq!(tf("1w").bucket(week.start_ms).expect("1969-12-29"), week);
     assert!(d.bucket(i64::MAX).is_err());
     assert!(
         tf("100y")

@@ -1,0 +1,102 @@
+//! Redis key names (DESIGN §3) — the external contract workers and the platform rely on.
+//!
+//! Defaults match the original deployment so tickgate can take over on the same Redis:
+//! `TICK:UPD`, `STRAT:<id>:UNIV`, `STRAT:<id>:LAST`. A prefix namespaces several
+//! deployments (or tests) on one server; cluster mode puts one hash tag in every key so
+//! that multi-key scripts never hit `CROSSSLOT`.
+
+use crate::domain::StrategyId;
+
+/// Builds every key name from a prefix and an optional cluster hash tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpace {
+    /// Prepended to every key, e.g. `prod:`; empty by default.
+    prefix: String,
+}
+
+/// The hash tag shared by all keys in cluster mode.
+pub const CLUSTER_HASH_TAG: &str = "{tickgate}";
+
+/// Field of a trigger hash holding the newest bucket start claimed into it. It contains a
+/// space, so it can never collide with a ticker.
+pub const TRIGGER_BUCKET_FIELD: &str = "# bucket";
+
+impl KeySpace {
+    /// Key names with `prefix`; in `cluster` mode every key also carries [`CLUSTER_HASH_TAG`].
+    pub fn new(prefix: &str, cluster: bool) -> KeySpace {
+        let tag = if cluster { CLUSTER_HASH_TAG } else { "" };
+        KeySpace {
+            prefix: format!("{prefix}{tag}"),
+        }
+    }
+
+    /// ZSET ticker → last update ms.
+    pub fn updates(&self) -> String {
+        format!("{}TICK:UPD", self.prefix)
+    }
+
+    /// SET of the strategy's universe.
+    pub fn universe(&self, id: StrategyId) -> String {
+        format!("{}STRAT:{id}:UNIV", self.prefix)
+    }
+
+    /// HASH ticker → bucket start ms of the last dispatch (per-ticker mode), plus
+    /// [`TRIGGER_BUCKET_FIELD`]; expires after its bucket.
+    pub fn triggers(&self, id: StrategyId) -> String {
+        format!("{}STRAT:{id}:LAST", self.prefix)
+    }
+
+    /// STRING bucket start ms of the last whole-strategy run (strategy-level and global
+    /// mode); expires after its bucket.
+    pub fn strategy_run(&self, id: StrategyId) -> String {
+        format!("{}STRAT:{id}:RUN", self.prefix)
+    }
+
+    /// HASH strategy id → strategy JSON.
+    pub fn catalog(&self) -> String {
+        format!("{}STRAT:CATALOG", self.prefix)
+    }
+
+    /// STREAM of jobs (field `job`).
+    pub fn jobs(&self) -> String {
+        format!("{}ALERT:JOBS", self.prefix)
+    }
+
+    /// STREAM of worker results (field `result`).
+    pub fn results(&self) -> String {
+        format!("{}ALERT:RESULTS", self.prefix)
+    }
+
+    /// STREAM of dead letters.
+    pub fn dead(&self) -> String {
+        format!("{}ALERT:DEAD", self.prefix)
+    }
+}
+
+impl Default for KeySpace {
+    fn default() -> Self {
+        KeySpace::new("", false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_match_the_original_deployment() {
+        let k = KeySpace::default();
+        assert_eq!(k.updates(), "TICK:UPD");
+        assert_eq!(k.universe(123), "STRAT:123:UNIV");
+        assert_eq!(k.triggers(123), "STRAT:123:LAST");
+        assert_eq!(k.catalog(), "STRAT:CATALOG");
+        assert_eq!(k.jobs(), "ALERT:JOBS");
+    }
+
+    #[test]
+    fn cluster_mode_shares_one_hash_tag() {
+        let k = KeySpace::new("p:", true);
+        assert_eq!(k.updates(), "p:{tickgate}TICK:UPD");
+        assert_eq!(k.universe(7), "p:{tickgate}STRAT:7:UNIV");
+    }
+}

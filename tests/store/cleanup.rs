@@ -1,0 +1,337 @@
+//! Retention cleanup: it can never change a decision under the effective retention (and a
+//! raw 90-day retention can), it is chunked so no single Redis call blocks for long, and two
+//! instances running it at once share the work without double counting.
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use tickgate::store::{CLEANUP_CHUNK, Intersection, MemoryStore, Store};
+use tickgate::timeframe::Timeframe;
+use tickgate::{StrategyId, Ticker};
+
+use crate::common::{DAY_MS, T0_MS, ticker_pool};
+
+/// Cases of the no-decision-change property; the model makes each case microseconds.
+const CASES: u32 = 2_000;
+const TICKERS: usize = 10;
+const TIMEFRAMES: [&str; 12] = [
+    "1m", "15m", "1h", "4h", "1d", "3d", "1w", "2w", "1q", "2q", "1y", "2y",
+];
+/// The longest one server-side cleanup call may take (SLOWLOG time, which excludes the
+/// network). A 1,000-member step on a million-entry set takes about a millisecond; 50 ms
+/// leaves room for a loaded CI machine and is still far below anything a client notices.
+const CLEANUP_CALL_BOUND_US: u64 = 50_000;
+/// Stale entries in the backlog test, as in the issue.
+const BACKLOG: usize = 1_000_000;
+
+/// (strategy, ticker, bucket start) set that steps 3–4 of DESIGN §2.3 would dispatch now.
+type Dispatch = BTreeSet<(StrategyId, Ticker, i64)>;
+
+#[derive(Debug, Clone)]
+enum Event {
+    /// A ticker update arriving now, stamped `lag_ms` in the past (late arrivals).
+    Update(usize, i64),
+    /// A cleanup run with this configured retention.
+    Cleanup(i64),
+    /// A tick: decide, then claim what was decided.
+    Decide,
+}
+
+async fn decide(
+    store: &MemoryStore,
+    strategies: &[(Timeframe, Vec<Ticker>)],
+    now: i64,
+) -> Dispatch {
+    let mut out = Dispatch::new();
+    let triggers = store.snapshot().triggers;
+    for (id, (tf, _)) in strategies.iter().enumerate() {
+        let id = id as StrategyId;
+        let bucket = tf.bucket(now).expect("in range");
+        let changed = store
+            .intersect(id, bucket.start_ms, Intersection::ClientSide)
+            .await
+            .expect("model");
+        for t in changed {
+            let claimed =
+                triggers.get(&id).and_then(|s| s.claims.get(&t)) == Some(&bucket.start_ms);
+            if !claimed {
+                out.insert((id, t, bucket.start_ms));
+            }
+        }
+    }
+    out
+}
+
+async fn claim_all(
+    store: &MemoryStore,
+    strategies: &[(Timeframe, Vec<Ticker>)],
+    now: i64,
+    d: &Dispatch,
+) {
+    for (id, (tf, _)) in strategies.iter().enumerate() {
+        let id = id as StrategyId;
+        let tickers: Vec<Ticker> = d
+            .iter()
+            .filter(|(s, _, _)| *s == id)
+            .map(|(_, t, _)| t.clone())
+            .collect();
+        store
+            .claim(id, tf.bucket(now).expect("ok"), now, &tickers)
+            .await
+            .expect("claim");
+    }
+}
+
+/// Replays `events` (one every `step_ms`) on two models, one of which also runs the
+/// cleanups; returns the first decision that differs, as (time, with, without).
+async fn first_divergence(
+    strategies: &[(Timeframe, Vec<Ticker>)],
+    events: &[Event],
+    step_ms: i64,
+    raw_retention: bool,
+) -> Option<(i64, Dispatch, Dispatch)> {
+    let pool = ticker_pool(TICKERS);
+    let (cleaned, kept) = (MemoryStore::new(100), MemoryStore::new(100));
+    for (id, (_, universe)) in strategies.iter().enumerate() {
+        for store in [&cleaned, &kept] {
+            store
+                .replace_universe(id as StrategyId, universe)
+                .await
+                .expect("universe");
+        }
+    }
+    let active: Vec<Timeframe> = if raw_retention {
+        Vec::new()
+    } else {
+        strategies.iter().map(|(tf, _)| *tf).collect()
+    };
+    for (i, event) in events.iter().enumerate() {
+        let now = T0_MS + i as i64 * step_ms;
+        match event {
+            Event::Update(t, lag_ms) => {
+                let update = [(pool[*t].as_str(), now - lag_ms)];
+                cleaned.record_updates(&update).await.expect("record");
+                kept.record_updates(&update).await.expect("record");
+            }
+            Event::Cleanup(retention_ms) => {
+                cleaned
+                    .cleanup(now, *retention_ms, &active)
+                    .await
+                    .expect("cleanup");
+            }
+            Event::Decide => {
+                let (a, b) = (
+                    decide(&cleaned, strategies, now).await,
+                    decide(&kept, strategies, now).await,
+                );
+                if a != b {
+                    return Some((now, a, b));
+                }
+                claim_all(&cleaned, strategies, now, &a).await;
+                claim_all(&kept, strategies, now, &b).await;
+            }
+        }
+    }
+    None
+}
+
+fn strategies() -> impl Strategy<Value = Vec<(Timeframe, Vec<Ticker>)>> {
+    let tf = prop::sample::select(TIMEFRAMES.to_vec())
+        .prop_map(|s| s.parse::<Timeframe>().expect("valid"));
+    let universe = prop::sample::subsequence(ticker_pool(TICKERS), 1..=TICKERS);
+    prop::collection::vec((tf, universe), 1..4)
+}
+
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    let lag = prop_oneof![3 => 0i64..DAY_MS, 1 => 0i64..400 * DAY_MS];
+    let event = prop_oneof![
+        5 => ((0..TICKERS), lag).prop_map(|(t, l)| Event::Update(t, l)),
+        1 => (0i64..120 * DAY_MS).prop_map(Event::Cleanup),
+        2 => Just(Event::Decide),
+    ];
+    prop::collection::vec(event, 1..120)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// DESIGN §2.6: under the effective retention, cleanup never changes what is dispatched.
+    #[test]
+    fn cleanup_never_changes_a_decision(
+        strategies in strategies(),
+        events in events(),
+        // One event every 1 h .. 10 days: sequences span days to over three years.
+        step_ms in 3_600_000i64..10 * DAY_MS,
+    ) {
+        let rt = tickgate_suite::runtime();
+        let divergence = rt.block_on(first_divergence(&strategies, &events, step_ms, false));
+        prop_assert!(divergence.is_none(), "cleanup changed a decision: {:?}", divergence);
+    }
+}
+
+/// Why the effective retention exists: with the seed's raw 90 days, a `1y` strategy loses
+/// an update from January when cleanup runs in December, and its decision changes.
+#[test]
+fn raw_90_day_retention_changes_a_yearly_decision() {
+    let rt = tickgate_suite::runtime();
+    let year: Timeframe = "1y".parse().expect("valid");
+    let strategies = vec![(year, ticker_pool(1))];
+    // Update on 2024-06-03, cleanup 100 days later (cutoff 2024-06-13), a tick on
+    // 2024-12-20: still the same yearly bucket.
+    let events = [
+        Event::Update(0, 0),
+        Event::Cleanup(90 * DAY_MS),
+        Event::Decide,
+    ];
+    let step_ms = 100 * DAY_MS;
+    let raw = rt.block_on(first_divergence(&strategies, &events, step_ms, true));
+    let (at, with, without) = raw.expect("raw retention must change the decision");
+    assert!(
+        with.is_empty() && without.len() == 1,
+        "at {at}: {with:?} vs {without:?}"
+    );
+    // The same sequence under the effective retention changes nothing.
+    assert!(
+        rt.block_on(first_divergence(&strategies, &events, step_ms, false))
+            .is_none()
+    );
+    let quarter = vec![("1q".parse::<Timeframe>().expect("valid"), ticker_pool(1))];
+    // Same for a quarter and a 1-day retention: update 06-03, cleanup 06-13, tick 06-23.
+    let events = [Event::Update(0, 0), Event::Cleanup(DAY_MS), Event::Decide];
+    assert!(
+        rt.block_on(first_divergence(&quarter, &events, 10 * DAY_MS, true))
+            .is_some()
+    );
+    assert!(
+        rt.block_on(first_divergence(&quarter, &events, 10 * DAY_MS, false))
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_stale_entries_are_removed_in_bounded_calls() {
+    let server = tickgate_suite::redis().await;
+    let store = tickgate_suite::store(&server, "backlog:").await;
+    let mut con = store.connection();
+    let now = T0_MS + 400 * DAY_MS;
+    // A million expired option symbols a year old, and a thousand fresh tickers.
+    let stale: Vec<(String, i64)> = (0..BACKLOG)
+        .map(|i| (format!("O:X{i:07}C1"), T0_MS + (i % 1000) as i64))
+        .collect();
+    for chunk in stale.chunks(100_000) {
+        store.record_updates(chunk).await.expect("record backlog");
+    }
+    let fresh: Vec<(String, i64)> = (0..1000).map(|i| (format!("F{i}"), now - DAY_MS)).collect();
+    store.record_updates(&fresh).await.expect("record fresh");
+    assert_eq!(
+        store.tracked_tickers().await.expect("zcard"),
+        BACKLOG as u64 + 1000
+    );
+
+    // A run that removes nothing loads the script, so the slow log below holds exactly the
+    // cleanup steps (not the first call's NOSCRIPT round).
+    assert_eq!(
+        store
+            .cleanup(T0_MS, 90 * DAY_MS, &[])
+            .await
+            .expect("warm-up")
+            .removed,
+        0
+    );
+    // Log every command with its server-side duration, so each cleanup call is measured.
+    let config = |args: &[&str]| redis::cmd("CONFIG").arg(args).to_owned();
+    let old: Vec<String> = config(&["GET", "slowlog-log-slower-than"])
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG GET");
+    let _: () = config(&["SET", "slowlog-log-slower-than", "0"])
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+    let _: () = config(&["SET", "slowlog-max-len", "4096"])
+        .query_async(&mut con)
+        .await
+        .expect("CONFIG SET");
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(&mut con)
+        .await
+        .expect("SLOWLOG RESET");
+
+    let report = store.cleanup(now, 90 * DAY_MS, &[]).await.expect("cleanup");
+
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg(&["GET", "4096"][..])
+        .query_async(&mut con)
+        .await
+        .expect("SLOWLOG GET");
+    let _: () = config(&["SET", "slowlog-log-slower-than", &old[1]])
+        .query_async(&mut con)
+        .await
+        .expect("restore");
+    let durations_us: Vec<u64> = log
+        .iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return None;
+            };
+            let command: Vec<String> = redis::from_redis_value(fields.get(3)?.clone()).ok()?;
+            let is_cleanup = command.first()?.eq_ignore_ascii_case("evalsha");
+            let us: u64 = redis::from_redis_value(fields.get(2)?.clone()).ok()?;
+            is_cleanup.then_some(us)
+        })
+        .collect();
+
+    assert_eq!(report.removed, BACKLOG as u64);
+    assert!(report.complete);
+    assert_eq!(report.calls, (BACKLOG / CLEANUP_CHUNK) as u64 + 1);
+    assert_eq!(
+        durations_us.len() as u64,
+        report.calls,
+        "every cleanup call is in the slow log"
+    );
+    let longest_us = durations_us.iter().copied().max().unwrap_or(0);
+    let mean_us = durations_us.iter().sum::<u64>() / durations_us.len().max(1) as u64;
+    println!(
+        "cleanup of {BACKLOG} entries: {} calls, longest {longest_us} µs, mean {mean_us} µs",
+        report.calls
+    );
+    assert!(
+        longest_us <= CLEANUP_CALL_BOUND_US,
+        "a cleanup call took {longest_us} µs"
+    );
+    assert_eq!(
+        store.tracked_tickers().await.expect("zcard"),
+        1000,
+        "fresh entries survive"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_cleaning_at_once_share_the_work() {
+    let server = tickgate_suite::redis().await;
+    let a = tickgate_suite::store(&server, "twice:").await;
+    let b = tickgate_suite::store(&server, "twice:").await;
+    let n = 20 * CLEANUP_CHUNK + 17;
+    let stale: Vec<(String, i64)> = (0..n).map(|i| (format!("S{i}"), T0_MS)).collect();
+    a.record_updates(&stale).await.expect("record");
+    a.record_updates(&[("KEEP", T0_MS + 200 * DAY_MS)])
+        .await
+        .expect("record");
+    let now = T0_MS + 200 * DAY_MS;
+    let (ra, rb) = tokio::join!(
+        a.cleanup(now, 90 * DAY_MS, &[]),
+        b.cleanup(now, 90 * DAY_MS, &[])
+    );
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(ra.removed + rb.removed, n as u64, "{ra:?} {rb:?}");
+    assert_eq!(a.tracked_tickers().await.expect("zcard"), 1);
+    // Idempotent: running it again removes nothing.
+    assert_eq!(
+        a.cleanup(now, 90 * DAY_MS, &[])
+            .await
+            .expect("again")
+            .removed,
+        0
+    );
+}

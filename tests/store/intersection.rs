@@ -1,0 +1,178 @@
+//! Step 3 of a tick computed four ways — the seed's Lua script, the adaptive Lua script,
+//! client-side, and the model — must agree for universes and updated sets of 0..5,000
+//! tickers; and a script failure must fall back to client-side and be counted.
+
+use std::sync::atomic::Ordering;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use tickgate::Ticker;
+use tickgate::store::{
+    Intersection, MemoryStore, RedisStoreConfig, Store, StoreError, intersect_or_fall_back,
+};
+
+use crate::common::{DAY_MS, T0_MS, ticker_pool};
+
+/// Cases: each writes up to 10,000 members and runs four intersections, ~50 ms apiece.
+const CASES: u32 = 64;
+const POOL: usize = 8_000;
+const MAX_SIDE: usize = 5_000;
+
+/// Sizes that matter: empty, tiny, around the script chunk (1,000), and the maximum.
+fn side_size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        Just(0usize),
+        1usize..20,
+        990usize..1_010,
+        2_000usize..MAX_SIDE,
+        Just(MAX_SIDE)
+    ]
+}
+
+#[test]
+fn seed_lua_adaptive_lua_client_side_and_model_agree() {
+    let rt = tickgate_suite::runtime();
+    let _ctx = rt.enter();
+    let server = rt.block_on(tickgate_suite::redis());
+    let pool = ticker_pool(POOL);
+    let since = T0_MS;
+    let case = std::cell::Cell::new(0u64);
+    let mut runner = TestRunner::new(Config::with_cases(CASES));
+    let strategy = (side_size(), side_size(), any::<u64>());
+    let result = runner.run(&strategy, |(universe_size, updated_size, seed)| {
+        case.set(case.get() + 1);
+        // Deterministic subsets of the pool from the case's seed (an LCG walk with a
+        // stride coprime to POOL visits distinct indices).
+        let pick = |n: usize, salt: u64| -> Vec<&Ticker> {
+            let start = (seed ^ salt) as usize % POOL;
+            (0..n).map(|i| &pool[(start + i * 7_919) % POOL]).collect()
+        };
+        let universe = pick(universe_size, 0);
+        // Half the updated tickers changed before `since`, half at or after it.
+        let updates: Vec<(&str, i64)> = pick(updated_size, 0x5eed)
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), since + (i as i64 % 7 - 3) * DAY_MS / 3))
+            .collect();
+        rt.block_on(async {
+            let redis = tickgate_suite::store(&server, &format!("inter{}:", case.get())).await;
+            let model = MemoryStore::new(tickgate::store::DEFAULT_MAX_UNIVERSE);
+            let raw: Vec<&str> = universe.iter().map(|t| t.as_str()).collect();
+            let (a, b) = (
+                redis.replace_universe(1, &raw).await,
+                model.replace_universe(1, &raw).await,
+            );
+            prop_assert_eq!(a.is_ok(), b.is_ok(), "empty universes are rejected by both");
+            redis.record_updates(&updates).await.expect("record");
+            model.record_updates(&updates).await.expect("record");
+            let want = model
+                .intersect(1, since, Intersection::ClientSide)
+                .await
+                .expect("model");
+            for method in [
+                Intersection::ClientSide,
+                Intersection::SeedLua,
+                Intersection::AdaptiveLua,
+            ] {
+                let got = redis.intersect(1, since, method).await.expect("intersect");
+                prop_assert_eq!(
+                    &got,
+                    &want,
+                    "{:?} with |U| = {}, |updated| = {}",
+                    method,
+                    universe_size,
+                    updated_size
+                );
+            }
+            Ok(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// An operator may forbid scripting (an ACL without `@scripting`): every intersection
+/// must still be answered, client-side, and counted as a fallback. It also shows that an
+/// ACL user's password reaches no error or debug output.
+#[tokio::test]
+async fn a_failing_script_falls_back_to_client_side_and_is_counted() {
+    let server = tickgate_suite::redis().await;
+    let admin = tickgate_suite::store(&server, "fallback:").await;
+    let mut con = admin.connection();
+    let user = format!("noscript{}", std::process::id());
+    let password = "pw-that-must-not-leak";
+    let _: () = redis::cmd("ACL")
+        .arg(
+            &[
+                "SETUSER",
+                &user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "&*",
+                "+@all",
+                "-@scripting",
+            ][..],
+        )
+        .query_async(&mut con)
+        .await
+        .expect("ACL SETUSER");
+
+    let url = server
+        .url()
+        .replacen("redis://", &format!("redis://{user}:{password}@"), 1);
+    let mut config = RedisStoreConfig::new(url);
+    config.keys = admin.keys().clone();
+    assert!(!format!("{config:?}").contains(password));
+    let limited = tickgate::store::RedisStore::connect(&config)
+        .await
+        .expect("connect as ACL user");
+
+    admin
+        .replace_universe(9, &["AAPL", "X:BTCUSD", "O:AAPL251219C00200000"])
+        .await
+        .expect("universe");
+    admin
+        .record_updates(&[
+            ("AAPL", T0_MS),
+            ("X:BTCUSD", T0_MS - DAY_MS),
+            ("O:AAPL251219C00200000", T0_MS + 1),
+        ])
+        .await
+        .expect("updates");
+
+    let direct = limited.intersect(9, T0_MS, Intersection::AdaptiveLua).await;
+    let err = direct.expect_err("scripting is forbidden for this user");
+    assert!(matches!(err, StoreError::Script { .. }), "{err:?}");
+    assert!(!err.to_string().contains(password) && !format!("{err:?}").contains(password));
+
+    for method in [Intersection::SeedLua, Intersection::AdaptiveLua] {
+        let got = intersect_or_fall_back(&limited, 9, T0_MS, method)
+            .await
+            .expect("fallback answers");
+        let names: Vec<&str> = got.iter().map(Ticker::as_str).collect();
+        assert_eq!(names, ["AAPL", "O:AAPL251219C00200000"]);
+    }
+    assert_eq!(limited.counters().lua_fallbacks.load(Ordering::Relaxed), 2);
+    assert_eq!(
+        limited.counters().lua_intersections.load(Ordering::Relaxed),
+        0
+    );
+
+    // With scripting allowed the same call is a Lua intersection, not a fallback.
+    intersect_or_fall_back(&admin, 9, T0_MS, Intersection::AdaptiveLua)
+        .await
+        .expect("lua");
+    assert_eq!(
+        admin.counters().lua_intersections.load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(admin.counters().lua_fallbacks.load(Ordering::Relaxed), 0);
+
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &user][..])
+        .query_async(&mut con)
+        .await
+        .expect("ACL DELUSER");
+}
