@@ -14,6 +14,20 @@ pub async fn redis() -> RedisServer {
     }
 }
 
+/// A Redis this test owns (for faults: pause, restart): the environment's, unless that is
+/// a shared `REDIS_URL` server, in which case a local `redis-server` process.
+pub async fn dedicated_redis() -> RedisServer {
+    let server = redis().await;
+    if server.is_dedicated() {
+        return server;
+    }
+    let path = tickgate_sim::provision::find_redis_server()
+        .expect("fault tests need a Redis of their own: Docker or redis-server on PATH");
+    RedisServer::start_plan(tickgate_sim::provision::Plan::Process(path))
+        .await
+        .unwrap_or_else(|e| panic!("no dedicated Redis: {e}"))
+}
+
 /// Store settings for `server`, with all keys under `server.key_prefix() + namespace`, so
 /// tests (and property-test cases) sharing a server never see each other's keys.
 pub fn store_config(server: &RedisServer, namespace: &str) -> RedisStoreConfig {

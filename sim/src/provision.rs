@@ -130,6 +130,10 @@ pub enum ProvisionError {
         waited: Duration,
         reason: String,
     },
+    #[error("{op} needs a server this handle owns (container or process), not a shared REDIS_URL")]
+    NotDedicated { op: &'static str },
+    #[error("{op} failed: {reason}")]
+    Fault { op: &'static str, reason: String },
     #[error(
         "no Redis available. Get one in any of three ways: set REDIS_URL=redis://host:port; \
          or run a Docker daemon (image from TICKGATE_REDIS_IMAGE, default {DEFAULT_IMAGE}; \
@@ -253,6 +257,70 @@ impl RedisServer {
         !matches!(self.backend, Backend::External)
     }
 
+    /// Freezes the server (container pause, or SIGSTOP): connections stay open, nothing is
+    /// answered — the way a stalled Redis looks to clients.
+    pub async fn pause(&self) -> Result<(), ProvisionError> {
+        let fault = |reason: String| ProvisionError::Fault {
+            op: "pause",
+            reason,
+        };
+        match &self.backend {
+            Backend::External => Err(ProvisionError::NotDedicated { op: "pause" }),
+            Backend::Container { _container: c, .. } => {
+                c.pause().await.map_err(|e| fault(e.to_string()))
+            }
+            Backend::Process(p) => signal(p.child.id(), "-STOP").map_err(fault),
+        }
+    }
+
+    /// Undoes [`RedisServer::pause`].
+    pub async fn resume(&self) -> Result<(), ProvisionError> {
+        let fault = |reason: String| ProvisionError::Fault {
+            op: "resume",
+            reason,
+        };
+        match &self.backend {
+            Backend::External => Err(ProvisionError::NotDedicated { op: "resume" }),
+            Backend::Container { _container: c, .. } => {
+                c.unpause().await.map_err(|e| fault(e.to_string()))
+            }
+            Backend::Process(p) => signal(p.child.id(), "-CONT").map_err(fault),
+        }
+    }
+
+    /// Kills the server (no save) and starts it again, empty, at the same address.
+    /// `while_down` runs between the two, so a test can observe the outage.
+    pub async fn restart_empty<F: std::future::Future<Output = ()>>(
+        &mut self,
+        while_down: F,
+    ) -> Result<(), ProvisionError> {
+        let fault = |reason: String| ProvisionError::Fault {
+            op: "restart",
+            reason,
+        };
+        let addr = url_socket_addr(&self.url).ok_or_else(|| fault("no address".into()))?;
+        match &mut self.backend {
+            Backend::External => return Err(ProvisionError::NotDedicated { op: "restart" }),
+            Backend::Container { _container: c, .. } => {
+                // SIGKILL at once: Redis gets no chance to save, so it restarts empty.
+                c.stop_with_timeout(Some(0))
+                    .await
+                    .map_err(|e| fault(e.to_string()))?;
+                while_down.await;
+                c.start().await.map_err(|e| fault(e.to_string()))?;
+            }
+            Backend::Process(p) => {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+                while_down.await;
+                p.child = spawn_redis(&p.path, p.port).map_err(|e| fault(e.to_string()))?;
+            }
+        }
+        wait_ready(addr, PROCESS_READY_TIMEOUT, || true)
+            .await
+            .map_err(|reason| not_ready(&self.url, reason))
+    }
+
     /// One line saying where this Redis came from, e.g. `container tickgate/redis:local`.
     pub fn source(&self) -> String {
         match &self.backend {
@@ -301,9 +369,12 @@ async fn start_container(image: String) -> Result<RedisServer, ProvisionError> {
         reason,
     };
     let (name, tag) = split_image(&image);
+    // A fixed host port, so that a restarted container (fault tests) keeps its address.
+    let host_port = free_port().map_err(|e| fail(format!("no free loopback port: {e}")))?;
     let request = GenericImage::new(name, tag)
         .with_exposed_port(6379.tcp())
         .with_wait_for(WaitFor::message_on_stdout(READY_LINE))
+        .with_mapped_port(host_port, 6379.tcp())
         .with_startup_timeout(CONTAINER_START_TIMEOUT);
     let container = tokio::time::timeout(CONTAINER_START_TIMEOUT, request.start())
         .await
@@ -331,7 +402,31 @@ async fn start_container(image: String) -> Result<RedisServer, ProvisionError> {
 /// Kills and reaps the `redis-server` child when dropped.
 struct ProcessGuard {
     path: PathBuf,
+    port: u16,
     child: Child,
+}
+
+fn spawn_redis(path: &Path, port: u16) -> std::io::Result<Child> {
+    Command::new(path)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--daemonize", "no", "--logfile", ""])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+/// Sends `signal` (e.g. `-STOP`) to a process with the system's `kill`.
+fn signal(pid: u32, signal: &str) -> Result<(), String> {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("kill {signal} {pid}: {status}"))
 }
 
 impl Drop for ProcessGuard {
@@ -349,20 +444,13 @@ async fn start_process(path: PathBuf) -> Result<RedisServer, ProvisionError> {
             path: path.clone(),
             reason: format!("no free loopback port: {e}"),
         })?;
-        let child = Command::new(&path)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no", "--logfile", ""])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| ProvisionError::Process {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let child = spawn_redis(&path, port).map_err(|e| ProvisionError::Process {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut guard = ProcessGuard {
             path: path.clone(),
+            port,
             child,
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -30,6 +30,8 @@ pub fn ticker_pool(n: usize) -> Vec<Ticker> {
 }
 
 /// Everything under `keys` for strategies `ids`, read with plain commands in one pipeline.
+/// Stream delivery state (consumer groups, results, dead letters) is not included: compare
+/// with [`comparable`] of the model's state.
 pub async fn redis_state(
     con: &mut ConnectionManager,
     keys: &KeySpace,
@@ -37,6 +39,14 @@ pub async fn redis_state(
 ) -> MemoryState {
     let ids: Vec<StrategyId> = ids.into_iter().collect();
     let mut pipe = redis::pipe();
+    pipe.cmd("XRANGE").arg(keys.jobs()).arg("-").arg("+");
+    pipe.cmd("HGETALL").arg(keys.catalog());
+    pipe.cmd("GET").arg(keys.version());
+    pipe.cmd("ZRANGE")
+        .arg(keys.changes())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
     pipe.cmd("ZRANGE")
         .arg(keys.updates())
         .arg(0)
@@ -47,12 +57,29 @@ pub async fn redis_state(
         pipe.cmd("HGETALL").arg(keys.triggers(id));
         pipe.cmd("GET").arg(keys.strategy_run(id));
     }
-    let replies: Vec<redis::Value> = pipe.query_async(con).await.expect("state pipeline");
+    let mut replies: Vec<redis::Value> = pipe.query_async(con).await.expect("state pipeline");
+    let jobs: Vec<(String, Vec<(String, String)>)> =
+        redis::from_redis_value(replies.remove(0)).expect("XRANGE");
+    let catalog: BTreeMap<StrategyId, String> =
+        redis::from_redis_value(replies.remove(0)).expect("HGETALL");
+    let version: Option<u64> = redis::from_redis_value(replies.remove(0)).expect("GET");
+    let changes: Vec<(StrategyId, u64)> =
+        redis::from_redis_value(replies.remove(0)).expect("ZRANGE");
     let parse = |s: &str| Ticker::parse(s).expect("only valid tickers are stored");
     let decode = |v: &redis::Value| v.clone();
     let updates: Vec<(String, i64)> = redis::from_redis_value(decode(&replies[0])).expect("ZRANGE");
     let mut state = MemoryState {
         updates: updates.iter().map(|(t, ts)| (parse(t), *ts)).collect(),
+        jobs: jobs
+            .into_iter()
+            .map(|(_, fields)| {
+                assert_eq!(fields.len(), 1, "a job entry has exactly the field `job`");
+                fields[0].1.clone()
+            })
+            .collect(),
+        catalog,
+        version: version.unwrap_or(0),
+        changes: changes.into_iter().collect(),
         ..MemoryState::default()
     };
     for (i, &id) in ids.iter().enumerate() {
@@ -63,17 +90,31 @@ pub async fn redis_state(
                 .universes
                 .insert(id, universe.iter().map(|t| parse(t)).collect());
         }
-        let mut hash: BTreeMap<String, i64> =
+        let mut hash: BTreeMap<String, String> =
             redis::from_redis_value(decode(&replies[2 + 3 * i])).expect("HGETALL");
-        if let Some(newest_bucket_ms) = hash.remove(TRIGGER_BUCKET_FIELD) {
-            let claims = hash.iter().map(|(t, b)| (parse(t), *b)).collect();
-            state.triggers.insert(
-                id,
-                TriggerState {
-                    newest_bucket_ms,
-                    claims,
-                },
-            );
+        if let Some(newest) = hash.remove(TRIGGER_BUCKET_FIELD) {
+            let num = |s: &str| s.parse::<i64>().expect("a number");
+            let jobs_issued = hash.remove("# jobs").map_or(0, |n| num(&n) as u64);
+            let mut open_jobs = BTreeMap::new();
+            let mut claims = BTreeMap::new();
+            for (field, value) in hash {
+                match field.strip_prefix("# job ") {
+                    Some(n) => {
+                        open_jobs.insert(num(n) as u64, value.split(' ').map(parse).collect());
+                    }
+                    None => {
+                        claims.insert(parse(&field), num(&value));
+                    }
+                }
+            }
+            let newest_bucket_ms = num(&newest);
+            let trigger = TriggerState {
+                newest_bucket_ms,
+                claims,
+                jobs_issued,
+                open_jobs,
+            };
+            state.triggers.insert(id, trigger);
         } else {
             assert!(
                 hash.is_empty(),
@@ -85,5 +126,13 @@ pub async fn redis_state(
             state.strategy_runs.insert(id, run);
         }
     }
+    state
+}
+
+/// The model's state without what [`redis_state`] does not read.
+pub fn comparable(mut state: MemoryState) -> MemoryState {
+    state.results.clear();
+    state.dead.clear();
+    state.delivery = Default::default();
     state
 }

@@ -71,6 +71,21 @@ impl KeySpace {
     pub fn dead(&self) -> String {
         format!("{}ALERT:DEAD", self.prefix)
     }
+
+    /// STRING counter bumped by every catalog or universe change.
+    pub fn version(&self) -> String {
+        format!("{}TICKGATE:VERSION", self.prefix)
+    }
+
+    /// ZSET strategy id → version of its latest change.
+    pub fn changes(&self) -> String {
+        format!("{}TICKGATE:CHANGES", self.prefix)
+    }
+
+    /// STRING highest version dropped from the change log.
+    pub fn changes_floor(&self) -> String {
+        format!("{}TICKGATE:CHANGES:FLOOR", self.prefix)
+    }
 }
 
 impl Default for KeySpace {

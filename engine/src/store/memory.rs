@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    CLEANUP_CHUNK, CleanupReport, Intersection, MAX_CLEANUP_CALLS_PER_RUN, Store, StoreCounters,
-    StoreError, check_bucket, effective_retention_ms, validate_universe, validate_updates,
+    CLEANUP_CHUNK, Changes, CleanupReport, Dispatched, Intersection, MAX_CHANGE_RECORDS,
+    MAX_CLEANUP_CALLS_PER_RUN, PendingJob, Reaped, Store, StoreCounters, StoreError,
+    StrategyDispatch, StreamEntry, TickerDispatch, check_bucket, effective_retention_ms,
+    validate_universe, validate_updates,
 };
 use crate::domain::{StrategyId, Ticker, check_timestamp};
+use crate::jobs::{JobMode, JobRef, job_json};
 use crate::timeframe::{Bucket, Timeframe};
 
 /// Everything the model stores; public so tests can compare it with Redis's contents.
@@ -24,6 +27,37 @@ pub struct MemoryState {
     pub triggers: BTreeMap<StrategyId, TriggerState>,
     /// `STRAT:<id>:RUN`: bucket start of the last whole-strategy run.
     pub strategy_runs: BTreeMap<StrategyId, i64>,
+    /// `ALERT:JOBS`: job JSON in stream order.
+    pub jobs: Vec<String>,
+    /// `ALERT:RESULTS`: (entry id, payload) in stream order.
+    pub results: Vec<StreamEntry>,
+    /// `ALERT:DEAD`: (result entry id, reason, payload).
+    pub dead: Vec<(String, String, Option<String>)>,
+    /// `STRAT:CATALOG`: id → strategy JSON.
+    pub catalog: BTreeMap<StrategyId, String>,
+    /// `TICKGATE:VERSION`: bumped by every catalog or universe change.
+    pub version: u64,
+    /// `TICKGATE:CHANGES`: strategy → version of its latest change.
+    pub changes: BTreeMap<StrategyId, u64>,
+    /// Stream delivery bookkeeping (consumer groups), not compared with Redis.
+    pub delivery: Delivery,
+}
+
+/// Consumer-group state of the model's streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Index of the next job not yet delivered to any worker.
+    pub jobs_next: usize,
+    /// Index of the next result not yet delivered to any engine.
+    pub results_next: usize,
+    /// Results delivered and not yet acknowledged: entry id → consumer.
+    pub results_pending: BTreeMap<String, String>,
+    /// Highest version whose change record was dropped.
+    pub changes_floor: u64,
+    /// Jobs delivered and not acknowledged: index in `jobs` → deliveries.
+    pub jobs_pending: BTreeMap<usize, u64>,
+    /// Deliveries of re-delivered jobs: index in `jobs` → deliveries so far.
+    pub attempts: BTreeMap<usize, u64>,
 }
 
 /// One strategy's per-ticker trigger hash.
@@ -33,6 +67,10 @@ pub struct TriggerState {
     pub newest_bucket_ms: i64,
     /// Ticker → bucket start of its last claim.
     pub claims: BTreeMap<Ticker, i64>,
+    /// Jobs issued into this hash (`# jobs`).
+    pub jobs_issued: u64,
+    /// Unsettled jobs: n → the tickers job n claimed (`# job <n>`).
+    pub open_jobs: BTreeMap<u64, Vec<Ticker>>,
 }
 
 /// The model store.
@@ -109,7 +147,9 @@ impl Store for MemoryStore {
     ) -> Result<usize, StoreError> {
         let set = validate_universe(id, tickers, self.max_universe)?;
         let size = set.len();
-        self.lock().universes.insert(id, set);
+        let mut state = self.lock();
+        state.universes.insert(id, set);
+        record_change(&mut state, id);
         Ok(size)
     }
 
@@ -121,28 +161,7 @@ impl Store for MemoryStore {
         tickers: &[Ticker],
     ) -> Result<Vec<Ticker>, StoreError> {
         let bucket = check_bucket(bucket)?;
-        let mut state = self.lock();
-        let trigger = state.triggers.entry(id).or_insert_with(|| TriggerState {
-            newest_bucket_ms: bucket.start_ms,
-            claims: BTreeMap::new(),
-        });
-        if bucket.end_ms <= trigger.newest_bucket_ms {
-            return Ok(Vec::new()); // stale: a newer bucket was claimed already
-        }
-        if bucket.start_ms > trigger.newest_bucket_ms {
-            *trigger = TriggerState {
-                newest_bucket_ms: bucket.start_ms,
-                claims: BTreeMap::new(),
-            };
-        }
-        let mut claimed = Vec::new();
-        for ticker in tickers {
-            if trigger.claims.get(ticker) != Some(&bucket.start_ms) {
-                trigger.claims.insert(ticker.clone(), bucket.start_ms);
-                claimed.push(ticker.clone());
-            }
-        }
-        Ok(claimed)
+        Ok(claim(&mut self.lock(), id, bucket, tickers))
     }
 
     async fn release(
@@ -236,7 +255,327 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn dispatch_tickers(
+        &self,
+        _now_ms: i64,
+        requests: &[TickerDispatch],
+    ) -> Result<Vec<Option<Dispatched>>, StoreError> {
+        for r in requests {
+            check_bucket(r.bucket)?;
+        }
+        let mut state = self.lock();
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            let claimed = claim(&mut state, r.strategy, r.bucket, &r.tickers);
+            if claimed.is_empty() {
+                out.push(None);
+                continue;
+            }
+            let trigger = state
+                .triggers
+                .get_mut(&r.strategy)
+                .expect("claim created it");
+            trigger.jobs_issued += 1;
+            let seq = trigger.jobs_issued;
+            trigger.open_jobs.insert(seq, claimed.clone());
+            let job = JobRef {
+                strategy: r.strategy,
+                bucket_start_ms: r.bucket.start_ms,
+                seq: Some(seq),
+            };
+            state
+                .jobs
+                .push(job_json(&job, r.user_id, JobMode::PerTicker, &claimed));
+            out.push(Some(Dispatched {
+                job,
+                tickers: claimed,
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn dispatch_strategies(
+        &self,
+        _now_ms: i64,
+        requests: &[StrategyDispatch],
+    ) -> Result<Vec<Option<JobRef>>, StoreError> {
+        for r in requests {
+            check_bucket(r.bucket)?;
+        }
+        let mut state = self.lock();
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            let start = r.bucket.start_ms;
+            if let Some(&last) = state.strategy_runs.get(&r.strategy)
+                && (last == start || r.bucket.end_ms <= last)
+            {
+                out.push(None);
+                continue;
+            }
+            state.strategy_runs.insert(r.strategy, start);
+            let job = JobRef {
+                strategy: r.strategy,
+                bucket_start_ms: start,
+                seq: None,
+            };
+            state
+                .jobs
+                .push(job_json(&job, r.user_id, r.mode, &r.symbols));
+            out.push(Some(job));
+        }
+        Ok(out)
+    }
+
+    async fn complete_job(&self, job: JobRef, success: bool) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let Some(seq) = job.seq else {
+            if !success && state.strategy_runs.get(&job.strategy) == Some(&job.bucket_start_ms) {
+                state.strategy_runs.remove(&job.strategy);
+                return Ok(1);
+            }
+            return Ok(0);
+        };
+        let Some(trigger) = state.triggers.get_mut(&job.strategy) else {
+            return Ok(0);
+        };
+        let Some(tickers) = trigger.open_jobs.remove(&seq) else {
+            return Ok(0);
+        };
+        if success {
+            return Ok(0);
+        }
+        let mut released = 0;
+        for t in tickers {
+            if trigger.claims.get(&t) == Some(&job.bucket_start_ms) {
+                trigger.claims.remove(&t);
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    async fn ensure_groups(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn take_jobs(&self, _consumer: &str, max: usize) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut state = self.lock();
+        let from = state.delivery.jobs_next;
+        let to = (from + max).min(state.jobs.len());
+        state.delivery.jobs_next = to;
+        for i in from..to {
+            let attempt = state.delivery.attempts.get(&i).copied().unwrap_or(1);
+            state.delivery.jobs_pending.insert(i, attempt);
+        }
+        Ok((from..to)
+            .map(|i| StreamEntry {
+                id: format!("{}-0", i + 1),
+                payload: Some(state.jobs[i].clone()),
+            })
+            .collect())
+    }
+
+    async fn finish_job(&self, job_entry_id: &str, result_json: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(i) = entry_index(job_entry_id) {
+            state.delivery.jobs_pending.remove(&i);
+        }
+        let id = format!("{}-0", state.results.len() + 1);
+        state.results.push(StreamEntry {
+            id,
+            payload: Some(result_json.to_owned()),
+        });
+        Ok(())
+    }
+
+    async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .delivery
+            .jobs_pending
+            .iter()
+            .take(max)
+            .map(|(i, deliveries)| PendingJob {
+                id: format!("{}-0", i + 1),
+                deliveries: *deliveries,
+            })
+            .collect())
+    }
+
+    async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {
+        let mut state = self.lock();
+        let Some(i) = entry_index(&job.id) else {
+            return Ok(Reaped::Nothing);
+        };
+        if state.delivery.jobs_pending.get(&i) != Some(&job.deliveries) {
+            return Ok(Reaped::Nothing);
+        }
+        state.delivery.jobs_pending.remove(&i);
+        let json = state.jobs[i].clone();
+        if job.deliveries >= max_deliveries {
+            let reason = format!("not acknowledged after {} deliveries", job.deliveries);
+            state.dead.push((job.id.clone(), reason, Some(json)));
+            return Ok(Reaped::Dead);
+        }
+        state.jobs.push(json);
+        let again = state.jobs.len() - 1;
+        state.delivery.attempts.insert(again, job.deliveries + 1);
+        Ok(Reaped::Redelivered)
+    }
+
+    async fn read_results(
+        &self,
+        consumer: &str,
+        max: usize,
+        pending: bool,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut state = self.lock();
+        if pending {
+            let ids: Vec<String> = state
+                .delivery
+                .results_pending
+                .iter()
+                .filter(|(_, c)| c.as_str() == consumer)
+                .map(|(id, _)| id.clone())
+                .take(max)
+                .collect();
+            return Ok(state
+                .results
+                .iter()
+                .filter(|e| ids.contains(&e.id))
+                .cloned()
+                .collect());
+        }
+        let from = state.delivery.results_next;
+        let to = (from + max).min(state.results.len());
+        state.delivery.results_next = to;
+        let entries: Vec<StreamEntry> = state.results[from..to].to_vec();
+        for e in &entries {
+            state
+                .delivery
+                .results_pending
+                .insert(e.id.clone(), consumer.to_owned());
+        }
+        Ok(entries)
+    }
+
+    async fn ack_result(&self, entry: &StreamEntry, dead: Option<&str>) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(reason) = dead {
+            state
+                .dead
+                .push((entry.id.clone(), reason.to_owned(), entry.payload.clone()));
+        }
+        state.delivery.results_pending.remove(&entry.id);
+        Ok(())
+    }
+
+    async fn catalog_write(
+        &self,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if let Some(expected) = expected
+            && state.catalog.get(&id).map(String::as_str) != Some(expected)
+        {
+            return Ok(false);
+        }
+        match json.filter(|j| !j.is_empty()) {
+            Some(json) => state.catalog.insert(id, json.to_owned()),
+            None => state.catalog.remove(&id),
+        };
+        record_change(&mut state, id);
+        Ok(true)
+    }
+
+    async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {
+        Ok(self.lock().catalog.clone())
+    }
+
+    async fn catalog_get(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| state.catalog.get(id).cloned())
+            .collect())
+    }
+
+    async fn universes(
+        &self,
+        ids: &[StrategyId],
+    ) -> Result<Vec<Option<BTreeSet<Ticker>>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| state.universes.get(id).cloned())
+            .collect())
+    }
+
+    async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
+        let state = self.lock();
+        Ok(Changes {
+            version: state.version,
+            strategies: state
+                .changes
+                .iter()
+                .filter(|(_, v)| **v > version)
+                .map(|(id, _)| *id)
+                .collect(),
+            reload_all: version > state.version || state.delivery.changes_floor > version,
+            state_lost: version > state.version,
+        })
+    }
+
     fn counters(&self) -> &StoreCounters {
         &self.counters
+    }
+}
+
+/// Index into the model's `jobs` of an entry id `"<n>-0"` (n counts from 1).
+fn entry_index(id: &str) -> Option<usize> {
+    id.strip_suffix("-0")?.parse::<usize>().ok()?.checked_sub(1)
+}
+
+/// The claim rule of `claim_fn.lua`, on the model.
+fn claim(
+    state: &mut MemoryState,
+    id: StrategyId,
+    bucket: Bucket,
+    tickers: &[Ticker],
+) -> Vec<Ticker> {
+    let fresh = || TriggerState {
+        newest_bucket_ms: bucket.start_ms,
+        ..TriggerState::default()
+    };
+    let trigger = state.triggers.entry(id).or_insert_with(fresh);
+    if bucket.end_ms <= trigger.newest_bucket_ms {
+        return Vec::new(); // stale: a newer bucket was claimed already
+    }
+    if bucket.start_ms > trigger.newest_bucket_ms {
+        *trigger = fresh();
+    }
+    let mut claimed = Vec::new();
+    for ticker in tickers {
+        if trigger.claims.get(ticker) != Some(&bucket.start_ms) {
+            trigger.claims.insert(ticker.clone(), bucket.start_ms);
+            claimed.push(ticker.clone());
+        }
+    }
+    claimed
+}
+
+/// Bumps the version and records that `id` changed at it, dropping the oldest records
+/// beyond [`MAX_CHANGE_RECORDS`].
+fn record_change(state: &mut MemoryState, id: StrategyId) {
+    state.version += 1;
+    state.changes.insert(id, state.version);
+    while state.changes.len() as u64 > MAX_CHANGE_RECORDS {
+        let Some((&oldest, &v)) = state.changes.iter().min_by_key(|(_, v)| **v) else {
+            break;
+        };
+        state.changes.remove(&oldest);
+        state.delivery.changes_floor = state.delivery.changes_floor.max(v);
     }
 }

@@ -11,6 +11,7 @@
 mod keys;
 mod memory;
 mod redis;
+mod redis_service;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -20,6 +21,7 @@ pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
 pub use self::memory::{MemoryState, MemoryStore, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 use crate::domain::{InputError, StrategyId, Ticker};
+use crate::jobs::{JobMode, JobRef};
 use crate::timeframe::{Bucket, Timeframe};
 
 /// Default cap on a universe's size (DESIGN §2.7): larger lists are rejected whole.
@@ -44,6 +46,91 @@ pub const MAX_CLEANUP_CALLS_PER_RUN: usize = 10_000;
 /// Members per `ZADD` / `SADD` command when recording updates or writing a universe:
 /// keeps each command's Redis time and argument buffer small.
 pub const WRITE_CHUNK: usize = 1_000;
+
+/// Dispatch scripts per pipeline: one round trip carries this many strategies' claims, and
+/// the reply buffer stays a few hundred kilobytes.
+pub const DISPATCH_BATCH: usize = 500;
+
+/// Approximate cap on the jobs, results and dead-letter streams (`MAXLEN ~`): about an hour
+/// of jobs at the W-100k rate, far more than workers ever lag, and a few hundred MB at most.
+pub const STREAM_MAXLEN: u64 = 1_000_000;
+
+/// Change records kept for other instances (`TICKGATE:CHANGES`); an instance that falls
+/// further behind than this reloads the whole catalog instead.
+pub const MAX_CHANGE_RECORDS: u64 = 100_000;
+
+/// Consumer group of the workers on the jobs stream.
+pub const WORKER_GROUP: &str = "workers";
+/// Consumer group of the engine instances on the results stream.
+pub const ENGINE_GROUP: &str = "tickgate";
+
+/// A per-ticker dispatch: claim `tickers` (sorted) for `(strategy, bucket)` and enqueue one
+/// job for those newly claimed, atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickerDispatch {
+    pub strategy: StrategyId,
+    pub user_id: u64,
+    pub bucket: Bucket,
+    pub tickers: Vec<Ticker>,
+}
+
+/// What a per-ticker dispatch claimed, and the job it enqueued for that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub job: JobRef,
+    pub tickers: Vec<Ticker>,
+}
+
+/// A whole-strategy dispatch (strategy-level mode, global strategies, missing universe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrategyDispatch {
+    pub strategy: StrategyId,
+    pub user_id: u64,
+    pub bucket: Bucket,
+    pub mode: JobMode,
+    /// Sorted; empty means no symbol filter.
+    pub symbols: Vec<Ticker>,
+}
+
+/// One stream entry: its id and its payload field (`None` if the field is missing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub payload: Option<String>,
+}
+
+/// A job delivered to a worker and not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingJob {
+    pub id: String,
+    pub deliveries: u64,
+}
+
+/// What reaping a stale job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    /// It was no longer pending as seen (acknowledged, or reaped by another instance).
+    Nothing,
+    /// Re-enqueued as a new entry, for any worker to take.
+    Redelivered,
+    /// Moved to the dead-letter stream.
+    Dead,
+}
+
+/// Strategies changed since a version (catalog entries or universes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The version to ask from next time.
+    pub version: u64,
+    /// Strategies to reload.
+    pub strategies: BTreeSet<StrategyId>,
+    /// True when the change log cannot answer (Redis lost its state, or the caller fell
+    /// more than [`MAX_CHANGE_RECORDS`] behind): reload everything.
+    pub reload_all: bool,
+    /// True when the version went backwards: Redis lost its state (restart, flush), so what
+    /// the caller wrote must be restored.
+    pub state_lost: bool,
+}
 
 /// Every failure of a store operation.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +187,8 @@ pub struct StoreCounters {
     pub lua_fallbacks: AtomicU64,
     /// Members read from Redis that are not valid tickers (written by someone else); skipped.
     pub invalid_stored_members: AtomicU64,
+    /// Round trips to Redis (a pipeline is one).
+    pub round_trips: AtomicU64,
 }
 
 impl StoreCounters {
@@ -210,6 +299,113 @@ pub trait Store: Send + Sync {
         configured_retention_ms: i64,
         active: &[Timeframe],
     ) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
+
+    /// Step 5 of a tick for many strategies at once (batched): per request, atomically
+    /// claim its tickers and enqueue one job for those newly claimed. `None` where nothing
+    /// was newly claimed (no job).
+    fn dispatch_tickers(
+        &self,
+        now_ms: i64,
+        requests: &[TickerDispatch],
+    ) -> impl Future<Output = Result<Vec<Option<Dispatched>>, StoreError>> + Send;
+
+    /// Whole-strategy dispatches, batched; `None` where the bucket already ran (or is stale).
+    fn dispatch_strategies(
+        &self,
+        now_ms: i64,
+        requests: &[StrategyDispatch],
+    ) -> impl Future<Output = Result<Vec<Option<JobRef>>, StoreError>> + Send;
+
+    /// Settles a job with its worker's verdict: forgets it, and on failure releases exactly
+    /// its claims still held for its bucket. Idempotent. Returns the claims released.
+    fn complete_job(
+        &self,
+        job: JobRef,
+        success: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Creates the consumer groups (workers on jobs, engines on results) if missing.
+    fn ensure_groups(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Worker side: up to `max` new jobs for `consumer` (used by test and simulated workers).
+    fn take_jobs(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<StreamEntry>, StoreError>> + Send;
+
+    /// Worker side: acknowledges a job and publishes its result in one step.
+    fn finish_job(
+        &self,
+        job_entry_id: &str,
+        result_json: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Engine side: up to `max` jobs that workers took and have not acknowledged, with how
+    /// many times each was delivered.
+    fn pending_jobs(
+        &self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<PendingJob>, StoreError>> + Send;
+
+    /// Engine side: re-delivers a stale job as a new entry, or dead-letters it after
+    /// `max_deliveries`; only if it is still pending with `job.deliveries` (so concurrent
+    /// engine instances reap each stale delivery once).
+    fn reap_job(
+        &self,
+        job: &PendingJob,
+        max_deliveries: u64,
+    ) -> impl Future<Output = Result<Reaped, StoreError>> + Send;
+
+    /// Engine side: up to `max` results for `consumer`; with `pending`, those delivered to
+    /// it before and not acknowledged (after a crash), else new ones.
+    fn read_results(
+        &self,
+        consumer: &str,
+        max: usize,
+        pending: bool,
+    ) -> impl Future<Output = Result<Vec<StreamEntry>, StoreError>> + Send;
+
+    /// Acknowledges a result; with `dead` = `Some(reason)` it is first copied to the
+    /// dead-letter stream with the reason.
+    fn ack_result(
+        &self,
+        entry: &StreamEntry,
+        dead: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes (or with `None` removes) a catalog entry and records the change. With
+    /// `expected`, only if the entry is currently exactly that (compare and swap); returns
+    /// whether it wrote.
+    fn catalog_write(
+        &self,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The whole catalog (id → JSON), read in bounded pages.
+    fn catalog_all(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<StrategyId, String>, StoreError>> + Send;
+
+    /// Catalog entries of `ids` (None where absent).
+    fn catalog_get(
+        &self,
+        ids: &[StrategyId],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
+    /// Universes of `ids` (None where missing), in one round trip per bounded batch.
+    fn universes(
+        &self,
+        ids: &[StrategyId],
+    ) -> impl Future<Output = Result<Vec<Option<BTreeSet<Ticker>>>, StoreError>> + Send;
+
+    /// Strategies whose catalog entry or universe changed after `version`.
+    fn changes_since(
+        &self,
+        version: u64,
+    ) -> impl Future<Output = Result<Changes, StoreError>> + Send;
 
     /// The store's own counters.
     fn counters(&self) -> &StoreCounters;

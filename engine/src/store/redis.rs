@@ -12,11 +12,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use super::{
-    CLEANUP_CHUNK, CleanupReport, DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS, Intersection,
-    KeySpace, MAX_CLEANUP_CALLS_PER_RUN, Store, StoreCounters, StoreError, WRITE_CHUNK,
+    CLEANUP_CHUNK, Changes, CleanupReport, DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS,
+    Dispatched, Intersection, KeySpace, MAX_CLEANUP_CALLS_PER_RUN, PendingJob, Reaped, Store,
+    StoreCounters, StoreError, StrategyDispatch, StreamEntry, TickerDispatch, WRITE_CHUNK,
     check_bucket, effective_retention_ms, trigger_ttl_ms, validate_universe, validate_updates,
 };
 use crate::domain::{StrategyId, Ticker, check_timestamp};
+use crate::jobs::JobRef;
 use crate::redact::redact_url;
 use crate::timeframe::{Bucket, Timeframe};
 
@@ -72,8 +74,17 @@ impl RedisStoreConfig {
 }
 
 /// Scripts, hashed once at start-up.
-struct Scripts {
+pub(super) struct Scripts {
     claim: Script,
+    pub(super) dispatch: Script,
+    /// Source of `dispatch`, for the `SCRIPT LOAD` that opens each dispatch pipeline.
+    pub(super) dispatch_source: String,
+    pub(super) dispatch_strategy: Script,
+    pub(super) dispatch_strategy_source: String,
+    pub(super) complete_job: Script,
+    pub(super) catalog_write: Script,
+    pub(super) reap_job: Script,
+    replace_universe: Script,
     release: Script,
     claim_strategy: Script,
     release_strategy: Script,
@@ -84,8 +95,21 @@ struct Scripts {
 
 impl Scripts {
     fn new() -> Scripts {
+        const CLAIM_FN: &str = include_str!("lua/claim_fn.lua");
+        const CHANGE_FN: &str = include_str!("lua/change_fn.lua");
+        let with = |prefix: &str, body: &str| Script::new(&format!("{prefix}\n{body}"));
+        let dispatch_source = format!("{CLAIM_FN}\n{}", include_str!("lua/dispatch.lua"));
+        let dispatch_strategy_source = include_str!("lua/dispatch_strategy.lua").to_owned();
         Scripts {
-            claim: Script::new(include_str!("lua/claim.lua")),
+            dispatch_source: dispatch_source.clone(),
+            dispatch_strategy_source: dispatch_strategy_source.clone(),
+            claim: with(CLAIM_FN, include_str!("lua/claim.lua")),
+            dispatch: Script::new(&dispatch_source),
+            dispatch_strategy: Script::new(&dispatch_strategy_source),
+            complete_job: Script::new(include_str!("lua/complete_job.lua")),
+            reap_job: Script::new(include_str!("lua/reap_job.lua")),
+            catalog_write: with(CHANGE_FN, include_str!("lua/catalog_write.lua")),
+            replace_universe: with(CHANGE_FN, include_str!("lua/replace_universe.lua")),
             release: Script::new(include_str!("lua/release.lua")),
             claim_strategy: Script::new(include_str!("lua/claim_strategy.lua")),
             release_strategy: Script::new(include_str!("lua/release_strategy.lua")),
@@ -143,13 +167,27 @@ impl RedisStore {
         &self.keys
     }
 
-    /// A handle on the shared connection, for callers that need a raw command.
+    /// A handle on the shared connection. Every store operation takes one per round trip,
+    /// which is what `round_trips` counts (a script reload after `NOSCRIPT` is not counted).
     pub fn connection(&self) -> ConnectionManager {
+        StoreCounters::bump(&self.counters.round_trips, 1);
         self.con.clone()
+    }
+
+    pub(super) fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    pub(super) fn trigger_grace_ms(&self) -> i64 {
+        self.trigger_grace_ms
     }
 
     /// Parses members read from Redis, skipping (and counting) any that are not valid
     /// tickers: someone else wrote them, and one bad member must not hide the rest.
+    pub(super) fn parse_members(&self, members: Vec<String>) -> Vec<Ticker> {
+        self.tickers(members).collect()
+    }
+
     fn tickers(&self, members: Vec<String>) -> impl Iterator<Item = Ticker> + '_ {
         members.into_iter().filter_map(|m| match Ticker::parse(&m) {
             Ok(t) if t.as_str() == m => Some(t),
@@ -161,7 +199,7 @@ impl RedisStore {
     }
 }
 
-fn command_error(op: &'static str, e: RedisError) -> StoreError {
+pub(super) fn command_error(op: &'static str, e: RedisError) -> StoreError {
     if e.is_timeout() {
         StoreError::Timeout { op }
     } else if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal() {
@@ -179,7 +217,7 @@ fn command_error(op: &'static str, e: RedisError) -> StoreError {
 
 /// Errors of a script call: transport failures keep their kind (the caller must not
 /// "fall back" when Redis is down); everything the server reports is a script failure.
-fn script_error(script: &'static str, e: RedisError) -> StoreError {
+pub(super) fn script_error(script: &'static str, e: RedisError) -> StoreError {
     match command_error(script, e) {
         StoreError::Redis { reason, .. } => StoreError::Script { script, reason },
         other => other,
@@ -224,7 +262,7 @@ impl Store for RedisStore {
             }
             cmd.ignore();
         }
-        pipe.query_async::<()>(&mut self.con.clone())
+        pipe.query_async::<()>(&mut self.connection())
             .await
             .map_err(|e| command_error("ZADD GT", e))
     }
@@ -237,7 +275,7 @@ impl Store for RedisStore {
             .arg("+inf")
             .arg("BYSCORE")
             .arg("WITHSCORES")
-            .query_async(&mut self.con.clone())
+            .query_async(&mut self.connection())
             .await
             .map_err(|e| command_error("ZRANGE BYSCORE", e))?;
         let mut out = BTreeMap::new();
@@ -252,7 +290,7 @@ impl Store for RedisStore {
     async fn tracked_tickers(&self) -> Result<u64, StoreError> {
         redis::cmd("ZCARD")
             .arg(self.keys.updates())
-            .query_async(&mut self.con.clone())
+            .query_async(&mut self.connection())
             .await
             .map_err(|e| command_error("ZCARD", e))
     }
@@ -260,7 +298,7 @@ impl Store for RedisStore {
     async fn universe(&self, id: StrategyId) -> Result<Option<BTreeSet<Ticker>>, StoreError> {
         let members: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.universe(id))
-            .query_async(&mut self.con.clone())
+            .query_async(&mut self.connection())
             .await
             .map_err(|e| command_error("SMEMBERS", e))?;
         // An empty universe is never written, so no members means no universe.
@@ -271,7 +309,7 @@ impl Store for RedisStore {
     async fn universe_size(&self, id: StrategyId) -> Result<u64, StoreError> {
         redis::cmd("SCARD")
             .arg(self.keys.universe(id))
-            .query_async(&mut self.con.clone())
+            .query_async(&mut self.connection())
             .await
             .map_err(|e| command_error("SCARD", e))
     }
@@ -284,20 +322,22 @@ impl Store for RedisStore {
         let set: Vec<Ticker> = validate_universe(id, tickers, self.max_universe)?
             .into_iter()
             .collect();
-        let key = self.keys.universe(id);
-        // MULTI/EXEC: no reader sees the key deleted or half-filled (the original's
-        // DEL + SADD pipeline let readers see an empty universe).
-        let mut pipe = redis::pipe();
-        pipe.atomic().del(&key).ignore();
-        for chunk in set.chunks(WRITE_CHUNK) {
-            pipe.cmd("SADD")
-                .arg(&key)
-                .arg(chunk.iter().map(Ticker::as_str).collect::<Vec<_>>())
-                .ignore();
+        let keys = &self.keys;
+        // One script: no reader sees the key deleted or half-filled (the original's
+        // DEL + SADD pipeline let readers see an empty universe), and the change is
+        // recorded for other instances in the same step.
+        let mut call = self.scripts.replace_universe.key(keys.universe(id));
+        call.key(keys.version())
+            .key(keys.changes())
+            .key(keys.changes_floor())
+            .arg(id)
+            .arg(super::MAX_CHANGE_RECORDS);
+        for t in &set {
+            call.arg(t.as_str());
         }
-        pipe.query_async::<()>(&mut self.con.clone())
+        call.invoke_async::<u64>(&mut self.connection())
             .await
-            .map_err(|e| command_error("MULTI DEL SADD EXEC", e))?;
+            .map_err(|e| script_error("replace_universe.lua", e))?;
         Ok(set.len())
     }
 
@@ -318,7 +358,7 @@ impl Store for RedisStore {
             call.arg(t.as_str());
         }
         let claimed: Vec<String> = call
-            .invoke_async(&mut self.con.clone())
+            .invoke_async(&mut self.connection())
             .await
             .map_err(|e| script_error("claim.lua", e))?;
         Ok(self.tickers(claimed).collect())
@@ -336,7 +376,7 @@ impl Store for RedisStore {
         for t in tickers {
             call.arg(t.as_str());
         }
-        call.invoke_async(&mut self.con.clone())
+        call.invoke_async(&mut self.connection())
             .await
             .map_err(|e| script_error("release.lua", e))
     }
@@ -355,7 +395,7 @@ impl Store for RedisStore {
             .arg(bucket.start_ms)
             .arg(bucket.end_ms)
             .arg(trigger_ttl_ms(bucket, now_ms, self.trigger_grace_ms))
-            .invoke_async(&mut self.con.clone())
+            .invoke_async(&mut self.connection())
             .await
             .map_err(|e| script_error("claim_strategy.lua", e))
     }
@@ -366,7 +406,7 @@ impl Store for RedisStore {
             .release_strategy
             .key(self.keys.strategy_run(id))
             .arg(bucket.start_ms)
-            .invoke_async(&mut self.con.clone())
+            .invoke_async(&mut self.connection())
             .await
             .map_err(|e| script_error("release_strategy.lua", e))
     }
@@ -389,7 +429,7 @@ impl Store for RedisStore {
                     .arg(since_ms)
                     .arg("+inf")
                     .arg("BYSCORE")
-                    .query_async(&mut self.con.clone())
+                    .query_async(&mut self.connection())
                     .await
                     .map_err(|e| command_error("SMEMBERS + ZRANGE BYSCORE", e))?;
                 let universe: BTreeSet<String> = universe.into_iter().collect();
@@ -408,7 +448,7 @@ impl Store for RedisStore {
                     .key(&updates)
                     .key(&universe)
                     .arg(since_ms)
-                    .invoke_async(&mut self.con.clone())
+                    .invoke_async(&mut self.connection())
                     .await
                     .map_err(|e| script_error(name, e))?
             }
@@ -449,7 +489,7 @@ impl Store for RedisStore {
                 .key(&key)
                 .arg(cutoff_ms)
                 .arg(CLEANUP_CHUNK)
-                .invoke_async(&mut self.con.clone())
+                .invoke_async(&mut self.connection())
                 .await
                 .map_err(|e| script_error("cleanup_chunk.lua", e))?;
             report.calls += 1;
@@ -460,6 +500,87 @@ impl Store for RedisStore {
             }
         }
         Ok(report)
+    }
+
+    async fn dispatch_tickers(
+        &self,
+        now_ms: i64,
+        requests: &[TickerDispatch],
+    ) -> Result<Vec<Option<Dispatched>>, StoreError> {
+        self.dispatch_tickers_impl(now_ms, requests).await
+    }
+
+    async fn dispatch_strategies(
+        &self,
+        now_ms: i64,
+        requests: &[StrategyDispatch],
+    ) -> Result<Vec<Option<JobRef>>, StoreError> {
+        self.dispatch_strategies_impl(now_ms, requests).await
+    }
+
+    async fn complete_job(&self, job: JobRef, success: bool) -> Result<u64, StoreError> {
+        self.complete_job_impl(job, success).await
+    }
+
+    async fn ensure_groups(&self) -> Result<(), StoreError> {
+        self.ensure_groups_impl().await
+    }
+
+    async fn take_jobs(&self, consumer: &str, max: usize) -> Result<Vec<StreamEntry>, StoreError> {
+        self.take_jobs_impl(consumer, max).await
+    }
+
+    async fn finish_job(&self, job_entry_id: &str, result_json: &str) -> Result<(), StoreError> {
+        self.finish_job_impl(job_entry_id, result_json).await
+    }
+
+    async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
+        self.pending_jobs_impl(max).await
+    }
+
+    async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {
+        self.reap_job_impl(job, max_deliveries).await
+    }
+
+    async fn read_results(
+        &self,
+        consumer: &str,
+        max: usize,
+        pending: bool,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        self.read_results_impl(consumer, max, pending).await
+    }
+
+    async fn ack_result(&self, entry: &StreamEntry, dead: Option<&str>) -> Result<(), StoreError> {
+        self.ack_result_impl(entry, dead).await
+    }
+
+    async fn catalog_write(
+        &self,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.catalog_write_impl(id, json, expected).await
+    }
+
+    async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {
+        self.catalog_all_impl().await
+    }
+
+    async fn catalog_get(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
+        self.catalog_get_impl(ids).await
+    }
+
+    async fn universes(
+        &self,
+        ids: &[StrategyId],
+    ) -> Result<Vec<Option<BTreeSet<Ticker>>>, StoreError> {
+        self.universes_impl(ids).await
+    }
+
+    async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
+        self.changes_since_impl(version).await
     }
 
     fn counters(&self) -> &StoreCounters {

@@ -1,0 +1,152 @@
+//! Every counter of DESIGN §2.9 in one struct, shared by the service's tasks and read by
+//! the operating surface (Prometheus export) and the 5-minute log lines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::throttle::SkipReason;
+
+/// Upper bounds (ms) of the tick-duration histogram buckets: a tick should take
+/// milliseconds; the top buckets catch a stalled Redis.
+pub const TICK_MS_BUCKETS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1_000, 10_000];
+
+/// Counters and gauges. All relaxed atomics: each is independent and only ever read for
+/// reporting.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub ticker_updates: AtomicU64,
+    pub universe_updates: AtomicU64,
+    pub strategy_runs: AtomicU64,
+    pub skipped_no_update: AtomicU64,
+    pub skipped_bucket_dup: AtomicU64,
+    pub skipped_invalid_timeframe: AtomicU64,
+    /// Strategies run strategy-level because no universe could be had.
+    pub missing_universe_fallbacks: AtomicU64,
+    pub cleanup_operations: AtomicU64,
+    pub cleanup_removed: AtomicU64,
+    pub lua_intersections: AtomicU64,
+    pub lua_fallbacks: AtomicU64,
+    pub universe_discoveries: AtomicU64,
+    /// `used_symbols` entries dropped as invalid tickers.
+    pub discovery_invalid_symbols: AtomicU64,
+    /// `used_symbols` lists rejected whole (none valid, or above `max_universe`).
+    pub discovery_rejected: AtomicU64,
+    /// Discovered universes not persisted to the catalog after every retry.
+    pub discovery_persist_failures: AtomicU64,
+    pub deprecated_calls: AtomicU64,
+    pub jobs_enqueued: AtomicU64,
+    pub results_ok: AtomicU64,
+    pub results_failed: AtomicU64,
+    /// Claims released by failed results.
+    pub claims_released: AtomicU64,
+    /// Malformed results and undeliverable jobs moved to the dead-letter stream.
+    pub dead_letters: AtomicU64,
+    /// Jobs re-delivered after a worker held them past the visibility timeout.
+    pub jobs_redelivered: AtomicU64,
+    /// Catalog entries that could not be parsed (the strategy is left as it was).
+    pub catalog_errors: AtomicU64,
+    /// Ticks that failed (Redis unreachable); the next tick retries.
+    pub tick_errors: AtomicU64,
+    /// Gauge: `ZCARD TICK:UPD` at the last metrics refresh.
+    pub tracked_tickers: AtomicU64,
+    /// Gauges: universes of size ≤10, ≤100, ≤1000, >1000, and the total size.
+    pub universe_size_buckets: [AtomicU64; 4],
+    pub universe_size_total: AtomicU64,
+    pub active_strategies: AtomicU64,
+    /// Tick durations, counted per [`TICK_MS_BUCKETS`] bound (last slot: above all).
+    pub tick_ms_histogram: [AtomicU64; 11],
+    pub tick_ms_sum: AtomicU64,
+    pub ticks: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts a skipped strategy.
+    pub fn skipped(&self, reason: SkipReason, n: u64) {
+        let counter = match reason {
+            SkipReason::NoUpdate => &self.skipped_no_update,
+            SkipReason::BucketDup => &self.skipped_bucket_dup,
+            SkipReason::InvalidTimeframe => &self.skipped_invalid_timeframe,
+        };
+        Metrics::add(counter, n);
+    }
+
+    /// Records one tick's duration.
+    pub fn observe_tick_ms(&self, ms: u64) {
+        let slot = TICK_MS_BUCKETS
+            .iter()
+            .position(|bound| ms <= *bound)
+            .unwrap_or(TICK_MS_BUCKETS.len());
+        Metrics::add(&self.tick_ms_histogram[slot], 1);
+        Metrics::add(&self.tick_ms_sum, ms);
+        Metrics::add(&self.ticks, 1);
+    }
+
+    /// Replaces the universe-size gauges.
+    pub fn set_universe_sizes(&self, sizes: impl Iterator<Item = usize>) {
+        let mut buckets = [0u64; 4];
+        let (mut total, mut count) = (0u64, 0u64);
+        for size in sizes {
+            let slot = match size {
+                0..=10 => 0,
+                11..=100 => 1,
+                101..=1000 => 2,
+                _ => 3,
+            };
+            buckets[slot] += 1;
+            total += size as u64;
+            count += 1;
+        }
+        for (gauge, value) in self.universe_size_buckets.iter().zip(buckets) {
+            gauge.store(value, Ordering::Relaxed);
+        }
+        self.universe_size_total.store(total, Ordering::Relaxed);
+        self.active_strategies.store(count, Ordering::Relaxed);
+    }
+
+    /// The seed's five log lines (every 5 minutes), through `tracing`.
+    pub fn log(&self) {
+        let g = Metrics::get;
+        tracing::info!(
+            "Enhanced Redis metrics - Ticker updates: {}, Universe updates: {}, Total tracked: {}",
+            g(&self.ticker_updates),
+            g(&self.universe_updates),
+            g(&self.tracked_tickers)
+        );
+        tracing::info!(
+            "Per-ticker throttling - Strategy runs: {}, Skipped (no update): {}, Skipped (bucket dup): {}, Skipped (invalid timeframe): {}",
+            g(&self.strategy_runs),
+            g(&self.skipped_no_update),
+            g(&self.skipped_bucket_dup),
+            g(&self.skipped_invalid_timeframe)
+        );
+        tracing::info!(
+            "Advanced operations - Cleanup ops: {}, Lua intersections: {}, Universe discoveries: {}",
+            g(&self.cleanup_operations),
+            g(&self.lua_intersections),
+            g(&self.universe_discoveries)
+        );
+        let b = &self.universe_size_buckets;
+        tracing::info!(
+            "Universe distribution - Small (≤10): {}, Medium (≤100): {}, Large (≤1000): {}, XLarge (>1000): {}",
+            g(&b[0]),
+            g(&b[1]),
+            g(&b[2]),
+            g(&b[3])
+        );
+        let strategies = g(&self.active_strategies);
+        tracing::info!(
+            "Average universe size: {} tickers across {} active strategies",
+            g(&self.universe_size_total) / strategies.max(1),
+            strategies
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! The incremental tick: the same decisions as [`crate::throttle::decide`] for every
+//! strategy, with work proportional to what changed (DESIGN §6).
+//!
+//! Per tick the engine reads the update set once (every ticker updated since the earliest
+//! current bucket start). The planner diffs it against the previous read, and for each
+//! ticker whose time moved it looks up the strategies containing it in an index (ticker id
+//! → strategies); a strategy is only examined per *hit*. Strategies whose definition,
+//! universe or claims changed outside that flow (new, edited, a released failed run, a
+//! failed dispatch) are marked dirty and fully evaluated once. A cache of what is already
+//! claimed in each strategy's current bucket keeps repeated updates from re-proposing; the
+//! Redis scripts remain the authority (a proposal already claimed elsewhere claims nothing).
+//!
+//! No I/O and no clock: the service feeds it reads and the time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::domain::{StrategyId, Ticker};
+use crate::jobs::JobMode;
+use crate::throttle::{SkipReason, Strategy, Universe};
+use crate::timeframe::{Bucket, Timeframe};
+
+/// Interned ticker id: dense, so per-ticker state is a `Vec` index.
+type TickerId = u32;
+
+/// What one tick should dispatch, and why the rest is skipped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Per-ticker proposals: (strategy, bucket, sorted tickers).
+    pub tickers: Vec<(StrategyId, Bucket, Vec<Ticker>)>,
+    /// Whole-strategy runs: (strategy, bucket, mode, sorted symbols or none).
+    pub strategies: Vec<(StrategyId, Bucket, JobMode, Vec<Ticker>)>,
+    /// Dirty per-ticker strategies with universes above the Lua threshold: the service asks
+    /// Redis for their changed tickers and hands them back with [`Planner::add_changed`].
+    pub server_side: Vec<(StrategyId, Bucket)>,
+    /// Strategies not run, by reason (whole tick, all strategies).
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// Strategies run strategy-level because their universe is missing.
+    pub missing_universe: u64,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    strategy: Strategy,
+    /// Sorted ticker ids of an explicit universe.
+    universe: Vec<TickerId>,
+    /// The bucket the cached state below belongs to.
+    bucket: Option<Bucket>,
+    /// Tickers known claimed (by any instance) in `bucket`.
+    claimed: HashSet<TickerId>,
+    /// A whole-strategy run is known for `bucket`.
+    ran: bool,
+    /// Some universe ticker was updated inside `bucket` (for the `no_update` count).
+    has_update: bool,
+}
+
+/// The planner's state; one per engine instance.
+#[derive(Debug)]
+pub struct Planner {
+    per_ticker: bool,
+    lua_threshold: usize,
+    ids: HashMap<Ticker, TickerId>,
+    names: Vec<Ticker>,
+    /// Last update time per ticker id, as of the previous read (`i64::MIN`: not seen).
+    last_update: Vec<i64>,
+    /// Ticker id → per-ticker strategies whose universe contains it.
+    index: Vec<Vec<StrategyId>>,
+    strategies: BTreeMap<StrategyId, Tracked>,
+    dirty: BTreeSet<StrategyId>,
+    /// Tickers stamped later than the last tick's time (a feed clock ahead of ours): they
+    /// may belong to a bucket that has not started yet, so they are re-examined every tick
+    /// until the time passes them.
+    ahead: BTreeSet<TickerId>,
+    /// Proposals of the tick in progress: strategy → (bucket, ticker ids).
+    pending: BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
+}
+
+impl Planner {
+    /// An empty planner. `per_ticker` is the `per_ticker_throttle` flag; universes larger
+    /// than `lua_threshold` are intersected server-side when fully evaluated.
+    pub fn new(per_ticker: bool, lua_threshold: usize) -> Planner {
+        Planner {
+            per_ticker,
+            lua_threshold,
+            ids: HashMap::new(),
+            names: Vec::new(),
+            last_update: Vec::new(),
+            index: Vec::new(),
+            strategies: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            ahead: BTreeSet::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    fn intern(&mut self, t: &Ticker) -> TickerId {
+        if let Some(id) = self.ids.get(t) {
+            return *id;
+        }
+        let id = self.names.len() as TickerId;
+        self.ids.insert(t.clone(), id);
+        self.names.push(t.clone());
+        self.last_update.push(i64::MIN);
+        self.index.push(Vec::new());
+        id
+    }
+
+    /// Adds, replaces or (with `None`, or an inactive strategy) removes a strategy. A
+    /// changed definition is fully evaluated next tick.
+    pub fn upsert(&mut self, id: StrategyId, strategy: Option<Strategy>) {
+        let strategy = strategy.filter(|s| s.active);
+        if let Some(old) = self.strategies.get(&id) {
+            if Some(&old.strategy) == strategy.as_ref() {
+                return;
+            }
+            let old = self.strategies.remove(&id).expect("present");
+            for t in &old.universe {
+                self.index[*t as usize].retain(|s| *s != id);
+            }
+            self.dirty.remove(&id);
+        }
+        let Some(strategy) = strategy else {
+            return;
+        };
+        let mut universe = Vec::new();
+        if let Universe::Tickers(set) = &strategy.universe {
+            universe = set.iter().map(|t| self.intern(t)).collect();
+            universe.sort_unstable();
+            if self.per_ticker {
+                for t in &universe {
+                    self.index[*t as usize].push(id);
+                }
+            }
+        }
+        self.strategies.insert(
+            id,
+            Tracked {
+                strategy,
+                universe,
+                bucket: None,
+                claimed: HashSet::new(),
+                ran: false,
+                has_update: false,
+            },
+        );
+        self.dirty.insert(id);
+    }
+
+    /// The strategies tracked, for the service's catalog bookkeeping.
+    pub fn strategy(&self, id: StrategyId) -> Option<&Strategy> {
+        self.strategies.get(&id).map(|t| &t.strategy)
+    }
+
+    /// Ids of all tracked (active) strategies.
+    pub fn strategy_ids(&self) -> impl Iterator<Item = StrategyId> + '_ {
+        self.strategies.keys().copied()
+    }
+
+    /// Forgets what is cached as claimed for `id` and evaluates it fully next tick (a
+    /// failed run released claims, or a dispatch failed midway).
+    pub fn invalidate(&mut self, id: StrategyId) {
+        if let Some(t) = self.strategies.get_mut(&id) {
+            t.claimed.clear();
+            t.ran = false;
+            self.dirty.insert(id);
+        }
+    }
+
+    /// Forgets every update time and claim cache — Redis lost them (restart, flush) — and
+    /// evaluates every strategy fully next tick, against what Redis holds from now on.
+    pub fn forget_redis_state(&mut self) {
+        self.last_update.fill(i64::MIN);
+        self.ahead.clear();
+        for (id, t) in &mut self.strategies {
+            t.claimed.clear();
+            t.ran = false;
+            t.has_update = false;
+            self.dirty.insert(*id);
+        }
+    }
+
+    /// The earliest current bucket start of any strategy: the update set is read from here.
+    pub fn read_from_ms(&self, now_ms: i64) -> i64 {
+        let timeframes: BTreeSet<Timeframe> = self
+            .strategies
+            .values()
+            .filter_map(|t| t.strategy.timeframe.as_ref().ok().copied())
+            .collect();
+        timeframes
+            .iter()
+            .filter_map(|tf| tf.bucket(now_ms).ok())
+            .map(|b| b.start_ms)
+            .min()
+            .unwrap_or(now_ms)
+    }
+
+    /// Plans one tick at `now_ms` from `updates`: every ticker updated since
+    /// [`Planner::read_from_ms`], with its time.
+    pub fn plan(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) -> Plan {
+        let mut plan = Plan::default();
+        self.pending.clear();
+        // Bucket per timeframe, computed once per tick.
+        let mut buckets: BTreeMap<Timeframe, Option<Bucket>> = BTreeMap::new();
+        for tracked in self.strategies.values_mut() {
+            let Ok(tf) = &tracked.strategy.timeframe else {
+                continue;
+            };
+            let bucket = *buckets.entry(*tf).or_insert_with(|| tf.bucket(now_ms).ok());
+            if bucket != tracked.bucket {
+                tracked.bucket = bucket;
+                tracked.claimed.clear();
+                tracked.ran = false;
+                tracked.has_update = false;
+            }
+        }
+
+        // Tickers whose time moved since the last read, plus those stamped ahead of it.
+        let mut changed: BTreeSet<TickerId> = std::mem::take(&mut self.ahead);
+        for (ticker, ts) in updates {
+            let id = self.intern(ticker);
+            if self.last_update[id as usize] != *ts {
+                self.last_update[id as usize] = *ts;
+                changed.insert(id);
+            }
+        }
+        for &id in &changed {
+            let ts = self.last_update[id as usize];
+            if ts > now_ms {
+                self.ahead.insert(id);
+            }
+            for &s in &self.index[id as usize] {
+                if let Some(t) = self.strategies.get_mut(&s) {
+                    propose(&mut self.pending, t, s, id, ts);
+                }
+            }
+        }
+
+        for &s in &std::mem::take(&mut self.dirty) {
+            let Some(t) = self.strategies.get_mut(&s) else {
+                continue;
+            };
+            let (Some(bucket), Universe::Tickers(_)) = (t.bucket, &t.strategy.universe) else {
+                continue;
+            };
+            if !self.per_ticker {
+                continue;
+            }
+            if t.universe.len() > self.lua_threshold {
+                plan.server_side.push((s, bucket));
+                continue;
+            }
+            for i in 0..t.universe.len() {
+                let id = t.universe[i];
+                propose(&mut self.pending, t, s, id, self.last_update[id as usize]);
+            }
+        }
+
+        for (&s, t) in &self.strategies {
+            let Some(bucket) = t.bucket else {
+                *plan
+                    .skipped
+                    .entry(SkipReason::InvalidTimeframe)
+                    .or_default() += 1;
+                continue;
+            };
+            let whole = match (&t.strategy.universe, self.per_ticker) {
+                (Universe::Global, _) => Some((JobMode::Global, Vec::new())),
+                (Universe::Missing, _) => Some((JobMode::Strategy, Vec::new())),
+                (Universe::Tickers(u), false) => {
+                    Some((JobMode::Strategy, u.iter().cloned().collect()))
+                }
+                (Universe::Tickers(_), true) => None,
+            };
+            match whole {
+                Some(_) if t.ran => *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1,
+                Some((mode, symbols)) => {
+                    if t.strategy.universe == Universe::Missing {
+                        plan.missing_universe += 1;
+                    }
+                    plan.strategies.push((s, bucket, mode, symbols));
+                }
+                None if self.pending.contains_key(&s) => {}
+                None if plan.server_side.iter().any(|(id, _)| *id == s) => {}
+                None if t.has_update => {
+                    *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1
+                }
+                None => *plan.skipped.entry(SkipReason::NoUpdate).or_default() += 1,
+            }
+        }
+        // Server-side strategies keep their index hits pending: `add_changed` merges them
+        // with the server's answer into one proposal.
+        let held: BTreeSet<StrategyId> = plan.server_side.iter().map(|(s, _)| *s).collect();
+        for (s, (bucket, ids)) in std::mem::take(&mut self.pending) {
+            if held.contains(&s) {
+                self.pending.insert(s, (bucket, ids));
+                continue;
+            }
+            let tickers = ids
+                .iter()
+                .map(|id| self.names[*id as usize].clone())
+                .collect();
+            plan.tickers.push((s, bucket, tickers));
+        }
+        plan
+    }
+
+    /// Feeds back the changed tickers of a server-side intersection (see
+    /// [`Plan::server_side`]) and returns the per-ticker proposal it yields, if any.
+    pub fn add_changed(
+        &mut self,
+        s: StrategyId,
+        changed: &[Ticker],
+    ) -> Option<(StrategyId, Bucket, Vec<Ticker>)> {
+        let ids: Vec<TickerId> = changed.iter().map(|t| self.intern(t)).collect();
+        let t = self.strategies.get_mut(&s)?;
+        let bucket = t.bucket?;
+        for id in ids {
+            // The server already filtered by time; only the claim cache applies.
+            propose(&mut self.pending, t, s, id, bucket.start_ms);
+        }
+        let (bucket, ids) = self.pending.remove(&s)?;
+        Some((
+            s,
+            bucket,
+            ids.iter()
+                .map(|id| self.names[*id as usize].clone())
+                .collect(),
+        ))
+    }
+
+    /// Records that `tickers` of `s` are claimed in `bucket` (newly by us, or already by
+    /// someone: after a dispatch, every proposed ticker is claimed either way).
+    pub fn claimed(&mut self, s: StrategyId, bucket: Bucket, tickers: &[Ticker]) {
+        let ids: Vec<TickerId> = tickers
+            .iter()
+            .filter_map(|t| self.ids.get(t).copied())
+            .collect();
+        if let Some(t) = self.strategies.get_mut(&s)
+            && t.bucket == Some(bucket)
+        {
+            t.claimed.extend(ids);
+        }
+    }
+
+    /// Records that the whole-strategy run of `s` in `bucket` is done (or already was).
+    pub fn ran(&mut self, s: StrategyId, bucket: Bucket) {
+        if let Some(t) = self.strategies.get_mut(&s)
+            && t.bucket == Some(bucket)
+        {
+            t.ran = true;
+        }
+    }
+
+    /// Sizes of the explicit universes, for the metrics gauges.
+    pub fn universe_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.strategies.values().map(|t| t.universe.len())
+    }
+}
+
+/// Proposes ticker `id` (updated at `ts`) for strategy `s` if it lies in the current bucket
+/// and is not known claimed there.
+fn propose(
+    pending: &mut BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
+    t: &mut Tracked,
+    s: StrategyId,
+    id: TickerId,
+    ts: i64,
+) {
+    let Some(bucket) = t.bucket else { return };
+    if ts < bucket.start_ms {
+        return;
+    }
+    t.has_update = true;
+    if !t.claimed.contains(&id) {
+        pending
+            .entry(s)
+            .or_insert_with(|| (bucket, BTreeSet::new()))
+            .1
+            .insert(id);
+    }
+}
