@@ -1,29 +1,261 @@
-//! `tickgate-sim`: today it provisions a Redis the way tests do and reports where it came
-//! from (`tickgate-sim redis`); the simulator (`tickgate-sim run`) lands with issue 5.
+//! `tickgate-sim`: replays a synthetic market against a real Redis with the real engine and
+//! checks it every tick. Exit codes (one place, `main`): 0 ok, 1 crash (setup, Redis,
+//! I/O), 2 usage, 3 safety violation, 4 liveness violation, 5 divergence from the oracle.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use tickgate_sim::RedisServer;
+use clap::{Parser, Subcommand};
+use tickgate::store::{MemoryStore, RedisStore, StoreError};
+use tickgate_sim::faults::{NoFaults, RedisFaults};
+use tickgate_sim::provision::{ProvisionSettings, RedisMode, RedisServer};
+use tickgate_sim::report::{self, ReportContext};
+use tickgate_sim::run::{RunStats, Sabotage, Violation, run};
+use tickgate_sim::scenario::Scenario;
 
-const USAGE: &str = "usage: tickgate-sim redis\n\
-    provisions a Redis as tests do (TICKGATE_REDIS=auto|url|container|process), pings it,\n\
-    prints where it came from, and removes it again";
+#[derive(Parser)]
+#[command(
+    name = "tickgate-sim",
+    about = "Deterministic simulation of tickgate against a real Redis"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args != ["redis"] {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
-    match RedisServer::from_env().await {
-        Ok(server) => {
-            println!("redis ready: {}", server.source());
-            ExitCode::SUCCESS
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a scenario and writes its report.
+    Run {
+        /// Scenario file (TOML).
+        #[arg(long, default_value = "fixtures/scenarios/default.toml")]
+        scenario: PathBuf,
+        /// Seed of every random choice; a random one is drawn (and printed) if absent.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where Redis comes from: auto, url (REDIS_URL), container, process, or memory
+        /// (the engine on the in-memory store; no Redis faults).
+        #[arg(long, default_value = "auto")]
+        redis: String,
+        /// Report path (default: reports/sim-<scenario>.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Breaks the run on purpose to show the checks fail: skip-claims or drop-updates.
+        #[arg(long, hide = true)]
+        sabotage: Option<String>,
+    },
+    /// Provisions a Redis as tests do, reports where it came from, and removes it.
+    Redis,
+}
+
+/// Every way the program can end, mapped to an exit code in `main`.
+enum Exit {
+    Usage(String),
+    Crash(String),
+    Violation(Violation),
+}
+
+/// Redis waits in the simulation: short, so a paused Redis costs a fraction of a second
+/// per tick instead of seconds.
+const SIM_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+fn progress_reporter(scenario: &Scenario) -> impl FnMut(i64, &RunStats) + use<> {
+    let total = (scenario.duration_ms / scenario.tick_interval_ms).max(1) as u64 + 1;
+    let start = scenario.start_ms;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} ticks, {msg} [{elapsed}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut last_day = -1;
+    move |now, stats| {
+        let day = (now - start) / 86_400_000;
+        match &bar {
+            Some(bar) => {
+                bar.set_position(stats.ticks);
+                bar.set_message(format!("day {day}, {} jobs", stats.jobs));
+            }
+            None if day != last_day => {
+                eprintln!("day {day}: {} ticks, {} jobs", stats.ticks, stats.jobs);
+            }
+            None => {}
         }
+        last_day = day;
+    }
+}
+
+async fn simulate(
+    scenario_path: PathBuf,
+    seed: Option<u64>,
+    redis: String,
+    report_path: Option<PathBuf>,
+    sabotage: Option<String>,
+) -> Result<(), Exit> {
+    let seed = seed.unwrap_or_else(|| {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(std::process::id())
+    });
+    // The seed first: whatever happens next, the run can be repeated.
+    println!("seed {seed}");
+    let scenario = Scenario::load(&scenario_path).map_err(|e| Exit::Usage(e.to_string()))?;
+    let sabotage = match sabotage.as_deref() {
+        None => None,
+        Some("skip-claims") => Some(Sabotage::SkipClaims),
+        Some("drop-updates") => Some(Sabotage::DropUpdates),
+        Some(other) => {
+            return Err(Exit::Usage(format!(
+                "--sabotage {other:?}: expected skip-claims or drop-updates"
+            )));
+        }
+    };
+    let report_path =
+        report_path.unwrap_or_else(|| PathBuf::from(format!("reports/sim-{}.md", scenario.name)));
+    let mut command = format!(
+        "cargo run --release -p tickgate-sim -- run --scenario {} --seed {seed}",
+        scenario_path.display()
+    );
+    if redis != "auto" {
+        command.push_str(&format!(" --redis {redis}"));
+    }
+    let mode = redis.to_ascii_lowercase();
+    let server = if mode == "memory" {
+        None
+    } else {
+        let settings = ProvisionSettings {
+            mode: RedisMode::parse(&mode).map_err(|e| Exit::Usage(e.to_string()))?,
+            ..ProvisionSettings::from_env().map_err(|e| Exit::Usage(e.to_string()))?
+        };
+        match RedisServer::start(&settings).await {
+            Ok(server) => Some(server),
+            Err(e) if mode == "auto" => {
+                println!("notice: no Redis could be had ({e}); running on the in-memory store");
+                None
+            }
+            Err(e) => return Err(Exit::Crash(e.to_string())),
+        }
+    };
+    let crash = |e: StoreError| Exit::Crash(e.to_string());
+    let (outcome, redis_source) = match server {
+        None => {
+            let store = MemoryStore::new(tickgate::store::DEFAULT_MAX_UNIVERSE);
+            let stores = || {
+                let s = store.clone();
+                async move { Ok::<_, StoreError>(s) }
+            };
+            (
+                run(
+                    &scenario,
+                    seed,
+                    stores,
+                    &mut NoFaults,
+                    sabotage,
+                    progress_reporter(&scenario),
+                )
+                .await
+                .map_err(crash)?,
+                "in-memory store (no Redis)".to_owned(),
+            )
+        }
+        Some(server) => {
+            let source = server.source();
+            let mut config = tickgate::store::RedisStoreConfig::new(server.url());
+            config.keys = tickgate::store::KeySpace::new(server.key_prefix(), false);
+            config.response_timeout = SIM_REDIS_TIMEOUT;
+            config.connect_timeout = SIM_REDIS_TIMEOUT;
+            config.reconnect_retries = 1;
+            let admin = RedisStore::connect(&config).await.map_err(crash)?;
+            let mut faults = RedisFaults::new(server, admin);
+            let stores = || {
+                let c = config.clone();
+                async move { RedisStore::connect(&c).await }
+            };
+            (
+                run(
+                    &scenario,
+                    seed,
+                    stores,
+                    &mut faults,
+                    sabotage,
+                    progress_reporter(&scenario),
+                )
+                .await
+                .map_err(crash)?,
+                source,
+            )
+        }
+    };
+    let stats = outcome.map_err(Exit::Violation)?;
+    let ctx = ReportContext {
+        command: &command,
+        scenario: &scenario,
+        seed,
+        redis: &redis_source,
+    };
+    report::write(&report_path, &ctx, &stats)
+        .map_err(|e| Exit::Crash(format!("writing {}: {e}", report_path.display())))?;
+    println!(
+        "ok: {} ticks, {} jobs ({} run-everything), {:.1} round trips/tick (seed-faithful {:.1}), p99 tick {:.2} ms, digest {}",
+        stats.ticks,
+        stats.jobs,
+        stats.run_everything,
+        stats.round_trips as f64 / stats.ticks.max(1) as f64,
+        stats.seed_round_trips as f64 / stats.ticks.max(1) as f64,
+        stats.tick_us.value_at_quantile(0.99) as f64 / 1000.0,
+        stats.digest
+    );
+    println!("report: {}", report_path.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("tickgate-sim: {e}");
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            redis,
+            report,
+            sabotage,
+        } => simulate(scenario, seed, redis, report, sabotage).await,
+        Command::Redis => match RedisServer::from_env().await {
+            Ok(server) => {
+                println!("redis ready: {}", server.source());
+                Ok(())
+            }
+            Err(e) => Err(Exit::Crash(e.to_string())),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit::Usage(msg)) => {
+            eprintln!("tickgate-sim: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Exit::Crash(msg)) => {
+            eprintln!("tickgate-sim: crash: {msg}");
             ExitCode::from(1)
+        }
+        Err(Exit::Violation(v)) => {
+            eprintln!("tickgate-sim: {v}");
+            ExitCode::from(match v {
+                Violation::Safety { .. } => 3,
+                Violation::Liveness { .. } => 4,
+                Violation::Divergence { .. } => 5,
+            })
         }
     }
 }

@@ -59,7 +59,7 @@ async fn service_survives_a_paused_and_a_restarted_redis() {
             let round = worker.round(service.store(), rng, &pool).await;
             assert_eq!(
                 merged(&round.dispatched),
-                merged(&oracle.tick(now)),
+                merged(&oracle.tick(now).0),
                 "at {now}"
             );
             round.failed.iter().for_each(|job| oracle.fail(job));

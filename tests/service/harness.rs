@@ -1,16 +1,16 @@
 //! A market, a worker and an oracle for service tests.
 //!
 //! - [`Rng`]: SplitMix64, so every test is reproducible from its seed.
-//! - [`Oracle`]: DESIGN §2.3–2.4 by full evaluation ([`tickgate::throttle::decide`]) over its
-//!   own copy of the world; what every engine instance together dispatches must equal it.
+//! - the oracle is the simulator's ([`tickgate_sim::oracle`]): full evaluation of DESIGN
+//!   §2.3–2.4; what every engine instance together dispatches must equal it.
 //! - [`Worker`]: reads jobs, answers with results (some failing, some with `used_symbols`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use tickgate::StrategyId;
 use tickgate::jobs::{Job, JobMode};
 use tickgate::store::Store;
-use tickgate::throttle::{Decision, Strategy, Universe, decide};
-use tickgate::{StrategyId, Ticker};
+pub use tickgate_sim::oracle::{Dispatch, Oracle, merged};
 
 /// SplitMix64: tiny, portable, good enough to generate test traffic.
 pub struct Rng(pub u64);
@@ -32,134 +32,6 @@ impl Rng {
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
-    }
-}
-
-/// One dispatch: (strategy, bucket start, mode, symbols).
-pub type Dispatch = (StrategyId, i64, JobMode, BTreeSet<String>);
-
-/// The world as DESIGN.md says it evolves.
-pub struct Oracle {
-    pub per_ticker: bool,
-    pub max_universe: usize,
-    pub strategies: BTreeMap<StrategyId, Strategy>,
-    pub updates: BTreeMap<Ticker, i64>,
-    claims: BTreeMap<(StrategyId, Ticker), i64>,
-    runs: BTreeMap<StrategyId, i64>,
-}
-
-impl Oracle {
-    pub fn new(per_ticker: bool, catalog: &BTreeMap<StrategyId, String>) -> Oracle {
-        let strategies = catalog
-            .iter()
-            .map(|(id, json)| {
-                (
-                    *id,
-                    Strategy::from_catalog(*id, json).expect("valid entry").0,
-                )
-            })
-            .filter(|(_, s)| s.active)
-            .collect();
-        Oracle {
-            per_ticker,
-            max_universe: tickgate::store::DEFAULT_MAX_UNIVERSE,
-            strategies,
-            updates: BTreeMap::new(),
-            claims: BTreeMap::new(),
-            runs: BTreeMap::new(),
-        }
-    }
-
-    /// Redis lost everything it held (restart empty): update times and claims.
-    pub fn forget_redis_state(&mut self) {
-        self.updates.clear();
-        self.claims.clear();
-        self.runs.clear();
-    }
-
-    /// Records updates with `ZADD GT` semantics.
-    pub fn record(&mut self, updates: &[(String, i64)]) {
-        for (t, ts) in updates {
-            let t = Ticker::parse(t).expect("valid");
-            let slot = self.updates.entry(t).or_insert(*ts);
-            *slot = (*slot).max(*ts);
-        }
-    }
-
-    /// Full evaluation of every strategy at `now`; claims what it dispatches.
-    pub fn tick(&mut self, now: i64) -> BTreeSet<Dispatch> {
-        let mut out: BTreeSet<Dispatch> = BTreeSet::new();
-        for (id, s) in &self.strategies {
-            let decision = decide(
-                s,
-                self.per_ticker,
-                now,
-                |t| self.updates.get(t).copied(),
-                |t, start| self.claims.get(&(*id, t.clone())) == Some(&start),
-                |start| self.runs.get(id) == Some(&start),
-            );
-            if let Decision::Run {
-                bucket,
-                mode,
-                symbols,
-            } = decision
-            {
-                out.insert((
-                    *id,
-                    bucket.start_ms,
-                    mode,
-                    symbols.iter().map(|t| t.as_str().to_owned()).collect(),
-                ));
-            }
-        }
-        for (id, start, mode, symbols) in &out {
-            match mode {
-                JobMode::PerTicker => {
-                    for t in symbols {
-                        self.claims
-                            .insert((*id, Ticker::parse(t).expect("valid")), *start);
-                    }
-                }
-                _ => {
-                    self.runs.insert(*id, *start);
-                }
-            }
-        }
-        out
-    }
-
-    /// A failed run releases its claims (those still held for its bucket).
-    pub fn fail(&mut self, job: &Job) {
-        let id = job.strategy_id;
-        match &job.symbols {
-            Some(symbols) if job.mode == "per_ticker" => {
-                for t in symbols {
-                    let key = (id, Ticker::parse(t).expect("valid"));
-                    if self.claims.get(&key) == Some(&job.bucket_start_ms) {
-                        self.claims.remove(&key);
-                    }
-                }
-            }
-            _ => {
-                if self.runs.get(&id) == Some(&job.bucket_start_ms) {
-                    self.runs.remove(&id);
-                }
-            }
-        }
-    }
-
-    /// `used_symbols` replace an explicit (or missing) universe when some are valid.
-    pub fn discover(&mut self, id: StrategyId, used: &[String]) {
-        let Some(s) = self.strategies.get_mut(&id) else {
-            return;
-        };
-        if s.universe == Universe::Global {
-            return;
-        }
-        let valid: BTreeSet<Ticker> = used.iter().filter_map(|t| Ticker::parse(t).ok()).collect();
-        if !valid.is_empty() && valid.len() <= self.max_universe {
-            s.universe = Universe::Tickers(valid);
-        }
     }
 }
 
@@ -242,18 +114,4 @@ impl Worker {
         }
         round
     }
-}
-
-/// Merges a round's dispatches per (strategy, bucket, mode): a strategy's tickers may be
-/// split over several jobs in one tick (e.g. a lagging and a leading instance).
-pub fn merged(
-    dispatches: &BTreeSet<Dispatch>,
-) -> BTreeMap<(StrategyId, i64, JobMode), BTreeSet<String>> {
-    let mut out: BTreeMap<_, BTreeSet<String>> = BTreeMap::new();
-    for (id, start, mode, symbols) in dispatches {
-        out.entry((*id, *start, *mode))
-            .or_default()
-            .extend(symbols.iter().cloned());
-    }
-    out
 }

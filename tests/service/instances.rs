@@ -52,7 +52,7 @@ async fn instances_dispatch_exactly_once(n: usize) {
         }
         let round = worker.round(&market, &mut rng, &pool).await;
         seen.extend(round.per_ticker);
-        for (id, start, mode, symbols) in oracle.tick(now) {
+        for (id, start, mode, symbols) in oracle.tick(now).0 {
             if mode == JobMode::PerTicker {
                 want.extend(symbols.into_iter().map(|t| (id, start, t)));
             }

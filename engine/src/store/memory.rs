@@ -4,7 +4,7 @@
 //! own clock and is tested separately).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     CLEANUP_CHUNK, Changes, CleanupReport, Dispatched, Intersection, MAX_CHANGE_RECORDS,
@@ -73,21 +73,21 @@ pub struct TriggerState {
     pub open_jobs: BTreeMap<u64, Vec<Ticker>>,
 }
 
-/// The model store.
-#[derive(Debug)]
+/// The model store. Clones share one state (like several connections to one Redis).
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
-    state: Mutex<MemoryState>,
+    state: Arc<Mutex<MemoryState>>,
     max_universe: usize,
-    counters: StoreCounters,
+    counters: Arc<StoreCounters>,
 }
 
 impl MemoryStore {
     /// An empty model that rejects universes above `max_universe`.
     pub fn new(max_universe: usize) -> MemoryStore {
         MemoryStore {
-            state: Mutex::new(MemoryState::default()),
+            state: Arc::new(Mutex::new(MemoryState::default())),
             max_universe,
-            counters: StoreCounters::default(),
+            counters: Arc::new(StoreCounters::default()),
         }
     }
 

@@ -1,0 +1,207 @@
+//! The full-evaluation oracle: DESIGN §2.3–2.4 applied to its own copy of the world with
+//! [`tickgate::throttle::decide`], every strategy, every tick. Whatever the engine instances
+//! dispatch together must equal what it dispatches. It also counts what the baselines
+//! would have done on the same world: the run-everything mode (one run per strategy per
+//! bucket) and the seed-faithful algorithm's Redis round trips.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tickgate::jobs::{Job, JobMode};
+use tickgate::throttle::{Decision, SkipReason, Strategy, Universe, decide};
+use tickgate::{StrategyId, Ticker};
+
+/// One dispatch: (strategy, bucket start, mode, symbols).
+pub type Dispatch = (StrategyId, i64, JobMode, BTreeSet<String>);
+
+/// Dispatches merged per (strategy, bucket, mode): one strategy's tickers may be split over
+/// several jobs in one tick (e.g. over several engine instances).
+pub type Merged = BTreeMap<(StrategyId, i64, JobMode), BTreeSet<String>>;
+
+/// What the baselines would have cost on one tick of the same world.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BaselineCounts {
+    /// Runs the run-everything (legacy) mode makes this tick: every active strategy whose
+    /// current bucket has not run yet.
+    pub run_everything: u64,
+    /// Round trips the seed's algorithm makes this tick: per strategy ZRANGEBYSCORE and
+    /// SMEMBERS, then HMGET if something changed, then HMSET if something is new.
+    pub seed_round_trips: u64,
+}
+
+/// The world as DESIGN.md says it evolves.
+#[derive(Debug, Clone)]
+pub struct Oracle {
+    pub per_ticker: bool,
+    pub max_universe: usize,
+    pub strategies: BTreeMap<StrategyId, Strategy>,
+    pub updates: BTreeMap<Ticker, i64>,
+    claims: BTreeMap<(StrategyId, Ticker), i64>,
+    runs: BTreeMap<StrategyId, i64>,
+    /// Bucket start of the last run-everything run per strategy.
+    legacy_runs: BTreeMap<StrategyId, i64>,
+    /// Skips of the last tick, by reason.
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl Oracle {
+    /// An oracle over the active strategies of `catalog` (id → JSON). Entries that do not
+    /// parse are left out, as the engine leaves them out.
+    pub fn new(per_ticker: bool, catalog: &BTreeMap<StrategyId, String>) -> Oracle {
+        let strategies = catalog
+            .iter()
+            .filter_map(|(id, json)| Some((*id, Strategy::from_catalog(*id, json).ok()?.0)))
+            .filter(|(_, s)| s.active)
+            .collect();
+        Oracle {
+            per_ticker,
+            max_universe: tickgate::store::DEFAULT_MAX_UNIVERSE,
+            strategies,
+            updates: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            legacy_runs: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+        }
+    }
+
+    /// Redis lost everything it held (restart empty): update times and claims.
+    pub fn forget_redis_state(&mut self) {
+        self.updates.clear();
+        self.claims.clear();
+        self.runs.clear();
+    }
+
+    /// Records updates with `ZADD GT` semantics; invalid tickers are ignored (the engine's
+    /// store rejects them).
+    pub fn record(&mut self, updates: &[(String, i64)]) {
+        for (t, ts) in updates {
+            if let Ok(t) = Ticker::parse(t) {
+                let slot = self.updates.entry(t).or_insert(*ts);
+                *slot = (*slot).max(*ts);
+            }
+        }
+    }
+
+    /// Removes update entries older than `cutoff_ms`, as a cleanup run does.
+    pub fn cleanup(&mut self, cutoff_ms: i64) {
+        self.updates.retain(|_, ts| *ts >= cutoff_ms);
+    }
+
+    /// Full evaluation of every strategy at `now`; claims what it dispatches.
+    pub fn tick(&mut self, now: i64) -> (BTreeSet<Dispatch>, BaselineCounts) {
+        let mut out: BTreeSet<Dispatch> = BTreeSet::new();
+        let mut counts = BaselineCounts::default();
+        self.skipped.clear();
+        for (id, s) in &self.strategies {
+            let decision = decide(
+                s,
+                self.per_ticker,
+                now,
+                |t| self.updates.get(t).copied(),
+                |t, start| self.claims.get(&(*id, t.clone())) == Some(&start),
+                |start| self.runs.get(id) == Some(&start),
+            );
+            if let Ok(bucket) = s.timeframe.as_ref().map(|tf| tf.bucket(now)) {
+                let bucket = bucket.ok();
+                if let Some(b) = bucket
+                    && self.legacy_runs.get(id) != Some(&b.start_ms)
+                {
+                    counts.run_everything += 1;
+                }
+                counts.seed_round_trips += seed_round_trips(s, &decision);
+            }
+            match decision {
+                Decision::Run {
+                    bucket,
+                    mode,
+                    symbols,
+                } => {
+                    out.insert((
+                        *id,
+                        bucket.start_ms,
+                        mode,
+                        symbols.iter().map(|t| t.as_str().to_owned()).collect(),
+                    ));
+                }
+                Decision::Skip(reason) => *self.skipped.entry(reason).or_default() += 1,
+            }
+        }
+        for (id, s) in &self.strategies {
+            if let Some(b) = s.timeframe.as_ref().ok().and_then(|tf| tf.bucket(now).ok()) {
+                self.legacy_runs.insert(*id, b.start_ms);
+            }
+        }
+        for (id, start, mode, symbols) in &out {
+            if *mode == JobMode::PerTicker {
+                for t in symbols {
+                    if let Ok(t) = Ticker::parse(t) {
+                        self.claims.insert((*id, t), *start);
+                    }
+                }
+            } else {
+                self.runs.insert(*id, *start);
+            }
+        }
+        (out, counts)
+    }
+
+    /// A failed run releases its claims (those still held for its bucket).
+    pub fn fail(&mut self, job: &Job) {
+        let id = job.strategy_id;
+        match &job.symbols {
+            Some(symbols) if job.mode == "per_ticker" => {
+                for t in symbols {
+                    let Ok(t) = Ticker::parse(t) else { continue };
+                    let key = (id, t);
+                    if self.claims.get(&key) == Some(&job.bucket_start_ms) {
+                        self.claims.remove(&key);
+                    }
+                }
+            }
+            _ => {
+                if self.runs.get(&id) == Some(&job.bucket_start_ms) {
+                    self.runs.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// `used_symbols` replace an explicit (or missing) universe when some are valid and no
+    /// more than `max_universe`.
+    pub fn discover(&mut self, id: StrategyId, used: &[String]) {
+        let Some(s) = self.strategies.get_mut(&id) else {
+            return;
+        };
+        if s.universe == Universe::Global {
+            return;
+        }
+        let valid: BTreeSet<Ticker> = used.iter().filter_map(|t| Ticker::parse(t).ok()).collect();
+        if !valid.is_empty() && valid.len() <= self.max_universe {
+            s.universe = Universe::Tickers(valid);
+        }
+    }
+}
+
+/// Round trips of the seed's per-strategy loop for one strategy and its decision.
+fn seed_round_trips(s: &Strategy, decision: &Decision) -> u64 {
+    match (&s.universe, decision) {
+        // Global strategies: one read of the run marker, one write when they run.
+        (Universe::Global, Decision::Run { .. }) => 2,
+        (Universe::Global, _) => 1,
+        (_, Decision::Skip(SkipReason::NoUpdate)) => 2,
+        (_, Decision::Skip(SkipReason::BucketDup)) => 3,
+        (_, Decision::Skip(SkipReason::InvalidTimeframe)) => 0,
+        (_, Decision::Run { .. }) => 4,
+    }
+}
+
+/// Merges dispatches per (strategy, bucket, mode).
+pub fn merged(dispatches: &BTreeSet<Dispatch>) -> Merged {
+    let mut out: Merged = BTreeMap::new();
+    for (id, start, mode, symbols) in dispatches {
+        out.entry((*id, *start, *mode))
+            .or_default()
+            .extend(symbols.iter().cloned());
+    }
+    out
+}

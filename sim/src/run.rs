@@ -1,0 +1,513 @@
+//! The simulation loop: the real `AlertService` (one to three instances) driven through
+//! manual clocks over a synthetic market, checked against the oracle after every tick.
+//!
+//! Per tick, in this order (the order is what makes a run reproducible):
+//! 1. faults due now are applied;
+//! 2. the market's updates of the last interval are written (the oracle records them);
+//! 3. worker results due by now are posted (the oracle applies failures and discoveries);
+//! 4. each engine instance steps at `now`, one after another — each has its own clock, so
+//!    their order is fixed (concurrent instances are tested in `tests/service/`);
+//! 5. the simulated workers take every job; the union of the instances' jobs must equal the
+//!    oracle's decisions — a repeat of an earlier dispatch is a safety violation, a missing
+//!    one a liveness violation, anything else a divergence;
+//! 6. the decisions go into the decision log, whose SHA-256 is the run's digest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+use tickgate::clock::ManualClock;
+use tickgate::jobs::{Job, JobMode};
+use tickgate::metrics::Metrics;
+use tickgate::service::{AlertService, ServiceConfig};
+use tickgate::store::{Store, StoreError};
+use tickgate::{StrategyId, Ticker};
+
+use crate::market::Market;
+use crate::oracle::{Merged, Oracle, merged};
+use crate::scenario::{FaultKind, Scenario};
+use crate::workload::{WorkloadRng, seeded_rng};
+
+/// A deliberately broken run, to show the checker can fail (exit codes 3 and 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Every per-ticker claim is released right after its job is taken: an engine that
+    /// does not hold its claims, so another instance dispatches the same tickers again.
+    SkipClaims,
+    /// One update in ten never reaches Redis (the oracle still sees it).
+    DropUpdates,
+}
+
+/// Why a run failed its checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error(
+        "safety: at tick {tick_ms} strategy {strategy} got {ticker:?} again in bucket {bucket_ms}"
+    )]
+    Safety {
+        tick_ms: i64,
+        strategy: StrategyId,
+        ticker: String,
+        bucket_ms: i64,
+    },
+    #[error(
+        "liveness: at tick {tick_ms} strategy {strategy} was owed {missing:?} in bucket {bucket_ms}"
+    )]
+    Liveness {
+        tick_ms: i64,
+        strategy: StrategyId,
+        missing: Vec<String>,
+        bucket_ms: i64,
+    },
+    #[error(
+        "divergence: at tick {tick_ms} the engine dispatched {engine:?}, the oracle {oracle:?}"
+    )]
+    Divergence {
+        tick_ms: i64,
+        engine: String,
+        oracle: String,
+    },
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    pub ticks: u64,
+    pub jobs: u64,
+    pub dispatched_tickers: u64,
+    pub failed_runs: u64,
+    pub discoveries: u64,
+    /// Runs the run-everything (legacy) mode would have made.
+    pub run_everything: u64,
+    /// Round trips: tickgate (all instances, measured) and seed-faithful (counted).
+    pub round_trips: u64,
+    pub seed_round_trips: u64,
+    /// Tick latency (wall µs per instance step).
+    pub tick_us: Histogram<u64>,
+    /// (simulated ms, Redis used_memory bytes), sampled hourly (empty in memory mode).
+    pub memory: Vec<(i64, u64)>,
+    /// (simulated ms, tracked tickers), sampled hourly.
+    pub tracked: Vec<(i64, u64)>,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub dead_letters: u64,
+    pub faults_applied: Vec<String>,
+    pub digest: String,
+    pub wall: Duration,
+}
+
+/// What the loop needs from the Redis under test (absent in memory mode).
+pub trait Faults {
+    /// Whether faults can be injected (a Redis this run owns); otherwise the scenario's
+    /// faults are skipped with a notice.
+    fn supported(&self) -> bool;
+    fn pause(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    fn resume(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    fn restart_empty(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    fn script_flush(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
+    /// `INFO memory` used_memory, if this is a Redis.
+    fn used_memory(&mut self) -> impl std::future::Future<Output = Option<u64>>;
+}
+
+/// Engine settings for a scenario: the scenario's knobs, short Redis waits (a paused
+/// Redis must not stall the simulation for long).
+pub fn service_config(scenario: &Scenario, instance: usize) -> ServiceConfig {
+    ServiceConfig {
+        tick_interval_ms: scenario.tick_interval_ms,
+        per_ticker_throttle: scenario.engine.per_ticker_throttle,
+        lua_threshold: scenario.engine.lua_threshold,
+        retention_ms: scenario.cleanup.retention_ms,
+        cleanup_initial_delay_ms: scenario.cleanup.initial_delay_ms,
+        cleanup_interval_ms: scenario.cleanup.interval_ms,
+        // The seed's 5-minute log lines would flood a 30-day run's output.
+        metrics_log_interval_ms: i64::MAX / 4,
+        job_visibility_ms: (scenario.workers.latency_ms * 4).max(60_000),
+        consumer: format!("sim-engine-{instance}"),
+        ..ServiceConfig::default()
+    }
+}
+
+/// Mixed into the seed for the simulated workers' random stream, so that it is
+/// independent of the market's streams drawn from the same seed.
+const WORKER_STREAM: u64 = 0x5eed_0f00_0000_0001;
+
+/// Samples per simulated hour for the memory series.
+const SAMPLE_EVERY_MS: i64 = 3_600_000;
+
+/// Runs `scenario` with `seed`. `stores` makes a store handle (one per engine instance,
+/// plus the market's and the workers'); `faults` controls the Redis under test.
+pub async fn run<S, F, Fut>(
+    scenario: &Scenario,
+    seed: u64,
+    stores: F,
+    faults: &mut impl Faults,
+    sabotage: Option<Sabotage>,
+    mut progress: impl FnMut(i64, &RunStats),
+) -> Result<Result<RunStats, Violation>, StoreError>
+where
+    S: Store + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<S, StoreError>>,
+{
+    let started = Instant::now();
+    let mut market = Market::new(scenario, seed);
+    let mut rng: WorkloadRng = seeded_rng(seed ^ WORKER_STREAM);
+    let catalog = market.catalog();
+    let feed = stores().await?;
+    for (id, json) in &catalog {
+        feed.catalog_write(*id, Some(json), None).await?;
+    }
+    let mut oracle = Oracle::new(scenario.engine.per_ticker_throttle, &catalog);
+    let mut engines = Vec::new();
+    for i in 0..scenario.engine.instances {
+        let clock = ManualClock::new(scenario.start_ms - 1);
+        let service =
+            AlertService::new(stores().await?, clock.clone(), service_config(scenario, i));
+        service.start();
+        engines.push((clock, service));
+    }
+    let worker = stores().await?;
+    let mut stats = RunStats {
+        ticks: 0,
+        jobs: 0,
+        dispatched_tickers: 0,
+        failed_runs: 0,
+        discoveries: 0,
+        run_everything: 0,
+        round_trips: 0,
+        seed_round_trips: 0,
+        tick_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        memory: Vec::new(),
+        tracked: Vec::new(),
+        skipped: BTreeMap::new(),
+        dead_letters: 0,
+        faults_applied: Vec::new(),
+        digest: String::new(),
+        wall: Duration::ZERO,
+    };
+    let mut log = Sha256::new();
+    // Every (strategy, bucket, ticker) dispatched so far, and those a failure released.
+    let mut dispatched: BTreeSet<(StrategyId, i64, String)> = BTreeSet::new();
+    // Results scheduled by the workers: (due, sequence) → (job entry, job, result JSON).
+    let mut due: BTreeMap<(i64, u64), (String, Job, String)> = BTreeMap::new();
+    let mut sequence = 0u64;
+    let mut paused_until: Option<i64> = None;
+    let mut held_updates: Vec<(String, i64)> = Vec::new();
+    let mut next_sample = scenario.start_ms;
+    let end = scenario.start_ms + scenario.duration_ms;
+    let mut previous = scenario.start_ms - scenario.tick_interval_ms;
+    let mut now = scenario.start_ms;
+    let mut outcome = Ok(());
+    while now <= end {
+        // 1. Faults.
+        let supported = faults.supported();
+        for fault in scenario.faults.iter().filter(|f| {
+            let at = scenario.start_ms + f.at_ms;
+            previous < at && at <= now
+        }) {
+            if !supported && !matches!(fault.kind, FaultKind::MalformedResults { .. }) {
+                stats.faults_applied.push(format!(
+                    "{:?} skipped: no Redis of this run's own",
+                    fault.kind
+                ));
+                continue;
+            }
+            stats
+                .faults_applied
+                .push(format!("{:?} at +{} ms", fault.kind, fault.at_ms));
+            match &fault.kind {
+                FaultKind::RedisPause { duration_ms } => {
+                    faults.pause().await.map_err(infra)?;
+                    paused_until = Some(now + duration_ms);
+                }
+                FaultKind::RedisRestartEmpty => {
+                    faults.restart_empty().await.map_err(infra)?;
+                    oracle.forget_redis_state();
+                    // What was dispatched before is forgotten with the claims.
+                    dispatched.clear();
+                }
+                FaultKind::ScriptFlush => faults.script_flush().await.map_err(infra)?,
+                FaultKind::MalformedResults { count } => {
+                    for i in 0..*count {
+                        worker
+                            .finish_job("0-0", &format!("{{\"job_id\":\"malformed-{i}\""))
+                            .await?;
+                    }
+                }
+            }
+        }
+        if let Some(until) = paused_until
+            && now >= until
+        {
+            faults.resume().await.map_err(infra)?;
+            paused_until = None;
+        }
+        let up = paused_until.is_none();
+
+        // 2. The market. While Redis is paused the feed holds its updates back.
+        let step = market.step(previous, now);
+        held_updates.extend(step.updates);
+        if up && !held_updates.is_empty() {
+            let mut batch = std::mem::take(&mut held_updates);
+            if sabotage == Some(Sabotage::DropUpdates) {
+                oracle.record(&batch);
+                batch = batch
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 10 != 0)
+                    .map(|(_, u)| u)
+                    .collect();
+                write_updates(&feed, &batch).await?;
+            } else {
+                write_updates(&feed, &batch).await?;
+                oracle.record(&batch);
+            }
+        }
+
+        // 3. Results due by now.
+        if up {
+            let ready: Vec<(i64, u64)> = due.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+            for key in ready {
+                let Some((entry, job, result)) = due.remove(&key) else {
+                    continue;
+                };
+                worker.finish_job(&entry, &result).await?;
+                let parsed: serde_json::Value = serde_json::from_str(&result).unwrap_or_default();
+                if parsed["success"] == serde_json::Value::Bool(false) {
+                    oracle.fail(&job);
+                    // Its claims are released: dispatching them again is allowed.
+                    for t in job.symbols.iter().flatten() {
+                        dispatched.remove(&(job.strategy_id, job.bucket_start_ms, t.clone()));
+                    }
+                }
+                if let Some(used) = parsed["used_symbols"].as_array() {
+                    let used: Vec<String> = used
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect();
+                    oracle.discover(job.strategy_id, &used);
+                }
+            }
+        }
+
+        // 4. Engine steps.
+        let mut any_ready = false;
+        for (clock, service) in &engines {
+            let before = service
+                .store()
+                .counters()
+                .round_trips
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let t = Instant::now();
+            clock.advance_to(now);
+            service.wait_for_step(now).await;
+            let us = t.elapsed().as_micros() as u64;
+            stats.tick_us.saturating_record(us.max(1));
+            stats.round_trips += service
+                .store()
+                .counters()
+                .round_trips
+                .load(std::sync::atomic::Ordering::Relaxed)
+                - before;
+            any_ready |= service.is_ready();
+        }
+
+        // 5. Workers take the jobs; check them against the oracle.
+        let mut jobs: BTreeSet<crate::oracle::Dispatch> = BTreeSet::new();
+        if up {
+            for entry in take_all(&worker).await? {
+                let Some(job) = entry
+                    .payload
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<Job>(p).ok())
+                else {
+                    continue;
+                };
+                let mode = match job.mode.as_str() {
+                    "per_ticker" => JobMode::PerTicker,
+                    "strategy" => JobMode::Strategy,
+                    _ => JobMode::Global,
+                };
+                jobs.insert((
+                    job.strategy_id,
+                    job.bucket_start_ms,
+                    mode,
+                    job.symbols
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                ));
+                let success = !rng.random_bool(scenario.workers.failure_rate.clamp(0.0, 1.0));
+                let mut result = serde_json::json!({"job_id": job.job_id, "strategy_id": job.strategy_id, "success": success});
+                if rng.random_bool(scenario.workers.used_symbols_rate.clamp(0.0, 1.0)) {
+                    let n = rng.random_range(1..=8usize);
+                    result["used_symbols"] = serde_json::json!(market.sample_listed(n));
+                    stats.discoveries += 1;
+                }
+                if !success {
+                    stats.failed_runs += 1;
+                }
+                if sabotage == Some(Sabotage::SkipClaims) && mode == JobMode::PerTicker {
+                    // The claims vanish as if never made; the job itself stays on record.
+                    let tickers: Vec<Ticker> = job
+                        .symbols
+                        .iter()
+                        .flatten()
+                        .filter_map(|t| Ticker::parse(t).ok())
+                        .collect();
+                    let start = job.bucket_start_ms;
+                    let bucket = tickgate::timeframe::Bucket {
+                        start_ms: start,
+                        end_ms: start + 1,
+                    };
+                    worker.release(job.strategy_id, bucket, &tickers).await?;
+                }
+                sequence += 1;
+                due.insert(
+                    (now + scenario.workers.latency_ms, sequence),
+                    (entry.id, job, result.to_string()),
+                );
+            }
+        }
+        if any_ready {
+            let (want, counts) = oracle.tick(now);
+            stats.run_everything += counts.run_everything;
+            stats.seed_round_trips += counts.seed_round_trips;
+            for (reason, n) in &oracle.skipped {
+                *stats.skipped.entry(reason.as_str()).or_default() += n;
+            }
+            let (got, want) = (merged(&jobs), merged(&want));
+            if let Err(v) = compare(now, &got, &want, &dispatched) {
+                outcome = Err(v);
+                break;
+            }
+            for ((id, bucket, mode), symbols) in &got {
+                log.update(format!(
+                    "{now}\t{id}\t{bucket}\t{}\t{}\n",
+                    mode.as_str(),
+                    symbols.iter().cloned().collect::<Vec<_>>().join(",")
+                ));
+                stats.jobs += 1;
+                stats.dispatched_tickers += symbols.len() as u64;
+                if *mode == JobMode::PerTicker {
+                    dispatched.extend(symbols.iter().map(|t| (*id, *bucket, t.clone())));
+                }
+            }
+        }
+        // 6. Samples and progress.
+        if now >= next_sample {
+            if let Some(bytes) = faults.used_memory().await {
+                stats.memory.push((now, bytes));
+            }
+            if up && let Ok(n) = feed.tracked_tickers().await {
+                stats.tracked.push((now, n));
+            }
+            next_sample += SAMPLE_EVERY_MS;
+            // Dispatches of buckets that are over can never repeat: forget them, so the
+            // safety check's memory stays bounded over long runs.
+            dispatched.retain(|(id, bucket, _)| {
+                let current = oracle
+                    .strategies
+                    .get(id)
+                    .and_then(|s| s.timeframe.as_ref().ok()?.bucket(now).ok());
+                current.is_some_and(|b| b.start_ms <= *bucket)
+            });
+        }
+        stats.ticks += 1;
+        progress(now, &stats);
+        previous = now;
+        now += scenario.tick_interval_ms;
+    }
+    for (_, service) in &engines {
+        service.stop().await;
+        stats.dead_letters += Metrics::get(&service.metrics().dead_letters);
+    }
+    stats.digest = format!("{:x}", log.finalize());
+    stats.wall = started.elapsed();
+    Ok(outcome.map(|()| stats))
+}
+
+fn infra(reason: String) -> StoreError {
+    StoreError::Redis {
+        op: "fault injection",
+        reason,
+    }
+}
+
+/// Writes updates through the store, dropping tickers the store would reject.
+async fn write_updates<S: Store>(store: &S, batch: &[(String, i64)]) -> Result<(), StoreError> {
+    let valid: Vec<&(String, i64)> = batch
+        .iter()
+        .filter(|(t, _)| Ticker::parse(t).is_ok())
+        .collect();
+    let pairs: Vec<(&str, i64)> = valid.iter().map(|(t, ts)| (t.as_str(), *ts)).collect();
+    store.record_updates(&pairs).await
+}
+
+/// Jobs read per call by the simulated workers, and the bound on calls per tick (far more
+/// than any scenario enqueues in one tick).
+const TAKE_BATCH: usize = 1_000;
+const MAX_TAKES_PER_TICK: usize = 10_000;
+
+async fn take_all<S: Store>(worker: &S) -> Result<Vec<tickgate::store::StreamEntry>, StoreError> {
+    let mut all = Vec::new();
+    for _ in 0..MAX_TAKES_PER_TICK {
+        let batch = worker.take_jobs("sim-worker", TAKE_BATCH).await?;
+        if batch.is_empty() {
+            break;
+        }
+        all.extend(batch);
+    }
+    Ok(all)
+}
+
+/// Classifies the first difference between the engine's and the oracle's decisions.
+fn compare(
+    now: i64,
+    got: &Merged,
+    want: &Merged,
+    dispatched: &BTreeSet<(StrategyId, i64, String)>,
+) -> Result<(), Violation> {
+    if got == want {
+        return Ok(());
+    }
+    for ((id, bucket, mode), symbols) in got {
+        if *mode == JobMode::PerTicker {
+            for t in symbols {
+                if dispatched.contains(&(*id, *bucket, t.clone())) {
+                    return Err(Violation::Safety {
+                        tick_ms: now,
+                        strategy: *id,
+                        ticker: t.clone(),
+                        bucket_ms: *bucket,
+                    });
+                }
+            }
+        }
+    }
+    for (key @ (id, bucket, _), symbols) in want {
+        let have = got.get(key).cloned().unwrap_or_default();
+        let missing: Vec<String> = symbols.difference(&have).cloned().collect();
+        if !missing.is_empty() || !got.contains_key(key) {
+            return Err(Violation::Liveness {
+                tick_ms: now,
+                strategy: *id,
+                missing,
+                bucket_ms: *bucket,
+            });
+        }
+    }
+    let first = |m: &Merged| {
+        m.iter()
+            .find(|(k, v)| want.get(*k) != Some(*v) || got.get(*k) != Some(*v))
+            .map(|e| format!("{e:?}"))
+            .unwrap_or_default()
+    };
+    Err(Violation::Divergence {
+        tick_ms: now,
+        engine: first(got),
+        oracle: first(want),
+    })
+}
