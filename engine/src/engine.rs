@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::domain::{StrategyId, Ticker};
-use crate::jobs::{JobRef, parse_result};
+use crate::jobs::parse_result;
 use crate::metrics::Metrics;
 use crate::planner::Planner;
 use crate::service::Shared;
@@ -74,8 +74,8 @@ impl Default for ServiceConfig {
             cleanup_interval_ms: 86_400_000,
             metrics_log_interval_ms: 300_000,
             catalog_resync_ms: 600_000,
-            results_batch: 100,
-            max_results_per_tick: 10_000,
+            results_batch: 1_000,
+            max_results_per_tick: 100_000,
             max_universe: DEFAULT_MAX_UNIVERSE,
             discovery_queue_capacity: 100_000,
             discovery_attempts: 5,
@@ -329,22 +329,47 @@ async fn settle_results<S: Store, C: Clock>(
         if entries.is_empty() {
             break;
         }
-        for entry in &entries {
+        // Settle the batch in three round trips whatever its size: the verdicts (one
+        // pipeline of scripts), then discoveries (rare, one by one), then acknowledgements.
+        let mut verdicts = Vec::new();
+        let mut discoveries = Vec::new();
+        let mut acks = Vec::with_capacity(entries.len());
+        for entry in entries {
             match parse_result(entry.payload.as_deref()) {
                 Err(e) => {
                     Metrics::add(&shared.metrics.dead_letters, 1);
                     tracing::warn!(result_id = %entry.id, error = %e, "malformed result moved to the dead-letter stream");
-                    shared.store.ack_result(entry, Some(&e.to_string())).await?;
+                    acks.push((entry, Some(e.to_string())));
                 }
                 Ok((job, result)) => {
-                    settle(shared, state, job, result.success).await?;
+                    verdicts.push((job, result.success));
                     if let Some(symbols) = result.used_symbols.filter(|s| !s.is_empty()) {
-                        crate::discovery::discover(shared, state, job.strategy, &symbols).await?;
+                        discoveries.push((job.strategy, symbols));
                     }
-                    shared.store.ack_result(entry, None).await?;
+                    acks.push((entry, None));
                 }
             }
         }
+        let released = shared.store.complete_jobs(&verdicts).await?;
+        let m = &shared.metrics;
+        for ((job, success), released) in verdicts.iter().zip(released) {
+            Metrics::add(
+                if *success {
+                    &m.results_ok
+                } else {
+                    &m.results_failed
+                },
+                1,
+            );
+            if released > 0 {
+                Metrics::add(&m.claims_released, released);
+                state.planner.invalidate(job.strategy);
+            }
+        }
+        for (strategy, symbols) in discoveries {
+            crate::discovery::discover(shared, state, strategy, &symbols).await?;
+        }
+        shared.store.ack_results(&acks).await?;
     }
     Ok(())
 }
@@ -381,29 +406,6 @@ async fn reap_jobs<S: Store, C: Clock>(
         }
     }
     state.pending_seen = seen;
-    Ok(())
-}
-
-async fn settle<S: Store, C: Clock>(
-    shared: &Shared<S, C>,
-    state: &mut EngineState,
-    job: JobRef,
-    success: bool,
-) -> Result<(), StoreError> {
-    let released = shared.store.complete_job(job, success).await?;
-    let m = &shared.metrics;
-    Metrics::add(
-        if success {
-            &m.results_ok
-        } else {
-            &m.results_failed
-        },
-        1,
-    );
-    if released > 0 {
-        Metrics::add(&m.claims_released, released);
-        state.planner.invalidate(job.strategy);
-    }
     Ok(())
 }
 

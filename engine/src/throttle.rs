@@ -183,10 +183,26 @@ pub fn decide(
     claimed: impl Fn(&Ticker, i64) -> bool,
     ran: impl Fn(i64) -> bool,
 ) -> Decision {
-    let Ok(timeframe) = &strategy.timeframe else {
-        return Decision::Skip(SkipReason::InvalidTimeframe);
-    };
-    let Ok(bucket) = timeframe.bucket(now_ms) else {
+    let bucket = strategy
+        .timeframe
+        .as_ref()
+        .ok()
+        .and_then(|tf| tf.bucket(now_ms).ok());
+    decide_in(strategy, per_ticker, bucket, last_update, claimed, ran)
+}
+
+/// [`decide`] with the strategy's current bucket already computed (`None`: the timeframe is
+/// invalid or the instant out of range). Callers evaluating many strategies compute one
+/// bucket per distinct timeframe.
+pub fn decide_in(
+    strategy: &Strategy,
+    per_ticker: bool,
+    bucket: Option<Bucket>,
+    last_update: impl Fn(&Ticker) -> Option<i64>,
+    claimed: impl Fn(&Ticker, i64) -> bool,
+    ran: impl Fn(i64) -> bool,
+) -> Decision {
+    let Some(bucket) = bucket else {
         return Decision::Skip(SkipReason::InvalidTimeframe);
     };
     let whole = |mode, symbols| {

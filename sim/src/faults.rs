@@ -18,6 +18,32 @@ impl RedisFaults {
         RedisFaults { server, admin }
     }
 
+    /// The commands Redis spent most time on (`INFO commandstats`), for diagnosing runs.
+    pub async fn top_commands(&self, n: usize) -> Vec<(String, u64, u64)> {
+        let info: String = match redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut self.admin.connection())
+            .await
+        {
+            Ok(info) => info,
+            Err(_) => return Vec::new(),
+        };
+        let mut rows: Vec<(String, u64, u64)> = info
+            .lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let field = |k: &str| {
+                    rest.split(',')
+                        .find_map(|kv| kv.strip_prefix(k)?.parse::<u64>().ok())
+                };
+                Some((name.to_owned(), field("calls=")?, field("usec=")?))
+            })
+            .collect();
+        rows.sort_by_key(|row| std::cmp::Reverse(row.2));
+        rows.truncate(n);
+        rows
+    }
+
     /// Where the server came from.
     pub fn source(&self) -> String {
         self.server.source()

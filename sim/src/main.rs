@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tickgate::store::{MemoryStore, RedisStore, StoreError};
 use tickgate_sim::faults::{NoFaults, RedisFaults};
-use tickgate_sim::provision::{ProvisionSettings, RedisMode, RedisServer};
+use tickgate_sim::provision::{self, ProvisionSettings, RedisMode, RedisServer};
 use tickgate_sim::report::{self, ReportContext};
 use tickgate_sim::run::{RunStats, Sabotage, Violation, run};
 use tickgate_sim::scenario::Scenario;
@@ -128,15 +128,38 @@ async fn simulate(
     let server = if mode == "memory" {
         None
     } else {
-        let settings = ProvisionSettings {
-            mode: RedisMode::parse(&mode).map_err(|e| Exit::Usage(e.to_string()))?,
-            ..ProvisionSettings::from_env().map_err(|e| Exit::Usage(e.to_string()))?
-        };
+        // `--redis auto` (the default) leaves the choice to TICKGATE_REDIS / REDIS_URL, as
+        // tests do; an explicit mode overrides them.
+        let mut settings = ProvisionSettings::from_env().map_err(|e| Exit::Usage(e.to_string()))?;
+        if mode != "auto" {
+            settings.mode = RedisMode::parse(&mode).map_err(|e| Exit::Usage(e.to_string()))?;
+        }
         match RedisServer::start(&settings).await {
             Ok(server) => Some(server),
-            Err(e) if mode == "auto" => {
-                println!("notice: no Redis could be had ({e}); running on the in-memory store");
-                None
+            Err(e) if settings.mode == RedisMode::Auto => {
+                // A Docker without the image (no registry here) should not end the run when
+                // a local redis-server can serve.
+                let process = provision::find_redis_server().map(provision::Plan::Process);
+                match process {
+                    Some(plan) => match RedisServer::start_plan(plan).await {
+                        Ok(server) => {
+                            println!("notice: {e}; using a local redis-server instead");
+                            Some(server)
+                        }
+                        Err(e2) => {
+                            println!(
+                                "notice: no Redis could be had ({e}; {e2}); running on the in-memory store"
+                            );
+                            None
+                        }
+                    },
+                    None => {
+                        println!(
+                            "notice: no Redis could be had ({e}); running on the in-memory store"
+                        );
+                        None
+                    }
+                }
             }
             Err(e) => return Err(Exit::Crash(e.to_string())),
         }
@@ -176,19 +199,21 @@ async fn simulate(
                 let c = config.clone();
                 async move { RedisStore::connect(&c).await }
             };
-            (
-                run(
-                    &scenario,
-                    seed,
-                    stores,
-                    &mut faults,
-                    sabotage,
-                    progress_reporter(&scenario),
-                )
-                .await
-                .map_err(crash)?,
-                source,
+            let outcome = run(
+                &scenario,
+                seed,
+                stores,
+                &mut faults,
+                sabotage,
+                progress_reporter(&scenario),
             )
+            .await
+            .map_err(crash)?;
+            println!(
+                "Redis time by command (name, calls, µs): {:?}",
+                faults.top_commands(8).await
+            );
+            (outcome, source)
         }
     };
     let stats = outcome.map_err(Exit::Violation)?;
@@ -210,6 +235,7 @@ async fn simulate(
         stats.tick_us.value_at_quantile(0.99) as f64 / 1000.0,
         stats.digest
     );
+    println!("wall time by phase (ms): {:?}", stats.phase_ms);
     println!("report: {}", report_path.display());
     Ok(())
 }

@@ -4,10 +4,11 @@
 //! would have done on the same world: the run-everything mode (one run per strategy per
 //! bucket) and the seed-faithful algorithm's Redis round trips.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tickgate::jobs::{Job, JobMode};
-use tickgate::throttle::{Decision, SkipReason, Strategy, Universe, decide};
+use tickgate::throttle::{Decision, SkipReason, Strategy, Universe, decide_in};
+use tickgate::timeframe::{Bucket, Timeframe};
 use tickgate::{StrategyId, Ticker};
 
 /// One dispatch: (strategy, bucket start, mode, symbols).
@@ -34,8 +35,11 @@ pub struct Oracle {
     pub per_ticker: bool,
     pub max_universe: usize,
     pub strategies: BTreeMap<StrategyId, Strategy>,
-    pub updates: BTreeMap<Ticker, i64>,
-    claims: BTreeMap<(StrategyId, Ticker), i64>,
+    /// Ticker → last update. Hash maps (never iterated, so order cannot leak into results)
+    /// because the oracle probes every universe ticker of every strategy every tick.
+    pub updates: HashMap<Ticker, i64>,
+    /// Strategy → ticker → bucket start of its claim.
+    claims: HashMap<StrategyId, HashMap<Ticker, i64>>,
     runs: BTreeMap<StrategyId, i64>,
     /// Bucket start of the last run-everything run per strategy.
     legacy_runs: BTreeMap<StrategyId, i64>,
@@ -56,8 +60,8 @@ impl Oracle {
             per_ticker,
             max_universe: tickgate::store::DEFAULT_MAX_UNIVERSE,
             strategies,
-            updates: BTreeMap::new(),
-            claims: BTreeMap::new(),
+            updates: HashMap::new(),
+            claims: HashMap::new(),
             runs: BTreeMap::new(),
             legacy_runs: BTreeMap::new(),
             skipped: BTreeMap::new(),
@@ -92,17 +96,28 @@ impl Oracle {
         let mut out: BTreeSet<Dispatch> = BTreeSet::new();
         let mut counts = BaselineCounts::default();
         self.skipped.clear();
+        // One bucket per distinct timeframe: bucket arithmetic in the market's time zone is
+        // the costliest part of evaluating a strategy.
+        let mut buckets: BTreeMap<Timeframe, Option<Bucket>> = BTreeMap::new();
+        let mut bucket_of = |s: &Strategy| {
+            let tf = *s.timeframe.as_ref().ok()?;
+            *buckets.entry(tf).or_insert_with(|| tf.bucket(now).ok())
+        };
+        let mut current: BTreeMap<StrategyId, Bucket> = BTreeMap::new();
         for (id, s) in &self.strategies {
-            let decision = decide(
+            let bucket = bucket_of(s);
+            if let Some(b) = bucket {
+                current.insert(*id, b);
+            }
+            let decision = decide_in(
                 s,
                 self.per_ticker,
-                now,
+                bucket,
                 |t| self.updates.get(t).copied(),
-                |t, start| self.claims.get(&(*id, t.clone())) == Some(&start),
+                |t, start| self.claims.get(id).and_then(|c| c.get(t)) == Some(&start),
                 |start| self.runs.get(id) == Some(&start),
             );
-            if let Ok(bucket) = s.timeframe.as_ref().map(|tf| tf.bucket(now)) {
-                let bucket = bucket.ok();
+            if s.timeframe.is_ok() {
                 if let Some(b) = bucket
                     && self.legacy_runs.get(id) != Some(&b.start_ms)
                 {
@@ -126,16 +141,15 @@ impl Oracle {
                 Decision::Skip(reason) => *self.skipped.entry(reason).or_default() += 1,
             }
         }
-        for (id, s) in &self.strategies {
-            if let Some(b) = s.timeframe.as_ref().ok().and_then(|tf| tf.bucket(now).ok()) {
-                self.legacy_runs.insert(*id, b.start_ms);
-            }
+        for (id, b) in current {
+            self.legacy_runs.insert(id, b.start_ms);
         }
         for (id, start, mode, symbols) in &out {
             if *mode == JobMode::PerTicker {
+                let claims = self.claims.entry(*id).or_default();
                 for t in symbols {
                     if let Ok(t) = Ticker::parse(t) {
-                        self.claims.insert((*id, t), *start);
+                        claims.insert(t, *start);
                     }
                 }
             } else {
@@ -150,11 +164,13 @@ impl Oracle {
         let id = job.strategy_id;
         match &job.symbols {
             Some(symbols) if job.mode == "per_ticker" => {
+                let Some(claims) = self.claims.get_mut(&id) else {
+                    return;
+                };
                 for t in symbols {
                     let Ok(t) = Ticker::parse(t) else { continue };
-                    let key = (id, t);
-                    if self.claims.get(&key) == Some(&job.bucket_start_ms) {
-                        self.claims.remove(&key);
+                    if claims.get(&t) == Some(&job.bucket_start_ms) {
+                        claims.remove(&t);
                     }
                 }
             }

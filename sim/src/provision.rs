@@ -12,8 +12,7 @@
 //! drops — also while a panicking test unwinds. Every wait is bounded, so a missing image
 //! or a dead daemon is a prompt error, never a hang.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +22,11 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tickgate::redact::redact_url;
+
+mod probe;
+
+pub use self::probe::{docker_answers, find_redis_server};
+use self::probe::{docker_endpoint, url_socket_addr};
 
 /// Image used in container mode when `TICKGATE_REDIS_IMAGE` is unset.
 pub const DEFAULT_IMAGE: &str = "redis:7";
@@ -518,87 +522,6 @@ async fn ping(addr: SocketAddr) -> Result<(), String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("PING timed out".to_owned()),
     }
-}
-
-/// `host:port` of a `redis://` URL when the host is a literal address or `localhost`;
-/// other hosts are left to the client (no DNS here).
-fn url_socket_addr(url: &str) -> Option<SocketAddr> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-    let host_port = host_port.replace("localhost", "127.0.0.1");
-    if host_port.parse::<SocketAddr>().is_ok() {
-        return host_port.parse().ok();
-    }
-    format!("{host_port}:6379").parse().ok()
-}
-
-/// Where the Docker daemon listens: `DOCKER_HOST` (unix:// or tcp://) or the default socket.
-enum DockerEndpoint {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl DockerEndpoint {
-    fn describe(&self) -> String {
-        match self {
-            DockerEndpoint::Unix(p) => format!("unix://{}", p.display()),
-            DockerEndpoint::Tcp(a) => format!("tcp://{a}"),
-        }
-    }
-}
-
-fn docker_endpoint() -> DockerEndpoint {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if h.starts_with("tcp://") => DockerEndpoint::Tcp(h["tcp://".len()..].to_owned()),
-        Ok(h) if h.starts_with("unix://") => {
-            DockerEndpoint::Unix(PathBuf::from(&h["unix://".len()..]))
-        }
-        _ => DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
-    }
-}
-
-/// Whether a Docker daemon answers `GET /_ping` within [`DOCKER_PING_TIMEOUT`].
-pub fn docker_answers() -> bool {
-    fn exchange(mut s: impl Read + Write) -> std::io::Result<bool> {
-        s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")?;
-        let mut reply = Vec::new();
-        s.read_to_end(&mut reply)?;
-        Ok(reply.starts_with(b"HTTP/1.") && reply.windows(3).any(|w| w == b"200"))
-    }
-    let result = match docker_endpoint() {
-        DockerEndpoint::Unix(path) => {
-            std::os::unix::net::UnixStream::connect(&path).and_then(|s| {
-                s.set_read_timeout(Some(DOCKER_PING_TIMEOUT))?;
-                s.set_write_timeout(Some(DOCKER_PING_TIMEOUT))?;
-                exchange(s)
-            })
-        }
-        DockerEndpoint::Tcp(addr) => addr
-            .parse::<SocketAddr>()
-            .map_err(std::io::Error::other)
-            .and_then(|a| TcpStream::connect_timeout(&a, DOCKER_PING_TIMEOUT))
-            .and_then(|s| {
-                s.set_read_timeout(Some(DOCKER_PING_TIMEOUT))?;
-                exchange(s)
-            }),
-    };
-    result.unwrap_or(false)
-}
-
-/// The first executable `redis-server` on `PATH`.
-pub fn find_redis_server() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -95,6 +95,8 @@ pub struct RunStats {
     pub faults_applied: Vec<String>,
     pub digest: String,
     pub wall: Duration,
+    /// Wall time by phase: market, feed writes and results, engine steps, workers, oracle.
+    pub phase_ms: BTreeMap<&'static str, u64>,
 }
 
 /// What the loop needs from the Redis under test (absent in memory mode).
@@ -123,6 +125,9 @@ pub fn service_config(scenario: &Scenario, instance: usize) -> ServiceConfig {
         // The seed's 5-minute log lines would flood a 30-day run's output.
         metrics_log_interval_ms: i64::MAX / 4,
         job_visibility_ms: (scenario.workers.latency_ms * 4).max(60_000),
+        // The simulator writes the catalog only at the start and through discovery (which
+        // the change log carries), so the safety-net full reload can be rare.
+        catalog_resync_ms: 6 * 3_600_000,
         consumer: format!("sim-engine-{instance}"),
         ..ServiceConfig::default()
     }
@@ -185,6 +190,12 @@ where
         faults_applied: Vec::new(),
         digest: String::new(),
         wall: Duration::ZERO,
+        phase_ms: BTreeMap::new(),
+    };
+    let mut phase = Instant::now();
+    let mut lap = |stats: &mut RunStats, name: &'static str| {
+        *stats.phase_ms.entry(name).or_default() += phase.elapsed().as_micros() as u64;
+        phase = Instant::now();
     };
     let mut log = Sha256::new();
     // Every (strategy, bucket, ticker) dispatched so far, and those a failure released.
@@ -245,8 +256,10 @@ where
         }
         let up = paused_until.is_none();
 
+        lap(&mut stats, "faults");
         // 2. The market. While Redis is paused the feed holds its updates back.
         let step = market.step(previous, now);
+        lap(&mut stats, "market");
         held_updates.extend(step.updates);
         if up && !held_updates.is_empty() {
             let mut batch = std::mem::take(&mut held_updates);
@@ -258,9 +271,9 @@ where
                     .filter(|(i, _)| i % 10 != 0)
                     .map(|(_, u)| u)
                     .collect();
-                write_updates(&feed, &batch).await?;
+                once_more(|| write_updates(&feed, &batch)).await?;
             } else {
-                write_updates(&feed, &batch).await?;
+                once_more(|| write_updates(&feed, &batch)).await?;
                 oracle.record(&batch);
             }
         }
@@ -268,11 +281,11 @@ where
         // 3. Results due by now.
         if up {
             let ready: Vec<(i64, u64)> = due.range(..=(now, u64::MAX)).map(|(k, _)| *k).collect();
+            let mut posted = Vec::with_capacity(ready.len());
             for key in ready {
                 let Some((entry, job, result)) = due.remove(&key) else {
                     continue;
                 };
-                worker.finish_job(&entry, &result).await?;
                 let parsed: serde_json::Value = serde_json::from_str(&result).unwrap_or_default();
                 if parsed["success"] == serde_json::Value::Bool(false) {
                     oracle.fail(&job);
@@ -288,9 +301,12 @@ where
                         .collect();
                     oracle.discover(job.strategy_id, &used);
                 }
+                posted.push((entry, result));
             }
+            once_more(|| worker.finish_jobs(&posted)).await?;
         }
 
+        lap(&mut stats, "feed and results");
         // 4. Engine steps.
         let mut any_ready = false;
         for (clock, service) in &engines {
@@ -313,10 +329,11 @@ where
             any_ready |= service.is_ready();
         }
 
+        lap(&mut stats, "engine");
         // 5. Workers take the jobs; check them against the oracle.
         let mut jobs: BTreeSet<crate::oracle::Dispatch> = BTreeSet::new();
         if up {
-            for entry in take_all(&worker).await? {
+            for entry in once_more(|| take_all(&worker)).await? {
                 let Some(job) = entry
                     .payload
                     .as_deref()
@@ -371,6 +388,7 @@ where
                 );
             }
         }
+        lap(&mut stats, "workers");
         if any_ready {
             let (want, counts) = oracle.tick(now);
             stats.run_everything += counts.run_everything;
@@ -396,6 +414,7 @@ where
                 }
             }
         }
+        lap(&mut stats, "oracle");
         // 6. Samples and progress.
         if now >= next_sample {
             if let Some(bytes) = faults.used_memory().await {
@@ -424,9 +443,24 @@ where
         service.stop().await;
         stats.dead_letters += Metrics::get(&service.metrics().dead_letters);
     }
+    for v in stats.phase_ms.values_mut() {
+        *v /= 1000;
+    }
     stats.digest = format!("{:x}", log.finalize());
     stats.wall = started.elapsed();
     Ok(outcome.map(|()| stats))
+}
+
+/// Runs a feed or worker call, retrying once if the connection broke: after a Redis
+/// restart the first call on an old connection fails and reconnects (a failed call wrote
+/// nothing, so the retry is safe).
+async fn once_more<T, Fut: std::future::Future<Output = Result<T, StoreError>>>(
+    call: impl Fn() -> Fut,
+) -> Result<T, StoreError> {
+    match call().await {
+        Err(StoreError::Disconnected { .. } | StoreError::Timeout { .. }) => call().await,
+        other => other,
+    }
 }
 
 fn infra(reason: String) -> StoreError {

@@ -423,6 +423,13 @@ impl Store for MemoryStore {
         Ok(Reaped::Redelivered)
     }
 
+    async fn finish_jobs(&self, jobs: &[(String, String)]) -> Result<(), StoreError> {
+        for (entry, result) in jobs {
+            self.finish_job(entry, result).await?;
+        }
+        Ok(())
+    }
+
     async fn read_results(
         &self,
         consumer: &str,

@@ -324,6 +324,20 @@ pub trait Store: Send + Sync {
         success: bool,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// [`Store::complete_job`] for many jobs, in order (batched where the store can).
+    fn complete_jobs(
+        &self,
+        jobs: &[(JobRef, bool)],
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
+        async move {
+            let mut released = Vec::with_capacity(jobs.len());
+            for (job, success) in jobs {
+                released.push(self.complete_job(*job, *success).await?);
+            }
+            Ok(released)
+        }
+    }
+
     /// Creates the consumer groups (workers on jobs, engines on results) if missing.
     fn ensure_groups(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -339,6 +353,12 @@ pub trait Store: Send + Sync {
         &self,
         job_entry_id: &str,
         result_json: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Worker side: [`Store::finish_job`] for many jobs, in order, batched.
+    fn finish_jobs(
+        &self,
+        jobs: &[(String, String)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Engine side: up to `max` jobs that workers took and have not acknowledged, with how
@@ -373,6 +393,19 @@ pub trait Store: Send + Sync {
         entry: &StreamEntry,
         dead: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`Store::ack_result`] for many entries, in order (batched where the store can).
+    fn ack_results(
+        &self,
+        entries: &[(StreamEntry, Option<String>)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for (entry, dead) in entries {
+                self.ack_result(entry, dead.as_deref()).await?;
+            }
+            Ok(())
+        }
+    }
 
     /// Writes (or with `None` removes) a catalog entry and records the change. With
     /// `expected`, only if the entry is currently exactly that (compare and swap); returns

@@ -82,6 +82,8 @@ pub(super) struct Scripts {
     pub(super) dispatch_strategy: Script,
     pub(super) dispatch_strategy_source: String,
     pub(super) complete_job: Script,
+    /// Source of `complete_job`, for the `SCRIPT LOAD` that opens each settlement pipeline.
+    pub(super) complete_job_source: String,
     pub(super) catalog_write: Script,
     pub(super) reap_job: Script,
     replace_universe: Script,
@@ -107,6 +109,7 @@ impl Scripts {
             dispatch: Script::new(&dispatch_source),
             dispatch_strategy: Script::new(&dispatch_strategy_source),
             complete_job: Script::new(include_str!("lua/complete_job.lua")),
+            complete_job_source: include_str!("lua/complete_job.lua").to_owned(),
             reap_job: Script::new(include_str!("lua/reap_job.lua")),
             catalog_write: with(CHANGE_FN, include_str!("lua/catalog_write.lua")),
             replace_universe: with(CHANGE_FN, include_str!("lua/replace_universe.lua")),
@@ -522,6 +525,17 @@ impl Store for RedisStore {
         self.complete_job_impl(job, success).await
     }
 
+    async fn complete_jobs(&self, jobs: &[(JobRef, bool)]) -> Result<Vec<u64>, StoreError> {
+        self.complete_jobs_impl(jobs).await
+    }
+
+    async fn ack_results(
+        &self,
+        entries: &[(StreamEntry, Option<String>)],
+    ) -> Result<(), StoreError> {
+        self.ack_results_impl(entries).await
+    }
+
     async fn ensure_groups(&self) -> Result<(), StoreError> {
         self.ensure_groups_impl().await
     }
@@ -540,6 +554,10 @@ impl Store for RedisStore {
 
     async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {
         self.reap_job_impl(job, max_deliveries).await
+    }
+
+    async fn finish_jobs(&self, jobs: &[(String, String)]) -> Result<(), StoreError> {
+        self.finish_jobs_impl(jobs).await
     }
 
     async fn read_results(

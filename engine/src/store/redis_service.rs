@@ -220,6 +220,79 @@ impl RedisStore {
             .map_err(|e| script_error("complete_job.lua", e))
     }
 
+    pub(super) async fn complete_jobs_impl(
+        &self,
+        jobs: &[(JobRef, bool)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(DISPATCH_BATCH) {
+            let calls: Vec<_> = batch
+                .iter()
+                .map(|(job, success)| {
+                    let seq = job.seq.map_or_else(|| "run".to_owned(), |n| n.to_string());
+                    let mut call = self
+                        .scripts()
+                        .complete_job
+                        .key(self.keys().triggers(job.strategy));
+                    call.key(self.keys().strategy_run(job.strategy))
+                        .arg(job.bucket_start_ms)
+                        .arg(seq)
+                        .arg(if *success { "1" } else { "0" });
+                    call
+                })
+                .collect();
+            let replies = pipelined(
+                self,
+                &self.scripts().complete_job_source,
+                "complete_job.lua",
+                &calls,
+            )
+            .await?;
+            for reply in replies {
+                out.push(decode("complete_job.lua", reply)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn ack_results_impl(
+        &self,
+        entries: &[(StreamEntry, Option<String>)],
+    ) -> Result<(), StoreError> {
+        for batch in entries.chunks(DISPATCH_BATCH) {
+            let mut pipe = redis::pipe();
+            for (entry, dead) in batch {
+                pipe.cmd("MULTI").ignore();
+                if let Some(reason) = dead {
+                    pipe.cmd("XADD")
+                        .arg(self.keys().dead())
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(STREAM_MAXLEN)
+                        .arg("*")
+                        .arg("result_id")
+                        .arg(&entry.id)
+                        .arg("reason")
+                        .arg(reason)
+                        .arg("result")
+                        .arg(entry.payload.as_deref().unwrap_or(""))
+                        .ignore();
+                }
+                pipe.cmd("XACK")
+                    .arg(self.keys().results())
+                    .arg(ENGINE_GROUP)
+                    .arg(&entry.id)
+                    .ignore()
+                    .cmd("EXEC")
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut self.connection())
+                .await
+                .map_err(|e| command_error("XACK results", e))?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn ensure_groups_impl(&self) -> Result<(), StoreError> {
         for (stream, group, from) in [
             (self.keys().jobs(), WORKER_GROUP, "$"),
@@ -341,25 +414,43 @@ impl RedisStore {
         job_entry_id: &str,
         result_json: &str,
     ) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XACK")
-            .arg(self.keys().jobs())
-            .arg(WORKER_GROUP)
-            .arg(job_entry_id)
-            .ignore()
-            .cmd("XADD")
-            .arg(self.keys().results())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_MAXLEN)
-            .arg("*")
-            .arg("result")
-            .arg(result_json)
-            .ignore();
-        pipe.query_async::<()>(&mut self.connection())
+        self.finish_jobs_impl(&[(job_entry_id.to_owned(), result_json.to_owned())])
             .await
-            .map_err(|e| command_error("XACK + XADD result", e))
+    }
+
+    /// One round trip per [`DISPATCH_BATCH`] results; each acknowledgement is atomic with its
+    /// result (`MULTI`/`EXEC` per job inside the pipeline).
+    pub(super) async fn finish_jobs_impl(
+        &self,
+        jobs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        for batch in jobs.chunks(DISPATCH_BATCH) {
+            let mut pipe = redis::pipe();
+            for (job_entry_id, result_json) in batch {
+                pipe.cmd("MULTI")
+                    .ignore()
+                    .cmd("XACK")
+                    .arg(self.keys().jobs())
+                    .arg(WORKER_GROUP)
+                    .arg(job_entry_id)
+                    .ignore()
+                    .cmd("XADD")
+                    .arg(self.keys().results())
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_MAXLEN)
+                    .arg("*")
+                    .arg("result")
+                    .arg(result_json)
+                    .ignore()
+                    .cmd("EXEC")
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut self.connection())
+                .await
+                .map_err(|e| command_error("XACK + XADD result", e))?;
+        }
+        Ok(())
     }
 
     pub(super) async fn read_results_impl(
