@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tickgate::store::{KeySpace, RedisStore, StoreError};
 use tickgate_sim::faults::RedisFaults;
-use tickgate_sim::run::{RunStats, Sabotage, Violation, run};
+use tickgate_sim::run::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
 use tickgate_sim::scenario::Scenario;
 
 /// The CI scenario (a fault included), as the README and the issue describe it.
@@ -27,8 +27,8 @@ async fn simulate(
     let server = tickgate_suite::dedicated_redis().await;
     let mut config = tickgate_suite::store_config(&server, "");
     config.keys = KeySpace::new(server.key_prefix(), false);
-    config.response_timeout = std::time::Duration::from_millis(250);
-    config.connect_timeout = std::time::Duration::from_millis(250);
+    config.response_timeout = SIM_REDIS_TIMEOUT;
+    config.connect_timeout = SIM_REDIS_TIMEOUT;
     config.reconnect_retries = 1;
     let admin = RedisStore::connect(&config).await.expect("connect");
     let stores = || {

@@ -5,14 +5,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tickgate::store::{MemoryStore, RedisStore, StoreError};
 use tickgate_sim::faults::{NoFaults, RedisFaults};
 use tickgate_sim::provision::{self, ProvisionSettings, RedisMode, RedisServer};
 use tickgate_sim::report::{self, ReportContext};
-use tickgate_sim::run::{RunStats, Sabotage, Violation, run};
+use tickgate_sim::run::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
 use tickgate_sim::scenario::Scenario;
 
 #[derive(Parser)]
@@ -56,10 +55,6 @@ enum Exit {
     Crash(String),
     Violation(Violation),
 }
-
-/// Redis waits in the simulation: short, so a paused Redis costs a fraction of a second
-/// per tick instead of seconds.
-const SIM_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 fn progress_reporter(scenario: &Scenario) -> impl FnMut(i64, &RunStats) + use<> {
     let total = (scenario.duration_ms / scenario.tick_interval_ms).max(1) as u64 + 1;

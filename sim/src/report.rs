@@ -270,6 +270,16 @@ fn markdown(ctx: &ReportContext<'_>, s: &RunStats, charts: &[(&str, String)]) ->
         "| dead letters (malformed results) | {} |",
         s.dead_letters
     );
+    let phases: Vec<String> = s
+        .phase_ms
+        .iter()
+        .map(|(k, v)| format!("{k} {:.1} s", *v as f64 / 1000.0))
+        .collect();
+    let _ = writeln!(
+        md,
+        "| simulator wall time by phase | {} |",
+        phases.join(", ")
+    );
     for (reason, n) in &s.skipped {
         let _ = writeln!(md, "| skipped `{reason}` (strategy-ticks, oracle) | {n} |");
     }

@@ -137,6 +137,11 @@ pub fn service_config(scenario: &Scenario, instance: usize) -> ServiceConfig {
 /// independent of the market's streams drawn from the same seed.
 const WORKER_STREAM: u64 = 0x5eed_0f00_0000_0001;
 
+/// Redis waits in the simulation (connect and response): a paused Redis costs two of them
+/// per engine step, yet a loaded 2-core CI machine running tests in parallel never hits
+/// it (250 ms did, in a run with two other simulations beside it).
+pub const SIM_REDIS_TIMEOUT: Duration = Duration::from_millis(1_000);
+
 /// Samples per simulated hour for the memory series.
 const SAMPLE_EVERY_MS: i64 = 3_600_000;
 
