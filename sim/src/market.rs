@@ -44,7 +44,7 @@ use crate::workload::{WorkloadRng, seeded_rng};
 
 mod calendar;
 mod catalog;
-mod draw;
+pub(crate) mod draw;
 mod names;
 mod population;
 #[cfg(test)]

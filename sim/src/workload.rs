@@ -74,7 +74,7 @@ const MINUTE_MS: i64 = 60_000;
 const STRATEGIES_PER_USER: usize = 4;
 
 /// Strategy setups, for human-readable names.
-const SETUPS: [&str; 10] = [
+pub(crate) const SETUPS: [&str; 10] = [
     "gap up",
     "gap down",
     "rsi oversold",

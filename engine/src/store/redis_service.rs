@@ -476,31 +476,8 @@ impl RedisStore {
         entry: &StreamEntry,
         dead: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if let Some(reason) = dead {
-            pipe.cmd("XADD")
-                .arg(self.keys().dead())
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAXLEN)
-                .arg("*")
-                .arg("result_id")
-                .arg(&entry.id)
-                .arg("reason")
-                .arg(reason)
-                .arg("result")
-                .arg(entry.payload.as_deref().unwrap_or(""))
-                .ignore();
-        }
-        pipe.cmd("XACK")
-            .arg(self.keys().results())
-            .arg(ENGINE_GROUP)
-            .arg(&entry.id)
-            .ignore();
-        pipe.query_async::<()>(&mut self.connection())
+        self.ack_results_impl(&[(entry.clone(), dead.map(str::to_owned))])
             .await
-            .map_err(|e| command_error("XACK result", e))
     }
 
     pub(super) async fn catalog_write_impl(

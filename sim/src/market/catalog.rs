@@ -7,6 +7,7 @@ use rand::RngExt;
 use super::draw::{partial_shuffle, standard_normal, stochastic_round, stream_seed};
 use super::names::{DORMANT_PER_ROOT, dormant_option};
 use crate::scenario::StrategySpec;
+use crate::workload::SETUPS;
 use crate::workload::seeded_rng;
 
 /// Stream of the catalog's generator: its own, so the catalog is the same whenever it is
@@ -19,20 +20,6 @@ pub const INVALID_TIMEFRAMES: [&str; 6] = ["0m", "5x", "0d", "1.5h", "m5", "-1h"
 
 /// Average strategies per user: several alerts each, as on the seed's platform.
 const STRATEGIES_PER_USER: usize = 4;
-
-/// Strategy setups, for human-readable names.
-const SETUPS: [&str; 10] = [
-    "gap up",
-    "gap down",
-    "rsi oversold",
-    "vwap reclaim",
-    "breakout",
-    "volume spike",
-    "ma cross",
-    "earnings drift",
-    "short squeeze",
-    "opening range",
-];
 
 /// The population at the start, as the catalog sees it.
 pub(super) struct Population<'a> {

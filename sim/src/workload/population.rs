@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use rand::{Rng, RngExt};
 
+pub(super) use crate::market::draw::partial_shuffle;
+
 use super::{LARGE_UNIVERSE, WorkloadSpec};
 
 /// Ticker population mix, in percent of the active tickers (equities take the rest):
@@ -138,23 +140,6 @@ pub(super) fn sample_universe<R: Rng + ?Sized>(
     }
     let extra = (size - active.len()).min(dormant.len());
     active.iter().chain(&dormant[..extra]).cloned().collect()
-}
-
-/// Moves a uniform random sample of `k` elements of `items` to its front (partial
-/// Fisher–Yates) and returns them. `items` stays a permutation, so it can be reused as the
-/// scratch for the next sample without resetting.
-pub(super) fn partial_shuffle<'a, T, R: Rng + ?Sized>(
-    items: &'a mut [T],
-    k: usize,
-    rng: &mut R,
-) -> &'a [T] {
-    let n = items.len();
-    let k = k.min(n);
-    for i in 0..k {
-        let j = rng.random_range(i..n);
-        items.swap(i, j);
-    }
-    &items[..k]
 }
 
 pub(super) fn shuffle<T, R: Rng + ?Sized>(items: &mut [T], rng: &mut R) {
