@@ -63,6 +63,11 @@ async fn same_seed_same_digest_other_seed_other_digest() {
         "the scenario includes a fault: {:?}",
         a.faults_applied
     );
+    assert!(
+        a.seed_tick_us.len() >= 40,
+        "the seed-faithful tick was timed on the same data: {} samples",
+        a.seed_tick_us.len()
+    );
     assert_eq!(a.digest, b.digest, "same seed, same decisions");
     assert_ne!(a.digest, c.digest, "another seed, another market");
 }
@@ -86,6 +91,19 @@ async fn a_run_that_drops_updates_is_a_liveness_violation() {
     let outcome = simulate(&ci_scenario(), 12, Some(Sabotage::DropUpdates)).await;
     assert!(
         matches!(outcome, Err(Violation::Liveness { .. })),
+        "{:?}",
+        outcome.map(|s| s.digest)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_memory_above_the_bound_is_a_memory_violation() {
+    // Redis holds the catalog and universes from the first sample on: well above 1 MB.
+    let mut scenario = ci_scenario();
+    scenario.cleanup.max_redis_memory_mb = 1;
+    let outcome = simulate(&scenario, 13, None).await;
+    assert!(
+        matches!(outcome, Err(Violation::Memory { used_bytes, limit_mb: 1, .. }) if used_bytes > 1_000_000),
         "{:?}",
         outcome.map(|s| s.digest)
     );

@@ -13,8 +13,8 @@ use crate::metrics::Metrics;
 use crate::planner::Planner;
 use crate::service::Shared;
 use crate::store::{
-    DEFAULT_MAX_UNIVERSE, DEFAULT_RETENTION_MS, Intersection, PendingJob, Reaped, Store,
-    StoreError, StrategyDispatch, TickerDispatch, intersect_or_fall_back,
+    DEFAULT_MAX_UNIVERSE, DEFAULT_RETENTION_MS, FeedCursor, Intersection, PendingJob, Reaped,
+    Store, StoreError, StrategyDispatch, TickerDispatch, intersect_or_fall_back,
 };
 use crate::throttle::{Strategy, Universe};
 use crate::timeframe::Timeframe;
@@ -104,6 +104,13 @@ pub struct EngineState {
     /// Unacknowledged job deliveries → logical time first seen pending (bounded by
     /// `max_pending_checked`: only entries of the latest read are kept).
     pending_seen: BTreeMap<PendingJob, i64>,
+    /// Where this instance stands in the update set (`TICK:SEQ`); reset on lost Redis state.
+    feed: FeedCursor,
+    /// The planner knows the time of every ticker updated at or after this (the `since`
+    /// of the last full read); a strategy whose bucket starts earlier needs a full read.
+    known_from_ms: i64,
+    /// Epoch names this instance has proposed, to make each one unique.
+    epochs_proposed: u64,
 }
 
 impl EngineState {
@@ -115,6 +122,9 @@ impl EngineState {
             loaded_at_ms: None,
             pending_checked: false,
             pending_seen: BTreeMap::new(),
+            feed: FeedCursor::default(),
+            known_from_ms: i64::MAX,
+            epochs_proposed: 0,
         }
     }
 }
@@ -301,6 +311,7 @@ async fn restore<S: Store, C: Clock>(
         }
     }
     state.planner.forget_redis_state();
+    state.feed = FeedCursor::default();
     Ok(())
 }
 
@@ -329,6 +340,8 @@ async fn settle_results<S: Store, C: Clock>(
         if entries.is_empty() {
             break;
         }
+        // A short batch drained the stream: no need for another read to find it empty.
+        let drained = entries.len() < config.results_batch;
         // Settle the batch in three round trips whatever its size: the verdicts (one
         // pipeline of scripts), then discoveries (rare, one by one), then acknowledgements.
         let mut verdicts = Vec::new();
@@ -370,6 +383,9 @@ async fn settle_results<S: Store, C: Clock>(
             crate::discovery::discover(shared, state, strategy, &symbols).await?;
         }
         shared.store.ack_results(&acks).await?;
+        if drained {
+            break;
+        }
     }
     Ok(())
 }
@@ -419,10 +435,7 @@ async fn tick<S: Store, C: Clock>(
     now: i64,
 ) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let updates = shared
-        .store
-        .updated_since(state.planner.read_from_ms(now))
-        .await?;
+    let updates = read_updates(shared, state, now).await?;
     let plan = state.planner.plan(now, &updates);
     let m = &shared.metrics;
     for (reason, n) in &plan.skipped {
@@ -444,6 +457,42 @@ async fn tick<S: Store, C: Clock>(
     }
     m.observe_tick_ms(started.elapsed().as_millis() as u64);
     result
+}
+
+/// Reads what changed in the update set since the last tick: a delta, or a full read on
+/// start, after Redis lost its state, or when a strategy's bucket starts before what the
+/// planner knows. The planner diffs either against what it knew, so both plan the same.
+async fn read_updates<S: Store, C: Clock>(
+    shared: &Shared<S, C>,
+    state: &mut EngineState,
+    now: i64,
+) -> Result<BTreeMap<Ticker, i64>, StoreError> {
+    let since_ms = state.planner.read_from_ms(now);
+    let mut cursor = state.feed.clone();
+    if since_ms < state.known_from_ms {
+        cursor.epoch = None;
+    }
+    state.epochs_proposed += 1;
+    let proposal = format!("{}/{now}/{}", shared.config.consumer, state.epochs_proposed);
+    // Until the read succeeds the cursor is unknown: a failure leaves the next read full.
+    state.feed = FeedCursor::default();
+    let read = shared
+        .store
+        .read_updates(&cursor, since_ms, &proposal)
+        .await?;
+    let lost = cursor.epoch.is_some()
+        && (read.cursor.epoch != cursor.epoch || read.cursor.seq < cursor.seq);
+    if lost {
+        // The update set is another incarnation (or its sequence went backwards): Redis
+        // lost its state, even if the change log did not show it.
+        tracing::warn!("the update set was lost (Redis restart or flush): restoring");
+        restore(shared, state).await?;
+    }
+    if read.full {
+        state.known_from_ms = since_ms;
+    }
+    state.feed = read.cursor;
+    Ok(read.updates)
 }
 
 async fn dispatch<S: Store, C: Clock>(

@@ -1,8 +1,10 @@
 //! The incremental tick: the same decisions as [`crate::throttle::decide`] for every
 //! strategy, with work proportional to what changed (DESIGN §6).
 //!
-//! Per tick the engine reads the update set once (every ticker updated since the earliest
-//! current bucket start). The planner diffs it against the previous read, and for each
+//! Per tick the engine reads what changed in the update set once: the tickers written since
+//! its last read (a delta), or, on start and after Redis lost its data, every ticker updated
+//! since the earliest current bucket start. The planner diffs either against what it knew
+//! (so both plan the same), and for each
 //! ticker whose time moved it looks up the strategies containing it in an index (ticker id
 //! → strategies); a strategy is only examined per *hit*. Strategies whose definition,
 //! universe or claims changed outside that flow (new, edited, a released failed run, a
@@ -193,8 +195,9 @@ impl Planner {
             .unwrap_or(now_ms)
     }
 
-    /// Plans one tick at `now_ms` from `updates`: every ticker updated since
-    /// [`Planner::read_from_ms`], with its time.
+    /// Plans one tick at `now_ms` from `updates`: tickers with their current update times,
+    /// at least every one whose time changed since the previous call (a delta), or every
+    /// one updated since [`Planner::read_from_ms`] (a full read).
     pub fn plan(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) -> Plan {
         let mut plan = Plan::default();
         self.pending.clear();

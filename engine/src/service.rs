@@ -1,7 +1,7 @@
 //! `AlertService`: the engine's tasks around one [`Store`] and one [`Clock`].
 //!
 //! - **engine loop**: at every tick interval, first settle the workers' results (releases,
-//!   discoveries, dead letters), then reload changed strategies, read the update set once,
+//!   discoveries, dead letters), then reload changed strategies, read what the update set gained (a delta),
 //!   plan incrementally and dispatch (claim + job, atomically, batched). Results and ticks
 //!   share one loop so their order is a function of the clock alone (the simulator relies
 //!   on that); neither ever waits on a worker.

@@ -129,7 +129,11 @@ struct Prepared {
 /// The seed-faithful evaluator: a go-redis-sized pool and the active strategies.
 pub struct Baseline {
     pool: Vec<MultiplexedConnection>,
+    /// Where the update set and the universes are read.
     keys: KeySpace,
+    /// Where the baseline's own trigger state (`LAST`, `RUN`) lives: `keys` by default; the
+    /// simulator points it elsewhere so the baseline never touches the engine's claims.
+    state_keys: KeySpace,
     strategies: Arc<[Prepared]>,
 }
 
@@ -170,9 +174,17 @@ impl Baseline {
             .collect();
         Ok(Baseline {
             pool,
+            state_keys: keys.clone(),
             keys,
             strategies,
         })
+    }
+
+    /// Keeps the baseline's trigger state under `state_keys` instead (reads stay on the
+    /// keys given to [`Baseline::connect`]).
+    pub fn with_state_keys(mut self, state_keys: KeySpace) -> Baseline {
+        self.state_keys = state_keys;
+        self
     }
 
     /// Connections in the pool: the most strategies evaluated at once.
@@ -198,6 +210,7 @@ impl Baseline {
         }
         let shared = Arc::new(Shared {
             keys: self.keys.clone(),
+            state_keys: self.state_keys.clone(),
             strategies: Arc::clone(&self.strategies),
             buckets,
             next: AtomicUsize::new(0),
@@ -230,6 +243,7 @@ impl Baseline {
 /// State the workers of one tick share.
 struct Shared {
     keys: KeySpace,
+    state_keys: KeySpace,
     strategies: Arc<[Prepared]>,
     buckets: BTreeMap<Timeframe, Bucket>,
     /// Index of the next strategy to evaluate.
@@ -258,9 +272,9 @@ async fn worker(
             continue;
         };
         let outcome = if s.global {
-            global_strategy(&mut con, &shared.keys, s.id, *bucket, &mut tally).await
+            global_strategy(&mut con, &shared.state_keys, s.id, *bucket, &mut tally).await
         } else {
-            per_ticker(&mut con, &shared.keys, s.id, *bucket, &mut tally).await
+            per_ticker(&mut con, &shared, s.id, *bucket, &mut tally).await
         };
         if let Err(e) = outcome {
             shared.failed.store(true, Ordering::Relaxed);
@@ -291,11 +305,12 @@ async fn round_trip<T: redis::FromRedisValue>(
 /// Steps 1–4 of the module docs for one strategy with an explicit universe.
 async fn per_ticker(
     con: &mut MultiplexedConnection,
-    keys: &KeySpace,
+    shared: &Shared,
     id: u64,
     bucket: Bucket,
     tally: &mut BaselineTick,
 ) -> Result<(), BaselineError> {
+    let keys = &shared.keys;
     let mut zrange = redis::cmd("ZRANGEBYSCORE");
     zrange.arg(keys.updates()).arg(bucket.start_ms).arg("+inf");
     let updated: Vec<String> = round_trip(con, &zrange, "ZRANGEBYSCORE", id, tally).await?;
@@ -321,7 +336,7 @@ async fn per_ticker(
         return Ok(());
     }
 
-    let last_key = keys.triggers(id);
+    let last_key = shared.state_keys.triggers(id);
     let mut hmget = redis::cmd("HMGET");
     hmget.arg(&last_key).arg(&changed);
     let last: Vec<Option<String>> = round_trip(con, &hmget, "HMGET", id, tally).await?;

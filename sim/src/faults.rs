@@ -1,21 +1,42 @@
 //! Fault injection into the Redis under test (DESIGN §7): pause, restart empty, script
-//! flush, and the memory probe. [`RedisFaults`] works on a server the run owns;
-//! [`NoFaults`] stands in for the in-memory store, where Redis faults are skipped.
+//! flush, and the probes (memory, a seed-faithful tick on the same data). [`RedisFaults`]
+//! works on a server the run owns; [`NoFaults`] stands in for the in-memory store, where
+//! Redis faults and probes are skipped.
 
-use tickgate::store::RedisStore;
+use std::time::{Duration, Instant};
 
+use tickgate::store::{KeySpace, RedisStore};
+
+use crate::baseline::{Baseline, default_pool_size};
 use crate::provision::RedisServer;
 use crate::run::Faults;
+use crate::workload::{StrategyDef, clear_trigger_state};
 
 /// Faults on a provisioned server, with an admin connection for server-wide commands.
 pub struct RedisFaults {
     server: RedisServer,
     admin: RedisStore,
+    /// The seed-faithful evaluator, connected on first use and dropped after a failure
+    /// (its connections do not reconnect), so the next sample connects afresh.
+    baseline: Option<Baseline>,
 }
 
 impl RedisFaults {
     pub fn new(server: RedisServer, admin: RedisStore) -> RedisFaults {
-        RedisFaults { server, admin }
+        RedisFaults {
+            server,
+            admin,
+            baseline: None,
+        }
+    }
+
+    /// Where the seed-faithful baseline keeps its own trigger state: a prefix of its own,
+    /// so it reads the engine's update set and universes but never its claims.
+    fn baseline_keys(&self) -> KeySpace {
+        KeySpace::new(
+            &format!("{}seed-faithful:", self.server.key_prefix()),
+            false,
+        )
     }
 
     /// The commands Redis spent most time on (`INFO commandstats`), for diagnosing runs.
@@ -87,6 +108,44 @@ impl Faults for RedisFaults {
         info.lines()
             .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
     }
+
+    async fn seed_faithful_tick(
+        &mut self,
+        now_ms: i64,
+        strategies: &[StrategyDef],
+    ) -> Option<Result<Duration, String>> {
+        let state_keys = self.baseline_keys();
+        if self.baseline.is_none() {
+            let data_keys = self.admin.keys().clone();
+            match Baseline::connect(
+                self.server.url(),
+                data_keys,
+                default_pool_size(),
+                strategies,
+            )
+            .await
+            {
+                Ok(b) => self.baseline = Some(b.with_state_keys(state_keys.clone())),
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+        let baseline = self.baseline.as_ref()?;
+        let started = Instant::now();
+        let outcome = baseline.tick(now_ms).await;
+        let elapsed = started.elapsed();
+        if let Err(e) = outcome {
+            self.baseline = None;
+            return Some(Err(e.to_string()));
+        }
+        // Its trigger hashes never expire (the seed's leak): drop them, so they neither
+        // show in the memory chart nor grow over the run. Each sample therefore starts
+        // with no claims, the seed's costliest case by at most one HMSET per strategy.
+        let mut con = self.admin.connection();
+        if let Err(e) = clear_trigger_state(&mut con, &state_keys, strategies).await {
+            return Some(Err(e.to_string()));
+        }
+        Some(Ok(elapsed))
+    }
 }
 
 /// The in-memory store has no server to break.
@@ -114,6 +173,14 @@ impl Faults for NoFaults {
     }
 
     async fn used_memory(&mut self) -> Option<u64> {
+        None
+    }
+
+    async fn seed_faithful_tick(
+        &mut self,
+        _now_ms: i64,
+        _strategies: &[StrategyDef],
+    ) -> Option<Result<Duration, String>> {
         None
     }
 }

@@ -23,12 +23,13 @@ use tickgate::jobs::{Job, JobMode};
 use tickgate::metrics::Metrics;
 use tickgate::service::{AlertService, ServiceConfig};
 use tickgate::store::{Store, StoreError};
+use tickgate::throttle::Universe;
 use tickgate::{StrategyId, Ticker};
 
 use crate::market::Market;
 use crate::oracle::{Merged, Oracle, merged};
 use crate::scenario::{FaultKind, Scenario};
-use crate::workload::{WorkloadRng, seeded_rng};
+use crate::workload::{StrategyDef, WorkloadRng, seeded_rng};
 
 /// A deliberately broken run, to show the checker can fail (exit codes 3 and 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,14 @@ pub enum Violation {
         bucket_ms: i64,
     },
     #[error(
+        "memory: at tick {tick_ms} Redis used {used_bytes} bytes, above the scenario's bound of {limit_mb} MB"
+    )]
+    Memory {
+        tick_ms: i64,
+        used_bytes: u64,
+        limit_mb: usize,
+    },
+    #[error(
         "divergence: at tick {tick_ms} the engine dispatched {engine:?}, the oracle {oracle:?}"
     )]
     Divergence {
@@ -86,6 +95,12 @@ pub struct RunStats {
     pub seed_round_trips: u64,
     /// Tick latency (wall µs per instance step).
     pub tick_us: Histogram<u64>,
+    /// Wall time of the seed-faithful tick at the sampled instants (see
+    /// [`SEED_FAITHFUL_SAMPLES`]), and of tickgate's steps at the same instants.
+    pub seed_tick_us: Histogram<u64>,
+    pub sampled_tick_us: Histogram<u64>,
+    /// Samples that failed (e.g. Redis restarting) and were skipped.
+    pub seed_sample_errors: u64,
     /// (simulated ms, Redis used_memory bytes), sampled hourly (empty in memory mode).
     pub memory: Vec<(i64, u64)>,
     /// (simulated ms, tracked tickers), sampled hourly.
@@ -110,6 +125,13 @@ pub trait Faults {
     fn script_flush(&mut self) -> impl std::future::Future<Output = Result<(), String>>;
     /// `INFO memory` used_memory, if this is a Redis.
     fn used_memory(&mut self) -> impl std::future::Future<Output = Option<u64>>;
+    /// Runs the seed-faithful tick on the data under test at `now_ms` and returns its wall
+    /// time; `None` when there is no Redis to run it on.
+    fn seed_faithful_tick(
+        &mut self,
+        now_ms: i64,
+        strategies: &[StrategyDef],
+    ) -> impl std::future::Future<Output = Option<Result<Duration, String>>>;
 }
 
 /// Engine settings for a scenario: the scenario's knobs, short Redis waits (a paused
@@ -145,6 +167,12 @@ pub const SIM_REDIS_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Samples per simulated hour for the memory series.
 const SAMPLE_EVERY_MS: i64 = 3_600_000;
 
+/// Seed-faithful ticks timed per run, spread evenly over it. Each costs what the seed's tick
+/// costs (hundreds of milliseconds at 1,000 strategies in a busy session: every strategy
+/// re-reads the day's updates), so 50 bound the extra wall time to tens of seconds while
+/// giving a stable p50; their p99 is about their maximum.
+pub const SEED_FAITHFUL_SAMPLES: i64 = 50;
+
 /// Runs `scenario` with `seed`. `stores` makes a store handle (one per engine instance,
 /// plus the market's and the workers'); `faults` controls the Redis under test.
 pub async fn run<S, F, Fut>(
@@ -169,6 +197,11 @@ where
         feed.catalog_write(*id, Some(json), None).await?;
     }
     let mut oracle = Oracle::new(scenario.engine.per_ticker_throttle, &catalog);
+    let seed_strategies = baseline_strategies(&oracle);
+    let seed_every_ms = (scenario.duration_ms / SEED_FAITHFUL_SAMPLES / scenario.tick_interval_ms
+        * scenario.tick_interval_ms)
+        .max(scenario.tick_interval_ms);
+    let mut next_seed_sample = scenario.start_ms + seed_every_ms;
     let mut engines = Vec::new();
     for i in 0..scenario.engine.instances {
         let clock = ManualClock::new(scenario.start_ms - 1);
@@ -188,6 +221,9 @@ where
         round_trips: 0,
         seed_round_trips: 0,
         tick_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        seed_tick_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        sampled_tick_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        seed_sample_errors: 0,
         memory: Vec::new(),
         tracked: Vec::new(),
         skipped: BTreeMap::new(),
@@ -314,6 +350,7 @@ where
         lap(&mut stats, "feed and results");
         // 4. Engine steps.
         let mut any_ready = false;
+        let mut step_us = 0;
         for (clock, service) in &engines {
             let before = service
                 .store()
@@ -324,6 +361,7 @@ where
             clock.advance_to(now);
             service.wait_for_step(now).await;
             let us = t.elapsed().as_micros() as u64;
+            step_us += us;
             stats.tick_us.saturating_record(us.max(1));
             stats.round_trips += service
                 .store()
@@ -335,6 +373,20 @@ where
         }
 
         lap(&mut stats, "engine");
+        // 4b. The seed-faithful tick on the same data, now and then (its own claim keys).
+        if up && now >= next_seed_sample {
+            next_seed_sample += seed_every_ms;
+            match faults.seed_faithful_tick(now, &seed_strategies).await {
+                Some(Ok(elapsed)) => {
+                    let us = (elapsed.as_micros() as u64).max(1);
+                    stats.seed_tick_us.saturating_record(us);
+                    stats.sampled_tick_us.saturating_record(step_us.max(1));
+                }
+                Some(Err(_)) => stats.seed_sample_errors += 1,
+                None => {}
+            }
+        }
+        lap(&mut stats, "seed-faithful samples");
         // 5. Workers take the jobs; check them against the oracle.
         let mut jobs: BTreeSet<crate::oracle::Dispatch> = BTreeSet::new();
         if up {
@@ -424,6 +476,15 @@ where
         if now >= next_sample {
             if let Some(bytes) = faults.used_memory().await {
                 stats.memory.push((now, bytes));
+                let limit_mb = scenario.cleanup.max_redis_memory_mb;
+                if bytes > limit_mb as u64 * 1_000_000 {
+                    outcome = Err(Violation::Memory {
+                        tick_ms: now,
+                        used_bytes: bytes,
+                        limit_mb,
+                    });
+                    break;
+                }
             }
             if up && let Ok(n) = feed.tracked_tickers().await {
                 stats.tracked.push((now, n));
@@ -454,6 +515,29 @@ where
     stats.digest = format!("{:x}", log.finalize());
     stats.wall = started.elapsed();
     Ok(outcome.map(|()| stats))
+}
+
+/// The oracle's active strategies as the seed-faithful baseline sees them (it reads the
+/// universes from Redis; only id, timeframe and the global flag matter).
+fn baseline_strategies(oracle: &Oracle) -> Vec<StrategyDef> {
+    oracle
+        .strategies
+        .iter()
+        .map(|(id, s)| StrategyDef {
+            id: *id,
+            user_id: s.user_id,
+            name: String::new(),
+            timeframe: match &s.timeframe {
+                Ok(tf) => tf.to_string(),
+                Err(_) => "invalid".to_owned(),
+            },
+            universe: match &s.universe {
+                Universe::Global => None,
+                Universe::Tickers(u) => Some(u.iter().map(|t| t.as_str().to_owned()).collect()),
+                Universe::Missing => Some(Vec::new()),
+            },
+        })
+        .collect()
 }
 
 /// Runs a feed or worker call, retrying once if the connection broke: after a Redis

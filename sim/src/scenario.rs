@@ -263,6 +263,9 @@ pub struct CleanupSpec {
     pub interval_ms: i64,
     /// Configured retention; the engine raises it to the longest active bucket.
     pub retention_ms: i64,
+    /// Invariant: Redis `used_memory` never exceeds this at any hourly sample (1..=1,000,000
+    /// MB). Cleanup and the stream caps must keep memory bounded; a leak ends the run.
+    pub max_redis_memory_mb: usize,
 }
 
 impl Default for CleanupSpec {
@@ -271,6 +274,7 @@ impl Default for CleanupSpec {
             initial_delay_ms: HOUR_MS,
             interval_ms: DAY_MS,
             retention_ms: 7 * DAY_MS,
+            max_redis_memory_mb: 1_024,
         }
     }
 }
@@ -453,6 +457,12 @@ impl Scenario {
         r.ms("initial_delay_ms", &mut c.initial_delay_ms, 0, 30 * DAY_MS);
         r.ms("interval_ms", &mut c.interval_ms, MINUTE_MS, 30 * DAY_MS);
         r.ms("retention_ms", &mut c.retention_ms, 0, 3_650 * DAY_MS);
+        r.count(
+            "max_redis_memory_mb",
+            &mut c.max_redis_memory_mb,
+            1,
+            1_000_000,
+        );
         r.finish();
 
         let e = &mut s.engine;

@@ -16,7 +16,7 @@
 
 use rand::{Rng, RngExt, SeedableRng};
 use redis::aio::ConnectionLike;
-use tickgate::store::{DEFAULT_MAX_UNIVERSE, KeySpace, WRITE_CHUNK};
+use tickgate::store::{DEFAULT_MAX_UNIVERSE, KeySpace, RECORD_SCRIPT, WRITE_CHUNK};
 use tickgate::timeframe::Timeframe;
 
 pub use self::population::universe_sizes;
@@ -410,24 +410,27 @@ pub async fn populate(
     Ok(report)
 }
 
-/// Records `updates` in `TICK:UPD` with `ZADD … GT` (a time never moves backwards), in
-/// commands of at most [`WRITE_CHUNK`] members, pipelined in round trips of about
-/// [`POPULATE_BATCH_MEMBERS`]. Returns the round trips made.
+/// Records `updates` with tickgate's record script ([`RECORD_SCRIPT`]: `ZADD … GT` plus
+/// the change sequence engines read deltas from), one call per [`WRITE_CHUNK`] updates,
+/// pipelined in round trips of about [`POPULATE_BATCH_MEMBERS`]. Returns the round trips.
 pub async fn write_updates(
     con: &mut impl ConnectionLike,
     keys: &KeySpace,
     updates: &[(String, i64)],
 ) -> Result<u64, WorkloadError> {
-    let key = keys.updates();
+    let script = redis::Script::new(RECORD_SCRIPT);
     let mut round_trips = 0;
     for batch in updates.chunks(POPULATE_BATCH_MEMBERS) {
         let mut pipe = redis::pipe();
+        // Loaded first in the same round trip, so a `SCRIPT FLUSH` cannot fail the calls.
+        pipe.cmd("SCRIPT").arg("LOAD").arg(RECORD_SCRIPT).ignore();
         for chunk in batch.chunks(WRITE_CHUNK) {
-            let cmd = pipe.cmd("ZADD").arg(&key).arg("GT");
+            let mut call = script.key(keys.updates());
+            call.key(keys.update_sequence()).key(keys.update_feed());
             for (ticker, ts) in chunk {
-                cmd.arg(*ts).arg(ticker);
+                call.arg(*ts).arg(ticker);
             }
-            pipe.ignore();
+            pipe.invoke_script(&call).ignore();
         }
         pipe.query_async::<()>(con)
             .await

@@ -48,6 +48,12 @@ pub async fn redis_state(
         .arg(-1)
         .arg("WITHSCORES");
     pipe.cmd("ZRANGE")
+        .arg(keys.update_sequence())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
+    pipe.cmd("HGETALL").arg(keys.update_feed());
+    pipe.cmd("ZRANGE")
         .arg(keys.updates())
         .arg(0)
         .arg(-1)
@@ -65,6 +71,9 @@ pub async fn redis_state(
     let version: Option<u64> = redis::from_redis_value(replies.remove(0)).expect("GET");
     let changes: Vec<(StrategyId, u64)> =
         redis::from_redis_value(replies.remove(0)).expect("ZRANGE");
+    let sequence: Vec<(String, u64)> = redis::from_redis_value(replies.remove(0)).expect("ZRANGE");
+    let mut feed: BTreeMap<String, String> =
+        redis::from_redis_value(replies.remove(0)).expect("HGETALL");
     let parse = |s: &str| Ticker::parse(s).expect("only valid tickers are stored");
     let decode = |v: &redis::Value| v.clone();
     let updates: Vec<(String, i64)> = redis::from_redis_value(decode(&replies[0])).expect("ZRANGE");
@@ -80,6 +89,11 @@ pub async fn redis_state(
         catalog,
         version: version.unwrap_or(0),
         changes: changes.into_iter().collect(),
+        update_sequence: sequence.iter().map(|(t, n)| (parse(t), *n)).collect(),
+        feed_seq: feed
+            .remove("seq")
+            .map_or(0, |n| n.parse().expect("a sequence number")),
+        feed_epoch: feed.remove("epoch"),
         ..MemoryState::default()
     };
     for (i, &id) in ids.iter().enumerate() {

@@ -5,5 +5,6 @@
 mod claims;
 mod cleanup;
 mod common;
+mod feed;
 mod intersection;
 mod model;

@@ -1,13 +1,14 @@
 //! State-machine property test: random sequences of record / replace / claim / release /
 //! strategy claims / cleanup / intersect / dispatch / job settlement / catalog writes /
-//! change-log reads, applied to Redis and to the model, give
+//! change-log reads / incremental update reads, applied to Redis and to the model, give
 //! identical results after every step, and identical stored state after every step.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tickgate::jobs::{JobMode, JobRef};
 use tickgate::store::{
-    Intersection, MemoryStore, RedisStore, Store, StoreError, StrategyDispatch, TickerDispatch,
+    FeedCursor, Intersection, MemoryStore, RedisStore, Store, StoreError, StrategyDispatch,
+    TickerDispatch,
 };
 use tickgate::timeframe::Timeframe;
 use tickgate::{StrategyId, Ticker};
@@ -45,6 +46,9 @@ enum Op {
     CatalogWrite(StrategyId, Option<u8>),
     ChangesSince(u64),
     UpdatedSince(i64),
+    /// An incremental read from a cursor: epoch (none, the one every read here proposes,
+    /// another), sequence number, `since`.
+    ReadUpdates(Option<bool>, u64, i64),
     Reads(StrategyId),
 }
 
@@ -79,6 +83,8 @@ fn op() -> impl Strategy<Value = Op> {
                 Intersection::ClientSide, Intersection::SeedLua, Intersection::AdaptiveLua,
             ])).prop_map(|(i, s, m)| Op::Intersect(i, s, m)),
         1 => instant().prop_map(Op::UpdatedSince),
+        3 => (prop::option::of(any::<bool>()), 0u64..20, instant())
+            .prop_map(|(e, n, s)| Op::ReadUpdates(e, n, s)),
         4 => (instant(), prop::collection::vec((id.clone(), tf.clone(), tickers()), 0..4))
             .prop_map(|(t, r)| Op::Dispatch(t, r)),
         2 => (instant(), prop::collection::vec((id.clone(), tf.clone(), any::<bool>(), tickers()), 0..3))
@@ -146,6 +152,13 @@ async fn apply<S: Store>(store: &S, pool: &[Ticker], op: &Op) -> String {
         }
         Op::Intersect(id, since, method) => outcome(store.intersect(*id, *since, *method).await),
         Op::UpdatedSince(since) => outcome(store.updated_since(*since).await),
+        Op::ReadUpdates(epoch, seq, since) => {
+            let cursor = FeedCursor {
+                epoch: epoch.map(|ours| if ours { "ours" } else { "other" }.to_owned()),
+                seq: *seq,
+            };
+            outcome(store.read_updates(&cursor, *since, "ours").await)
+        }
         Op::Dispatch(now, requests) => {
             let requests: Vec<TickerDispatch> = requests
                 .iter()

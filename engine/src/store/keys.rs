@@ -35,6 +35,18 @@ impl KeySpace {
         format!("{}TICK:UPD", self.prefix)
     }
 
+    /// ZSET ticker → write sequence number of its latest write to [`KeySpace::updates`]:
+    /// readers fetch only what changed since their last read.
+    pub fn update_sequence(&self) -> String {
+        format!("{}TICK:SEQ", self.prefix)
+    }
+
+    /// HASH `seq` (last change sequence number issued) and `epoch` (names this incarnation
+    /// of the update set, so a reader notices when Redis lost it).
+    pub fn update_feed(&self) -> String {
+        format!("{}TICK:SEQ:META", self.prefix)
+    }
+
     /// SET of the strategy's universe.
     pub fn universe(&self, id: StrategyId) -> String {
         format!("{}STRAT:{id}:UNIV", self.prefix)

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    CLEANUP_CHUNK, Changes, CleanupReport, Dispatched, Intersection, MAX_CHANGE_RECORDS,
-    MAX_CLEANUP_CALLS_PER_RUN, PendingJob, Reaped, Store, StoreCounters, StoreError,
-    StrategyDispatch, StreamEntry, TickerDispatch, check_bucket, effective_retention_ms,
-    validate_universe, validate_updates,
+    CLEANUP_CHUNK, Changes, CleanupReport, Dispatched, FeedCursor, FeedRead, Intersection,
+    MAX_CHANGE_RECORDS, MAX_CLEANUP_CALLS_PER_RUN, MAX_FEED_DELTA, PendingJob, Reaped, Store,
+    StoreCounters, StoreError, StrategyDispatch, StreamEntry, TickerDispatch, WRITE_CHUNK,
+    check_bucket, effective_retention_ms, validate_universe, validate_updates,
 };
 use crate::domain::{StrategyId, Ticker, check_timestamp};
 use crate::jobs::{JobMode, JobRef, job_json};
@@ -21,6 +21,12 @@ use crate::timeframe::{Bucket, Timeframe};
 pub struct MemoryState {
     /// `TICK:UPD`: ticker → last update ms.
     pub updates: BTreeMap<Ticker, i64>,
+    /// `TICK:SEQ`: ticker → write sequence number of its latest write.
+    pub update_sequence: BTreeMap<Ticker, u64>,
+    /// `TICK:SEQ:META` field `seq`: the last write sequence number issued.
+    pub feed_seq: u64,
+    /// `TICK:SEQ:META` field `epoch`: set by the first reader.
+    pub feed_epoch: Option<String>,
     /// `STRAT:<id>:UNIV`: never empty (an empty universe is never stored).
     pub universes: BTreeMap<StrategyId, BTreeSet<Ticker>>,
     /// `STRAT:<id>:LAST`.
@@ -108,13 +114,60 @@ impl Store for MemoryStore {
         &self,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest = validate_updates(updates)?;
+        let latest: Vec<(Ticker, i64)> = validate_updates(updates)?.into_iter().collect();
         let mut state = self.lock();
-        for (ticker, ts_ms) in latest {
-            let slot = state.updates.entry(ticker).or_insert(ts_ms);
-            *slot = (*slot).max(ts_ms);
+        // One write sequence number per chunk, as the Redis store takes one per script call.
+        for chunk in latest.chunks(WRITE_CHUNK) {
+            state.feed_seq += 1;
+            let seq = state.feed_seq;
+            for (ticker, ts_ms) in chunk {
+                let slot = state.updates.entry(ticker.clone()).or_insert(*ts_ms);
+                *slot = (*slot).max(*ts_ms);
+                state.update_sequence.insert(ticker.clone(), seq);
+            }
         }
         Ok(())
+    }
+
+    async fn read_updates(
+        &self,
+        cursor: &FeedCursor,
+        since_ms: i64,
+        new_epoch: &str,
+    ) -> Result<FeedRead, StoreError> {
+        check_timestamp(since_ms)?;
+        let mut state = self.lock();
+        let epoch = state
+            .feed_epoch
+            .get_or_insert_with(|| new_epoch.to_owned())
+            .clone();
+        let changed = || state.update_sequence.values().filter(|s| **s > cursor.seq);
+        let delta = cursor.epoch.as_deref() == Some(epoch.as_str())
+            && cursor.seq <= state.feed_seq
+            && changed().count() as u64 <= MAX_FEED_DELTA;
+        let updates = if delta {
+            state
+                .update_sequence
+                .iter()
+                .filter(|(_, s)| **s > cursor.seq)
+                .filter_map(|(t, _)| Some((t.clone(), *state.updates.get(t)?)))
+                .collect()
+        } else {
+            state
+                .updates
+                .iter()
+                .filter(|(_, ts)| **ts >= since_ms)
+                .map(|(t, ts)| (t.clone(), *ts))
+                .collect()
+        };
+        Ok(FeedRead {
+            full: !delta,
+            cursor: FeedCursor {
+                epoch: Some(epoch),
+                seq: state.feed_seq,
+            },
+            updates,
+        })
     }
 
     async fn updated_since(&self, since_ms: i64) -> Result<BTreeMap<Ticker, i64>, StoreError> {
@@ -242,6 +295,12 @@ impl Store for MemoryStore {
         let mut state = self.lock();
         let before = state.updates.len();
         state.updates.retain(|_, ts| *ts >= cutoff_ms);
+        let MemoryState {
+            updates,
+            update_sequence,
+            ..
+        } = &mut *state;
+        update_sequence.retain(|t, _| updates.contains_key(t));
         let removed = (before - state.updates.len()) as u64;
         // The same call count as the chunked Redis loop: one per full chunk, plus the call
         // that finds fewer than a chunk (possibly none) left.

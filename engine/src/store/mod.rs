@@ -8,6 +8,7 @@
 //! Time is always the caller's logical time, passed in (and into Lua as an argument); the
 //! store never reads a clock, and no script calls Redis `TIME`.
 
+mod groups;
 mod keys;
 mod memory;
 mod redis;
@@ -51,6 +52,15 @@ pub const WRITE_CHUNK: usize = 1_000;
 /// the reply buffer stays a few hundred kilobytes.
 pub const DISPATCH_BATCH: usize = 500;
 
+/// Strategies per `dispatch.lua` call: a script call costs several times the few commands
+/// it runs per strategy, so grouping cuts Redis time per job; 50 keeps one call's Redis time
+/// around a millisecond, short enough not to delay other clients.
+pub const DISPATCH_GROUP_STRATEGIES: usize = 50;
+
+/// Tickers per `dispatch.lua` call beyond its first strategy: bounds one call's Redis time
+/// when the strategies are large (a single larger strategy still gets a call of its own).
+pub const DISPATCH_GROUP_TICKERS: usize = 5_000;
+
 /// Approximate cap on the jobs, results and dead-letter streams (`MAXLEN ~`): about an hour
 /// of jobs at the W-100k rate, far more than workers ever lag, and a few hundred MB at most.
 pub const STREAM_MAXLEN: u64 = 1_000_000;
@@ -58,6 +68,16 @@ pub const STREAM_MAXLEN: u64 = 1_000_000;
 /// Change records kept for other instances (`TICKGATE:CHANGES`); an instance that falls
 /// further behind than this reloads the whole catalog instead.
 pub const MAX_CHANGE_RECORDS: u64 = 100_000;
+
+/// Most changed tickers an incremental update read answers as a delta; beyond it (after a
+/// long pause, say) the full read of the update set is no dearer, and is done instead.
+pub const MAX_FEED_DELTA: u64 = 10_000;
+
+/// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
+/// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
+/// ticker, …). A market-data writer that does not use this library must record updates
+/// with it: a bare `ZADD GT` raises the time, but no reader's delta would see it.
+pub const RECORD_SCRIPT: &str = include_str!("lua/record.lua");
 
 /// Consumer group of the workers on the jobs stream.
 pub const WORKER_GROUP: &str = "workers";
@@ -130,6 +150,26 @@ pub struct Changes {
     /// True when the version went backwards: Redis lost its state (restart, flush), so what
     /// the caller wrote must be restored.
     pub state_lost: bool,
+}
+
+/// Where a reader of the update set stands (see [`Store::read_updates`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedCursor {
+    /// The epoch of the update set last read; `None` asks for a full read.
+    pub epoch: Option<String>,
+    /// Write sequence number of the last read: a delta holds the tickers written after it.
+    pub seq: u64,
+}
+
+/// One read of the update set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRead {
+    /// True: `updates` is every ticker updated at or after the requested `since_ms`.
+    /// False: `updates` is every ticker written after the cursor, with its current time.
+    pub full: bool,
+    /// The cursor to read from next time.
+    pub cursor: FeedCursor,
+    pub updates: BTreeMap<Ticker, i64>,
 }
 
 /// Every failure of a store operation.
@@ -223,6 +263,18 @@ pub trait Store: Send + Sync {
         &self,
         since_ms: i64,
     ) -> impl Future<Output = Result<BTreeMap<Ticker, i64>, StoreError>> + Send;
+
+    /// Reads the update set from `cursor`: the tickers written since (a delta), or, when the
+    /// cursor has no epoch, belongs to another incarnation of the update set (Redis lost
+    /// it), or is more than [`MAX_FEED_DELTA`] changes behind, every ticker updated at or
+    /// after `since_ms` (a full read). `new_epoch` names the update set if it has no epoch
+    /// yet; it must be unique to this reader and read. Cost: proportional to the change.
+    fn read_updates(
+        &self,
+        cursor: &FeedCursor,
+        since_ms: i64,
+        new_epoch: &str,
+    ) -> impl Future<Output = Result<FeedRead, StoreError>> + Send;
 
     /// Number of tickers in the update set (`ZCARD`).
     fn tracked_tickers(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;

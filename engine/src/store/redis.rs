@@ -13,9 +13,10 @@ use redis::{RedisError, Script};
 
 use super::{
     CLEANUP_CHUNK, Changes, CleanupReport, DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS,
-    Dispatched, Intersection, KeySpace, MAX_CLEANUP_CALLS_PER_RUN, PendingJob, Reaped, Store,
-    StoreCounters, StoreError, StrategyDispatch, StreamEntry, TickerDispatch, WRITE_CHUNK,
-    check_bucket, effective_retention_ms, trigger_ttl_ms, validate_universe, validate_updates,
+    Dispatched, FeedCursor, FeedRead, Intersection, KeySpace, MAX_CLEANUP_CALLS_PER_RUN,
+    MAX_FEED_DELTA, PendingJob, Reaped, Store, StoreCounters, StoreError, StrategyDispatch,
+    StreamEntry, TickerDispatch, WRITE_CHUNK, check_bucket, effective_retention_ms, trigger_ttl_ms,
+    validate_universe, validate_updates,
 };
 use crate::domain::{StrategyId, Ticker, check_timestamp};
 use crate::jobs::JobRef;
@@ -93,6 +94,8 @@ pub(super) struct Scripts {
     intersect_seed: Script,
     intersect_adaptive: Script,
     cleanup_chunk: Script,
+    record: Script,
+    read_updates: Script,
 }
 
 impl Scripts {
@@ -119,6 +122,8 @@ impl Scripts {
             intersect_seed: Script::new(include_str!("lua/intersect_seed.lua")),
             intersect_adaptive: Script::new(include_str!("lua/intersect_adaptive.lua")),
             cleanup_chunk: Script::new(include_str!("lua/cleanup_chunk.lua")),
+            record: Script::new(super::RECORD_SCRIPT),
+            read_updates: Script::new(include_str!("lua/read_updates.lua")),
         }
     }
 }
@@ -256,18 +261,71 @@ impl Store for RedisStore {
         if latest.is_empty() {
             return Ok(());
         }
-        let key = self.keys.updates();
-        let mut pipe = redis::pipe();
+        // One script per chunk: the write and its sequence number are atomic.
         for chunk in latest.chunks(WRITE_CHUNK) {
-            let cmd = pipe.cmd("ZADD").arg(&key).arg("GT");
+            let mut call = self.scripts.record.key(self.keys.updates());
+            call.key(self.keys.update_sequence())
+                .key(self.keys.update_feed());
             for (ticker, ts_ms) in chunk {
-                cmd.arg(*ts_ms).arg(ticker.as_str());
+                call.arg(*ts_ms).arg(ticker.as_str());
             }
-            cmd.ignore();
+            call.invoke_async::<u64>(&mut self.connection())
+                .await
+                .map_err(|e| script_error("record.lua", e))?;
         }
-        pipe.query_async::<()>(&mut self.connection())
+        Ok(())
+    }
+
+    async fn read_updates(
+        &self,
+        cursor: &FeedCursor,
+        since_ms: i64,
+        new_epoch: &str,
+    ) -> Result<FeedRead, StoreError> {
+        check_timestamp(since_ms)?;
+        let reply: Vec<redis::Value> = self
+            .scripts
+            .read_updates
+            .key(self.keys.updates())
+            .key(self.keys.update_sequence())
+            .key(self.keys.update_feed())
+            .arg(cursor.epoch.as_deref().unwrap_or(""))
+            .arg(cursor.seq)
+            .arg(since_ms)
+            .arg(new_epoch)
+            .arg(MAX_FEED_DELTA)
+            .invoke_async(&mut self.connection())
             .await
-            .map_err(|e| command_error("ZADD GT", e))
+            .map_err(|e| script_error("read_updates.lua", e))?;
+        let bad = |reason: String| StoreError::Script {
+            script: "read_updates.lua",
+            reason,
+        };
+        if reply.len() < 3 || reply.len().is_multiple_of(2) {
+            return Err(bad(format!("{} values in the reply", reply.len())));
+        }
+        let mut values = reply.into_iter();
+        let mut next = || values.next().unwrap_or(redis::Value::Nil);
+        let kind: i64 = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
+        let epoch: String = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
+        let seq: u64 = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
+        let rest: Vec<(String, f64)> =
+            redis::from_redis_value(redis::Value::Array(values.collect()))
+                .map_err(|e| bad(e.to_string()))?;
+        let mut updates = BTreeMap::new();
+        for (member, ts_ms) in decode_scores("read_updates.lua", rest)? {
+            if let Some(t) = self.tickers(vec![member]).next() {
+                updates.insert(t, ts_ms);
+            }
+        }
+        Ok(FeedRead {
+            full: kind == 1,
+            cursor: FeedCursor {
+                epoch: Some(epoch),
+                seq,
+            },
+            updates,
+        })
     }
 
     async fn updated_since(&self, since_ms: i64) -> Result<BTreeMap<Ticker, i64>, StoreError> {
@@ -490,6 +548,7 @@ impl Store for RedisStore {
                 .scripts
                 .cleanup_chunk
                 .key(&key)
+                .key(self.keys.update_sequence())
                 .arg(cutoff_ms)
                 .arg(CLEANUP_CHUNK)
                 .invoke_async(&mut self.connection())

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redis::streams::StreamReadReply;
 use redis::{RedisError, RedisResult, ServerErrorKind, Value};
 
+use super::groups::script_groups;
 use super::redis::{RedisStore, command_error, script_error};
 use super::{
     Changes, DISPATCH_BATCH, Dispatched, ENGINE_GROUP, MAX_CHANGE_RECORDS, PendingJob, Reaped,
@@ -108,19 +109,23 @@ impl RedisStore {
         let jobs_key = keys.jobs();
         let mut out = Vec::with_capacity(requests.len());
         for batch in requests.chunks(DISPATCH_BATCH) {
-            let calls: Vec<_> = batch
+            let groups = script_groups(batch);
+            let calls: Vec<_> = groups
                 .iter()
-                .map(|r| {
-                    let mut call = self.scripts().dispatch.key(keys.triggers(r.strategy));
-                    call.key(&jobs_key)
-                        .arg(r.bucket.start_ms)
-                        .arg(r.bucket.end_ms)
-                        .arg(trigger_ttl_ms(r.bucket, now_ms, self.trigger_grace_ms()))
-                        .arg(r.strategy)
-                        .arg(r.user_id)
-                        .arg(STREAM_MAXLEN);
-                    for t in &r.tickers {
-                        call.arg(t.as_str());
+                .map(|group| {
+                    let mut call = self.scripts().dispatch.key(&jobs_key);
+                    call.arg(STREAM_MAXLEN);
+                    for r in *group {
+                        call.key(keys.triggers(r.strategy))
+                            .arg(r.bucket.start_ms)
+                            .arg(r.bucket.end_ms)
+                            .arg(trigger_ttl_ms(r.bucket, now_ms, self.trigger_grace_ms()))
+                            .arg(r.strategy)
+                            .arg(r.user_id)
+                            .arg(r.tickers.len());
+                        for t in &r.tickers {
+                            call.arg(t.as_str());
+                        }
                     }
                     call
                 })
@@ -132,22 +137,34 @@ impl RedisStore {
                 &calls,
             )
             .await?;
-            for (r, reply) in batch.iter().zip(replies) {
-                let mut fields: Vec<String> = decode("dispatch.lua", reply)?;
-                if fields.is_empty() {
-                    out.push(None);
-                    continue;
+            for (group, reply) in groups.iter().zip(replies) {
+                let per_strategy: Vec<Vec<String>> = decode("dispatch.lua", reply)?;
+                if per_strategy.len() != group.len() {
+                    return Err(StoreError::Script {
+                        script: "dispatch.lua",
+                        reason: format!(
+                            "{} answers for {} strategies",
+                            per_strategy.len(),
+                            group.len()
+                        ),
+                    });
                 }
-                let job_id = fields.remove(0);
-                let job = JobRef::parse(&job_id).ok_or_else(|| StoreError::Script {
-                    script: "dispatch.lua",
-                    reason: format!("unexpected job id {job_id:?}"),
-                })?;
-                debug_assert_eq!(job.strategy, r.strategy);
-                out.push(Some(Dispatched {
-                    job,
-                    tickers: self.parse_members(fields),
-                }));
+                for (r, mut fields) in group.iter().zip(per_strategy) {
+                    if fields.is_empty() {
+                        out.push(None);
+                        continue;
+                    }
+                    let job_id = fields.remove(0);
+                    let job = JobRef::parse(&job_id).ok_or_else(|| StoreError::Script {
+                        script: "dispatch.lua",
+                        reason: format!("unexpected job id {job_id:?}"),
+                    })?;
+                    debug_assert_eq!(job.strategy, r.strategy);
+                    out.push(Some(Dispatched {
+                        job,
+                        tickers: self.parse_members(fields),
+                    }));
+                }
             }
         }
         Ok(out)

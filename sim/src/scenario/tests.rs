@@ -28,12 +28,15 @@ fn every_fixture_parses() {
         assert_eq!(s.name, name);
         // Long scenarios tick less often so that they run in minutes.
         let want = match name {
-            "default" => 60_000,
-            "churn" => 300_000,
+            "default" | "churn" => 300_000,
             _ => 10_000,
         };
         assert_eq!(s.tick_interval_ms, want, "{name}");
         assert!(!s.description.is_empty(), "{name}");
+        // Every long run has a memory bound of its own, below the 1 GB default.
+        if name == "default" || name == "churn" {
+            assert!(s.cleanup.max_redis_memory_mb < 1_024, "{name}");
+        }
     }
     let ci = Scenario::load(&fixture("ci")).unwrap();
     assert_eq!(ci.engine.instances, 2);
@@ -311,4 +314,10 @@ fn wrong_shapes_are_named() {
         .unwrap_err()
         .0;
     assert!(matches!(missing[..], [ScenarioError::Io { .. }]));
+}
+
+#[test]
+fn a_memory_bound_of_zero_is_rejected_by_name() {
+    let found = problems("[cleanup]\nmax_redis_memory_mb = 0\n");
+    assert_eq!(paths(&found), ["cleanup.max_redis_memory_mb"], "{found:?}");
 }
