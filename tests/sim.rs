@@ -108,3 +108,13 @@ async fn redis_memory_above_the_bound_is_a_memory_violation() {
         outcome.map(|s| s.digest)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lost_by_the_workers_client_is_caught_by_the_fred_checker() {
+    let outcome = simulate(&ci_scenario(), 14, Some(Sabotage::HideJob)).await;
+    assert!(
+        matches!(&outcome, Err(Violation::Checker { detail, .. }) if detail.contains("first difference")),
+        "{:?}",
+        outcome.map(|s| s.digest)
+    );
+}

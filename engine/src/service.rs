@@ -26,9 +26,78 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::discovery::DiscoveryQueue;
 use crate::engine::EngineState;
-pub use crate::engine::ServiceConfig;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{DEFAULT_MAX_UNIVERSE, DEFAULT_RETENTION_MS, Store};
+
+/// Settings of the service; every field has a default (`ServiceConfig::default()`).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Time between ticks (the seed's 10 s).
+    pub tick_interval_ms: i64,
+    /// Per-ticker throttling (true) or strategy-level for everyone (rollback switch).
+    pub per_ticker_throttle: bool,
+    /// Universes above this size are intersected server-side (Lua) when fully evaluated.
+    pub lua_threshold: usize,
+    /// Configured retention of update times (raised to the longest active bucket).
+    pub retention_ms: i64,
+    /// First cleanup this long after start (the seed's 1 h: avoids start-up congestion).
+    pub cleanup_initial_delay_ms: i64,
+    /// Then every this long (the seed's 24 h).
+    pub cleanup_interval_ms: i64,
+    /// Metrics log period (the seed's 5 min).
+    pub metrics_log_interval_ms: i64,
+    /// Full catalog reload period, which catches writers that bypass the change log.
+    pub catalog_resync_ms: i64,
+    /// Results read per call, and the most results settled per tick: a burst of results
+    /// cannot delay a tick by more than one bounded batch.
+    pub results_batch: usize,
+    pub max_results_per_tick: usize,
+    /// Largest universe accepted from discovery (DESIGN §2.7).
+    pub max_universe: usize,
+    /// Strategies with a discovered universe waiting to be persisted, at most.
+    pub discovery_queue_capacity: usize,
+    /// Attempts to persist one discovered universe, and the first backoff (doubling).
+    pub discovery_attempts: u32,
+    pub discovery_backoff_ms: i64,
+    /// A job a worker took and has not acknowledged for this long (logical time) is
+    /// re-delivered: the worker is presumed crashed.
+    pub job_visibility_ms: i64,
+    /// Deliveries after which an unacknowledged job goes to the dead-letter stream instead
+    /// (a poison job must not crash workers forever).
+    pub max_deliveries: u64,
+    /// Unacknowledged jobs examined per step: bounds the step; the rest wait a tick.
+    pub max_pending_checked: usize,
+    /// Real-time bound on `stop()`.
+    pub shutdown_deadline_ms: u64,
+    /// This instance's consumer name on the results stream (unique per instance).
+    pub consumer: String,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            tick_interval_ms: 10_000,
+            per_ticker_throttle: true,
+            lua_threshold: 1_000,
+            retention_ms: DEFAULT_RETENTION_MS,
+            cleanup_initial_delay_ms: 3_600_000,
+            cleanup_interval_ms: 86_400_000,
+            metrics_log_interval_ms: 300_000,
+            catalog_resync_ms: 600_000,
+            results_batch: 1_000,
+            max_results_per_tick: 100_000,
+            max_universe: DEFAULT_MAX_UNIVERSE,
+            discovery_queue_capacity: 100_000,
+            discovery_attempts: 5,
+            discovery_backoff_ms: 100,
+            job_visibility_ms: 300_000,
+            max_deliveries: 3,
+            max_pending_checked: 1_000,
+            shutdown_deadline_ms: 5_000,
+            consumer: "tickgate-1".to_owned(),
+        }
+    }
+}
 
 /// What the service's tasks share.
 pub(crate) struct Shared<S, C> {

@@ -1,5 +1,6 @@
 //! Fault injection into the Redis under test (DESIGN §7): pause, restart empty, script
-//! flush, and the probes (memory, a seed-faithful tick on the same data). [`RedisFaults`]
+//! flush, and the probes (memory, a seed-faithful tick on the same data, the independent
+//! `fred` checker of the jobs stream). [`RedisFaults`]
 //! works on a server the run owns; [`NoFaults`] stands in for the in-memory store, where
 //! Redis faults and probes are skipped.
 
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 use tickgate::store::{KeySpace, RedisStore};
 
 use crate::baseline::{Baseline, default_pool_size};
+use crate::checker::{Entry, JobsChecker};
 use crate::provision::RedisServer;
-use crate::run::Faults;
+use crate::run::{Faults, SIM_REDIS_TIMEOUT};
 use crate::workload::{StrategyDef, clear_trigger_state};
 
 /// Faults on a provisioned server, with an admin connection for server-wide commands.
@@ -19,6 +21,8 @@ pub struct RedisFaults {
     /// The seed-faithful evaluator, connected on first use and dropped after a failure
     /// (its connections do not reconnect), so the next sample connects afresh.
     baseline: Option<Baseline>,
+    /// The independent checker on the jobs stream, connected on first use.
+    checker: Option<JobsChecker>,
 }
 
 impl RedisFaults {
@@ -27,6 +31,7 @@ impl RedisFaults {
             server,
             admin,
             baseline: None,
+            checker: None,
         }
     }
 
@@ -85,6 +90,9 @@ impl Faults for RedisFaults {
     }
 
     async fn restart_empty(&mut self) -> Result<(), String> {
+        if let Some(checker) = &mut self.checker {
+            checker.reset();
+        }
         self.server
             .restart_empty(async {})
             .await
@@ -146,6 +154,17 @@ impl Faults for RedisFaults {
         }
         Some(Ok(elapsed))
     }
+
+    async fn jobs_appended(&mut self) -> Option<Result<Vec<Entry>, String>> {
+        if self.checker.is_none() {
+            let key = self.admin.keys().jobs();
+            match JobsChecker::connect(self.server.url(), key, SIM_REDIS_TIMEOUT).await {
+                Ok(c) => self.checker = Some(c),
+                Err(e) => return Some(Err(format!("the fred checker cannot connect: {e}"))),
+            }
+        }
+        Some(self.checker.as_mut()?.appended().await)
+    }
 }
 
 /// The in-memory store has no server to break.
@@ -181,6 +200,10 @@ impl Faults for NoFaults {
         _now_ms: i64,
         _strategies: &[StrategyDef],
     ) -> Option<Result<Duration, String>> {
+        None
+    }
+
+    async fn jobs_appended(&mut self) -> Option<Result<Vec<Entry>, String>> {
         None
     }
 }

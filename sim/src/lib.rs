@@ -14,14 +14,16 @@
 //!   cleanup, engine instances and faults, every problem reported at once.
 //! - [`market`]: the synthetic market of a scenario and seed — US market hours, bursts,
 //!   listings, expiring options, the strategy catalog — generated minute by minute.
-//! - [`faults`]: pause, restart-empty and script-flush of the Redis under test.
+//! - [`faults`]: pause, restart-empty and script-flush of the Redis under test, and its
+//!   probes (memory, a timed seed-faithful tick, the independent checker).
+//! - [`checker`]: a second Redis client (`fred`) reading the jobs stream, compared every
+//!   tick with what the workers read through redis-rs.
 //! - [`report`]: the markdown report and its SVG charts.
 //! - [`baseline`]: the seed-faithful tick (the original Go algorithm with its concurrency),
 //!   so every speed-up of tickgate is a ratio measured on the same Redis in the same run.
-//!
-//! The simulator itself (scenarios, virtual clock, oracle, reports) lands with issue 5.
 
 pub mod baseline;
+pub mod checker;
 pub mod faults;
 pub mod market;
 pub mod oracle;

@@ -42,7 +42,7 @@ enum Command {
         /// Report path (default: reports/sim-<scenario>.md).
         #[arg(long)]
         report: Option<PathBuf>,
-        /// Breaks the run on purpose to show the checks fail: skip-claims or drop-updates.
+        /// Breaks the run on purpose to show the checks fail: skip-claims, drop-updates or hide-job.
         #[arg(long, hide = true)]
         sabotage: Option<String>,
     },
@@ -105,9 +105,10 @@ async fn simulate(
         None => None,
         Some("skip-claims") => Some(Sabotage::SkipClaims),
         Some("drop-updates") => Some(Sabotage::DropUpdates),
+        Some("hide-job") => Some(Sabotage::HideJob),
         Some(other) => {
             return Err(Exit::Usage(format!(
-                "--sabotage {other:?}: expected skip-claims or drop-updates"
+                "--sabotage {other:?}: expected skip-claims, drop-updates or hide-job"
             )));
         }
     };
@@ -288,7 +289,7 @@ async fn main() -> ExitCode {
             ExitCode::from(match v {
                 Violation::Safety { .. } => 3,
                 Violation::Liveness { .. } => 4,
-                Violation::Divergence { .. } => 5,
+                Violation::Divergence { .. } | Violation::Checker { .. } => 5,
                 Violation::Memory { .. } => 6,
             })
         }

@@ -1,26 +1,26 @@
 //! The run report: markdown with the command that regenerates it and the machine it ran
 //! on first, then the measured figures, and SVG line charts beside it.
 //!
-//! The charts are drawn by hand (a polyline per series, axes, a few labels): `plotters`
-//! lays out text only with its `ttf` feature, which needs the host's system fonts — absent
-//! on CI machines — so a 100-line SVG writer is the dependable choice here.
+//! The charts are `plotters` line charts rendered to SVG (no `ttf` feature: SVG text is
+//! set by the viewer, so plotters' own estimate of text extents is enough for layout).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use plotters::prelude::*;
+
 use crate::run::RunStats;
 use crate::scenario::Scenario;
 
-/// Chart size in SVG user units.
-const WIDTH: f64 = 720.0;
-const HEIGHT: f64 = 300.0;
-const MARGIN: f64 = 56.0;
+/// Chart size in SVG pixels.
+const WIDTH: u32 = 720;
+const HEIGHT: u32 = 300;
 
-/// One line of a chart: (legend, colour, points).
+/// One line of a chart: (legend, colour as `#rrggbb`, points).
 pub type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
 
 /// A line chart of one or more series of (x, y) points; x in simulated days.
-pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
+pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> Result<String, String> {
     let points = series.iter().flat_map(|(_, _, p)| p.iter());
     let (mut x_max, mut y_max) = (0.0f64, 0.0f64);
     for (x, y) in points {
@@ -28,75 +28,55 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series<'_>]) -> String {
         y_max = y_max.max(*y);
     }
     let (x_max, y_max) = (x_max.max(1e-9), (y_max * 1.1).max(1e-9));
-    let sx = |x: f64| MARGIN + x / x_max * (WIDTH - 2.0 * MARGIN);
-    let sy = |y: f64| HEIGHT - MARGIN + -(y / y_max) * (HEIGHT - 2.0 * MARGIN);
+    let err = |e: &dyn std::fmt::Display| format!("drawing {title:?}: {e}");
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">{}</text>"#,
-        WIDTH / 2.0,
-        escape(title)
-    );
-    let (x0, y0, x1, y1) = (sx(0.0), sy(0.0), sx(x_max), sy(y_max));
-    let _ = writeln!(
-        svg,
-        r#"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" stroke="black" fill="none"/>"#
-    );
-    for i in 0..=4 {
-        let (fx, fy) = (x_max * i as f64 / 4.0, y_max * i as f64 / 4.0);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            sx(fx),
-            y0 + 16.0,
-            short(fx)
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-            x0 - 6.0,
-            sy(fy) + 4.0,
-            short(fy)
-        );
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated days")
+            .y_desc(y_label)
+            .x_label_formatter(&|v| short(*v))
+            .y_label_formatter(&|v| short(*v))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (name, color, points) in series {
+            let rgb = hex(color);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), rgb.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(*name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], rgb));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
     }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">simulated days</text>"#,
-        WIDTH / 2.0,
-        HEIGHT - 12.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="14" y="{}" transform="rotate(-90 14 {})" text-anchor="middle">{}</text>"#,
-        HEIGHT / 2.0,
-        HEIGHT / 2.0,
-        escape(y_label)
-    );
-    for (i, (name, color, points)) in series.iter().enumerate() {
-        let path: Vec<String> = points
-            .iter()
-            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
-            .collect();
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" stroke="{color}" stroke-width="1.5" fill="none"/>"#,
-            path.join(" ")
-        );
-        let ly = 40.0 + 16.0 * i as f64;
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{ly}" fill="{color}">{}</text>"#,
-            x0 + 10.0,
-            escape(name)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
+    Ok(svg)
+}
+
+/// `#rrggbb` → colour (black when malformed: the colours are our own constants).
+fn hex(color: &str) -> RGBColor {
+    let part = |i: usize| {
+        color
+            .get(1 + 2 * i..3 + 2 * i)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0)
+    };
+    RGBColor(part(0), part(1), part(2))
 }
 
 fn short(v: f64) -> String {
@@ -107,12 +87,6 @@ fn short(v: f64) -> String {
         a if a >= 10.0 || a == 0.0 => format!("{v:.0}"),
         _ => format!("{v:.1}"),
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// What this machine is, for the report header.
@@ -172,7 +146,8 @@ pub fn write(path: &Path, ctx: &ReportContext<'_>, stats: &RunStats) -> std::io:
         let name = format!("{stem}-memory.svg");
         std::fs::write(
             dir.join(&name),
-            line_chart("Redis memory over simulated time", "MB", &series),
+            line_chart("Redis memory over simulated time", "MB", &series)
+                .map_err(std::io::Error::other)?,
         )?;
         charts.push(("Redis memory", name));
     }
@@ -189,7 +164,8 @@ pub fn write(path: &Path, ctx: &ReportContext<'_>, stats: &RunStats) -> std::io:
         let name = format!("{stem}-tracked.svg");
         std::fs::write(
             dir.join(&name),
-            line_chart("Tickers tracked in TICK:UPD", "tickers", &series),
+            line_chart("Tickers tracked in TICK:UPD", "tickers", &series)
+                .map_err(std::io::Error::other)?,
         )?;
         charts.push(("Tracked tickers", name));
     }
@@ -343,4 +319,44 @@ fn markdown(ctx: &ReportContext<'_>, s: &RunStats, charts: &[(&str, String)]) ->
         let _ = writeln!(md, "## {title}\n\n![{title}]({file})\n");
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chart_has_its_title_axes_legend_and_one_line_per_series() {
+        let series = vec![
+            (
+                "used_memory (MB)",
+                "#1f77b4",
+                vec![(0.0, 3.0), (1.0, 20.0), (2.0, 25.0)],
+            ),
+            ("other", "#d62728", vec![(0.0, 1.0), (2.0, 2.0)]),
+        ];
+        let svg = line_chart("Redis memory over simulated time", "MB", &series).expect("drawn");
+        assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+        for text in [
+            "Redis memory over simulated time",
+            "simulated days",
+            "MB",
+            "used_memory (MB)",
+            "other",
+        ] {
+            assert!(svg.contains(text), "missing {text:?}");
+        }
+        // Each series: its line (as many points as it has) and its legend mark.
+        for (colour, points) in [("#1F77B4", 3), ("#D62728", 2)] {
+            let lines: Vec<&str> = svg
+                .lines()
+                .filter(|l| l.contains("<polyline") && l.contains(colour))
+                .collect();
+            assert_eq!(lines.len(), 2, "{colour}: {lines:?}");
+            assert!(
+                lines.iter().any(|l| l.matches(',').count() == points),
+                "{colour}: {lines:?}"
+            );
+        }
+    }
 }

@@ -7,10 +7,17 @@
 //! 3. worker results due by now are posted (the oracle applies failures and discoveries);
 //! 4. each engine instance steps at `now`, one after another — each has its own clock, so
 //!    their order is fixed (concurrent instances are tested in `tests/service/`);
-//! 5. the simulated workers take every job; the union of the instances' jobs must equal the
-//!    oracle's decisions — a repeat of an earlier dispatch is a safety violation, a missing
+//!    then, 50 times per run, the seed-faithful tick runs on the same data and is timed;
+//! 5. the simulated workers take every job through redis-rs, and the independent checker
+//!    (`fred`) must have read exactly the same new jobs-stream entries; the union of the
+//!    instances' jobs must equal the oracle's decisions — a repeat of an earlier dispatch is a safety violation, a missing
 //!    one a liveness violation, anything else a divergence;
 //! 6. the decisions go into the decision log, whose SHA-256 is the run's digest.
+
+mod checks;
+
+pub use self::checks::Violation;
+use self::checks::{compare, first_difference};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -26,12 +33,13 @@ use tickgate::store::{Store, StoreError};
 use tickgate::throttle::Universe;
 use tickgate::{StrategyId, Ticker};
 
+use crate::checker::Entry;
 use crate::market::Market;
-use crate::oracle::{Merged, Oracle, merged};
+use crate::oracle::{Oracle, merged};
 use crate::scenario::{FaultKind, Scenario};
 use crate::workload::{StrategyDef, WorkloadRng, seeded_rng};
 
-/// A deliberately broken run, to show the checker can fail (exit codes 3 and 4).
+/// A deliberately broken run, to show the checks can fail (exit codes 3, 4 and 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sabotage {
     /// Every per-ticker claim is released right after its job is taken: an engine that
@@ -39,45 +47,9 @@ pub enum Sabotage {
     SkipClaims,
     /// One update in ten never reaches Redis (the oracle still sees it).
     DropUpdates,
-}
-
-/// Why a run failed its checks.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Violation {
-    #[error(
-        "safety: at tick {tick_ms} strategy {strategy} got {ticker:?} again in bucket {bucket_ms}"
-    )]
-    Safety {
-        tick_ms: i64,
-        strategy: StrategyId,
-        ticker: String,
-        bucket_ms: i64,
-    },
-    #[error(
-        "liveness: at tick {tick_ms} strategy {strategy} was owed {missing:?} in bucket {bucket_ms}"
-    )]
-    Liveness {
-        tick_ms: i64,
-        strategy: StrategyId,
-        missing: Vec<String>,
-        bucket_ms: i64,
-    },
-    #[error(
-        "memory: at tick {tick_ms} Redis used {used_bytes} bytes, above the scenario's bound of {limit_mb} MB"
-    )]
-    Memory {
-        tick_ms: i64,
-        used_bytes: u64,
-        limit_mb: usize,
-    },
-    #[error(
-        "divergence: at tick {tick_ms} the engine dispatched {engine:?}, the oracle {oracle:?}"
-    )]
-    Divergence {
-        tick_ms: i64,
-        engine: String,
-        oracle: String,
-    },
+    /// The workers' client loses the last job entry of every tick: only the independent
+    /// checker, reading through another client, can tell (exit code 5).
+    HideJob,
 }
 
 /// Everything a run measured.
@@ -132,6 +104,11 @@ pub trait Faults {
         now_ms: i64,
         strategies: &[StrategyDef],
     ) -> impl std::future::Future<Output = Option<Result<Duration, String>>>;
+    /// Every jobs-stream entry appended since the previous call, read by the independent
+    /// checker (a second client); `None` when there is no Redis to read.
+    fn jobs_appended(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Result<Vec<Entry>, String>>>;
 }
 
 /// Engine settings for a scenario: the scenario's knobs, short Redis waits (a paused
@@ -390,7 +367,26 @@ where
         // 5. Workers take the jobs; check them against the oracle.
         let mut jobs: BTreeSet<crate::oracle::Dispatch> = BTreeSet::new();
         if up {
-            for entry in once_more(|| take_all(&worker)).await? {
+            let mut taken = once_more(|| take_all(&worker)).await?;
+            if sabotage == Some(Sabotage::HideJob) {
+                // A client bug that loses one entry: only the independent checker sees it.
+                taken.pop();
+            }
+            if let Some(appended) = faults.jobs_appended().await {
+                let appended = appended.map_err(infra)?;
+                let seen: Vec<Entry> = taken
+                    .iter()
+                    .map(|e| (e.id.clone(), e.payload.clone()))
+                    .collect();
+                if seen != appended {
+                    outcome = Err(Violation::Checker {
+                        tick_ms: now,
+                        detail: first_difference(&seen, &appended),
+                    });
+                    break;
+                }
+            }
+            for entry in taken {
                 let Some(job) = entry
                     .payload
                     .as_deref()
@@ -584,53 +580,4 @@ async fn take_all<S: Store>(worker: &S) -> Result<Vec<tickgate::store::StreamEnt
         all.extend(batch);
     }
     Ok(all)
-}
-
-/// Classifies the first difference between the engine's and the oracle's decisions.
-fn compare(
-    now: i64,
-    got: &Merged,
-    want: &Merged,
-    dispatched: &BTreeSet<(StrategyId, i64, String)>,
-) -> Result<(), Violation> {
-    if got == want {
-        return Ok(());
-    }
-    for ((id, bucket, mode), symbols) in got {
-        if *mode == JobMode::PerTicker {
-            for t in symbols {
-                if dispatched.contains(&(*id, *bucket, t.clone())) {
-                    return Err(Violation::Safety {
-                        tick_ms: now,
-                        strategy: *id,
-                        ticker: t.clone(),
-                        bucket_ms: *bucket,
-                    });
-                }
-            }
-        }
-    }
-    for (key @ (id, bucket, _), symbols) in want {
-        let have = got.get(key).cloned().unwrap_or_default();
-        let missing: Vec<String> = symbols.difference(&have).cloned().collect();
-        if !missing.is_empty() || !got.contains_key(key) {
-            return Err(Violation::Liveness {
-                tick_ms: now,
-                strategy: *id,
-                missing,
-                bucket_ms: *bucket,
-            });
-        }
-    }
-    let first = |m: &Merged| {
-        m.iter()
-            .find(|(k, v)| want.get(*k) != Some(*v) || got.get(*k) != Some(*v))
-            .map(|e| format!("{e:?}"))
-            .unwrap_or_default()
-    };
-    Err(Violation::Divergence {
-        tick_ms: now,
-        engine: first(got),
-        oracle: first(want),
-    })
 }

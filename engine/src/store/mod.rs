@@ -12,6 +12,7 @@ mod groups;
 mod keys;
 mod memory;
 mod redis;
+mod redis_feed;
 mod redis_service;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -14,9 +14,8 @@ use redis::{RedisError, Script};
 use super::{
     CLEANUP_CHUNK, Changes, CleanupReport, DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS,
     Dispatched, FeedCursor, FeedRead, Intersection, KeySpace, MAX_CLEANUP_CALLS_PER_RUN,
-    MAX_FEED_DELTA, PendingJob, Reaped, Store, StoreCounters, StoreError, StrategyDispatch,
-    StreamEntry, TickerDispatch, WRITE_CHUNK, check_bucket, effective_retention_ms, trigger_ttl_ms,
-    validate_universe, validate_updates,
+    PendingJob, Reaped, Store, StoreCounters, StoreError, StrategyDispatch, StreamEntry,
+    TickerDispatch, check_bucket, effective_retention_ms, trigger_ttl_ms, validate_universe,
 };
 use crate::domain::{StrategyId, Ticker, check_timestamp};
 use crate::jobs::JobRef;
@@ -94,8 +93,8 @@ pub(super) struct Scripts {
     intersect_seed: Script,
     intersect_adaptive: Script,
     cleanup_chunk: Script,
-    record: Script,
-    read_updates: Script,
+    pub(super) record: Script,
+    pub(super) read_updates: Script,
 }
 
 impl Scripts {
@@ -232,7 +231,7 @@ pub(super) fn script_error(script: &'static str, e: RedisError) -> StoreError {
     }
 }
 
-fn decode_scores(
+pub(super) fn decode_scores(
     op: &'static str,
     pairs: Vec<(String, f64)>,
 ) -> Result<Vec<(String, i64)>, StoreError> {
@@ -257,23 +256,7 @@ impl Store for RedisStore {
         &self,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest: Vec<(Ticker, i64)> = validate_updates(updates)?.into_iter().collect();
-        if latest.is_empty() {
-            return Ok(());
-        }
-        // One script per chunk: the write and its sequence number are atomic.
-        for chunk in latest.chunks(WRITE_CHUNK) {
-            let mut call = self.scripts.record.key(self.keys.updates());
-            call.key(self.keys.update_sequence())
-                .key(self.keys.update_feed());
-            for (ticker, ts_ms) in chunk {
-                call.arg(*ts_ms).arg(ticker.as_str());
-            }
-            call.invoke_async::<u64>(&mut self.connection())
-                .await
-                .map_err(|e| script_error("record.lua", e))?;
-        }
-        Ok(())
+        self.record_updates_impl(updates).await
     }
 
     async fn read_updates(
@@ -282,50 +265,7 @@ impl Store for RedisStore {
         since_ms: i64,
         new_epoch: &str,
     ) -> Result<FeedRead, StoreError> {
-        check_timestamp(since_ms)?;
-        let reply: Vec<redis::Value> = self
-            .scripts
-            .read_updates
-            .key(self.keys.updates())
-            .key(self.keys.update_sequence())
-            .key(self.keys.update_feed())
-            .arg(cursor.epoch.as_deref().unwrap_or(""))
-            .arg(cursor.seq)
-            .arg(since_ms)
-            .arg(new_epoch)
-            .arg(MAX_FEED_DELTA)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(|e| script_error("read_updates.lua", e))?;
-        let bad = |reason: String| StoreError::Script {
-            script: "read_updates.lua",
-            reason,
-        };
-        if reply.len() < 3 || reply.len().is_multiple_of(2) {
-            return Err(bad(format!("{} values in the reply", reply.len())));
-        }
-        let mut values = reply.into_iter();
-        let mut next = || values.next().unwrap_or(redis::Value::Nil);
-        let kind: i64 = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
-        let epoch: String = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
-        let seq: u64 = redis::from_redis_value(next()).map_err(|e| bad(e.to_string()))?;
-        let rest: Vec<(String, f64)> =
-            redis::from_redis_value(redis::Value::Array(values.collect()))
-                .map_err(|e| bad(e.to_string()))?;
-        let mut updates = BTreeMap::new();
-        for (member, ts_ms) in decode_scores("read_updates.lua", rest)? {
-            if let Some(t) = self.tickers(vec![member]).next() {
-                updates.insert(t, ts_ms);
-            }
-        }
-        Ok(FeedRead {
-            full: kind == 1,
-            cursor: FeedCursor {
-                epoch: Some(epoch),
-                seq,
-            },
-            updates,
-        })
+        self.read_updates_impl(cursor, since_ms, new_epoch).await
     }
 
     async fn updated_since(&self, since_ms: i64) -> Result<BTreeMap<Ticker, i64>, StoreError> {
