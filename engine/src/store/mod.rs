@@ -11,6 +11,7 @@
 mod groups;
 mod keys;
 mod memory;
+mod memory_state;
 mod redis;
 mod redis_feed;
 mod redis_service;
@@ -20,7 +21,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
-pub use self::memory::{MemoryState, MemoryStore, TriggerState};
+pub use self::memory::MemoryStore;
+pub use self::memory_state::{MemoryState, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 use crate::domain::{InputError, StrategyId, Ticker};
 use crate::jobs::{JobMode, JobRef};
