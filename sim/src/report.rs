@@ -133,41 +133,39 @@ pub fn write(path: &Path, ctx: &ReportContext<'_>, stats: &RunStats) -> std::io:
     std::fs::create_dir_all(dir)?;
     let day = |ms: i64| (ms - ctx.scenario.start_ms) as f64 / 86_400_000.0;
     let mut charts = Vec::new();
+    let mut chart =
+        |suffix: &str, caption: &'static str, title: &str, y_label: &str, series: Series<'_>| {
+            let name = format!("{stem}-{suffix}.svg");
+            let svg = line_chart(title, y_label, &[series]).map_err(std::io::Error::other)?;
+            std::fs::write(dir.join(&name), svg)?;
+            charts.push((caption, name));
+            std::io::Result::Ok(())
+        };
     if !stats.memory.is_empty() {
-        let series = vec![(
-            "used_memory (MB)",
-            "#1f77b4",
-            stats
-                .memory
-                .iter()
-                .map(|(t, b)| (day(*t), *b as f64 / 1e6))
-                .collect(),
-        )];
-        let name = format!("{stem}-memory.svg");
-        std::fs::write(
-            dir.join(&name),
-            line_chart("Redis memory over simulated time", "MB", &series)
-                .map_err(std::io::Error::other)?,
+        let points = stats.memory.iter().map(|(t, b)| (day(*t), *b as f64 / 1e6));
+        let series = ("used_memory (MB)", "#1f77b4", points.collect());
+        chart(
+            "memory",
+            "Redis memory",
+            "Redis memory over simulated time",
+            "MB",
+            series,
         )?;
-        charts.push(("Redis memory", name));
     }
     if !stats.tracked.is_empty() {
-        let series = vec![(
+        let points = stats.tracked.iter().map(|(t, n)| (day(*t), *n as f64));
+        let series = (
             "tracked tickers (ZCARD TICK:UPD)",
             "#d62728",
-            stats
-                .tracked
-                .iter()
-                .map(|(t, n)| (day(*t), *n as f64))
-                .collect(),
-        )];
-        let name = format!("{stem}-tracked.svg");
-        std::fs::write(
-            dir.join(&name),
-            line_chart("Tickers tracked in TICK:UPD", "tickers", &series)
-                .map_err(std::io::Error::other)?,
+            points.collect(),
+        );
+        chart(
+            "tracked",
+            "Tracked tickers",
+            "Tickers tracked in TICK:UPD",
+            "tickers",
+            series,
         )?;
-        charts.push(("Tracked tickers", name));
     }
     std::fs::write(path, markdown(ctx, stats, &charts))
 }

@@ -79,16 +79,19 @@ impl Store for MemoryStore {
             .feed_epoch
             .get_or_insert_with(|| new_epoch.to_owned())
             .clone();
-        let changed = || state.update_sequence.values().filter(|s| **s > cursor.seq);
+        let changed: Vec<&Ticker> = state
+            .update_sequence
+            .iter()
+            .filter(|(_, s)| **s > cursor.seq)
+            .map(|(t, _)| t)
+            .collect();
         let delta = cursor.epoch.as_deref() == Some(epoch.as_str())
             && cursor.seq <= state.feed_seq
-            && changed().count() as u64 <= MAX_FEED_DELTA;
+            && changed.len() as u64 <= MAX_FEED_DELTA;
         let updates = if delta {
-            state
-                .update_sequence
-                .iter()
-                .filter(|(_, s)| **s > cursor.seq)
-                .filter_map(|(t, _)| Some((t.clone(), *state.updates.get(t)?)))
+            changed
+                .into_iter()
+                .filter_map(|t| Some((t.clone(), *state.updates.get(t)?)))
                 .collect()
         } else {
             state
