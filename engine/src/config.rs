@@ -1,7 +1,14 @@
-//! `tickgate.toml`: every setting, checked at once. Unknown keys, wrong types and values out
-//! of range are all collected and reported together (an operator fixes a file in one go),
-//! each naming its `section.key` and the rule it broke. Environment overrides:
-//! `PER_TICKER_THROTTLE` (rollback is a restart) and `REDIS_URL`.
+//! `tickgate.toml`: every setting, checked at once.
+//!
+//! Two stages (ripgrep's low-level → high-level arguments): [`RawConfig`] is what the
+//! operator said — the file's TOML table and the environment overrides — and [`Config`] is
+//! the validated result. Unknown keys, wrong types and values out of range are all collected
+//! and reported together (an operator fixes a file in one go), each naming its
+//! `section.key`, the value and the rule it broke. serde's `deny_unknown_fields` would stop
+//! at the first problem, so the table is walked key by key with a [`Reader`], which the
+//! simulator's scenario files use too.
+//!
+//! Environment overrides: `PER_TICKER_THROTTLE` (rollback is a restart) and `REDIS_URL`.
 //!
 //! ```toml
 //! [redis]
@@ -15,410 +22,254 @@
 //! tick_interval_ms = 10000
 //! per_ticker_throttle = true
 //! lua_threshold = 1000
+//! max_universe = 50000
 //! ```
 
-use std::collections::BTreeSet;
-use std::fmt;
+mod reader;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use self::reader::{Problem, Problems, Reader, human_ms};
+use crate::core::time::{DAY_MS, MINUTE_MS, SECOND_MS};
+use crate::limits::*;
 use crate::redact::redact_url;
-use crate::service::ServiceConfig;
 use crate::store::{KeySpace, RedisStoreConfig};
 
-/// The whole configuration.
+/// Settings of the engine (the `[engine]` section); every field has a default.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Time between ticks (the seed's 10 s).
+    pub tick_interval_ms: i64,
+    /// Per-ticker throttling (true) or strategy-level for everyone (rollback switch).
+    pub per_ticker_throttle: bool,
+    /// Universes above this size are intersected server-side (Lua) when fully evaluated.
+    pub lua_threshold: usize,
+    /// Largest universe accepted, from the catalog or from discovery (DESIGN §2.7); the
+    /// Redis store is given the same value.
+    pub max_universe: usize,
+    /// Configured retention of update times (raised to the longest active bucket).
+    pub retention_ms: i64,
+    /// First cleanup this long after start.
+    pub cleanup_initial_delay_ms: i64,
+    /// Then every this long.
+    pub cleanup_interval_ms: i64,
+    /// Metrics log period.
+    pub metrics_log_interval_ms: i64,
+    /// Full catalog reload period, which catches writers that bypass the change log.
+    pub catalog_resync_ms: i64,
+    /// Results read per call.
+    pub results_batch: usize,
+    /// Results settled per tick, at most.
+    pub max_results_per_tick: usize,
+    /// Strategies with a discovered universe waiting to be persisted, at most.
+    pub discovery_queue_capacity: usize,
+    /// Attempts to persist one discovered universe.
+    pub discovery_attempts: u32,
+    /// First backoff between those attempts (doubling).
+    pub discovery_backoff_ms: i64,
+    /// A job unacknowledged this long (logical time) is re-delivered.
+    pub job_visibility_ms: i64,
+    /// Deliveries after which an unacknowledged job is dead-lettered instead.
+    pub max_deliveries: u64,
+    /// Unacknowledged jobs examined per step.
+    pub max_pending_checked: usize,
+    /// Real-time bound on `stop()`.
+    pub shutdown_deadline_ms: u64,
+    /// This instance's consumer name on the results stream (unique per instance).
+    pub consumer: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tick_interval_ms: DEFAULT_TICK_INTERVAL_MS,
+            per_ticker_throttle: true,
+            lua_threshold: DEFAULT_LUA_THRESHOLD,
+            max_universe: DEFAULT_MAX_UNIVERSE,
+            retention_ms: DEFAULT_RETENTION_MS,
+            cleanup_initial_delay_ms: DEFAULT_CLEANUP_INITIAL_DELAY_MS,
+            cleanup_interval_ms: DEFAULT_CLEANUP_INTERVAL_MS,
+            metrics_log_interval_ms: DEFAULT_METRICS_LOG_INTERVAL_MS,
+            catalog_resync_ms: DEFAULT_CATALOG_RESYNC_MS,
+            results_batch: DEFAULT_RESULTS_BATCH,
+            max_results_per_tick: DEFAULT_MAX_RESULTS_PER_TICK,
+            discovery_queue_capacity: DEFAULT_DISCOVERY_QUEUE_CAPACITY,
+            discovery_attempts: DEFAULT_DISCOVERY_ATTEMPTS,
+            discovery_backoff_ms: DEFAULT_DISCOVERY_BACKOFF_MS,
+            job_visibility_ms: DEFAULT_JOB_VISIBILITY_MS,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            max_pending_checked: DEFAULT_MAX_PENDING_CHECKED,
+            shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
+            consumer: "tickgate-1".to_owned(),
+        }
+    }
+}
+
+/// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub redis: RedisStoreConfig,
-    pub engine: ServiceConfig,
+    pub engine: EngineConfig,
 }
 
-/// One problem in the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    Syntax {
-        reason: String,
-    },
-    UnknownKey {
-        path: String,
-    },
-    WrongType {
-        path: String,
-        expected: &'static str,
-    },
-    OutOfRange {
-        path: String,
-        value: String,
-        rule: &'static str,
-    },
-    Env {
-        name: &'static str,
-        value: String,
-        rule: &'static str,
-    },
+/// Environment variables that override the file.
+const ENV_OVERRIDES: [&str; 2] = ["PER_TICKER_THROTTLE", "REDIS_URL"];
+
+/// What the operator said: the file's table and the environment overrides, not yet checked.
+#[derive(Debug, Clone)]
+pub struct RawConfig {
+    pub table: toml::Table,
+    pub env: BTreeMap<&'static str, String>,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Syntax { reason } => write!(f, "not valid TOML: {reason}"),
-            ConfigError::UnknownKey { path } => write!(f, "{path}: unknown setting"),
-            ConfigError::WrongType { path, expected } => write!(f, "{path}: expected {expected}"),
-            ConfigError::OutOfRange { path, value, rule } => write!(f, "{path} = {value}: {rule}"),
-            ConfigError::Env { name, value, rule } => {
-                write!(f, "environment {name}={value:?}: {rule}")
-            }
-        }
+impl RawConfig {
+    /// Parses `text` (syntax only) and picks the overrides from `env`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<RawConfig, Problems> {
+        let table = reader::parse_table(text, "configuration")?;
+        let env = ENV_OVERRIDES
+            .into_iter()
+            .filter_map(|name| Some((name, env(name)?)))
+            .collect();
+        Ok(RawConfig { table, env })
     }
 }
-
-/// Every problem found, in file order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Reads the keys of one section, recording what it saw and every problem.
-struct Section<'a> {
-    name: &'static str,
-    table: Option<&'a toml::Table>,
-    seen: BTreeSet<&'static str>,
-    errors: &'a mut Vec<ConfigError>,
-}
-
-impl Section<'_> {
-    fn path(&self, key: &str) -> String {
-        format!("{}.{key}", self.name)
-    }
-
-    fn value(&mut self, key: &'static str) -> Option<&toml::Value> {
-        self.seen.insert(key);
-        self.table?.get(key)
-    }
-
-    fn int(&mut self, key: &'static str, target: &mut i64, min: i64, max: i64, rule: &'static str) {
-        let path = self.path(key);
-        match self.value(key).map(toml::Value::as_integer) {
-            None => {}
-            Some(Some(v)) if (min..=max).contains(&v) => *target = v,
-            Some(Some(v)) => self.errors.push(ConfigError::OutOfRange {
-                path,
-                value: v.to_string(),
-                rule,
-            }),
-            Some(None) => self.errors.push(ConfigError::WrongType {
-                path,
-                expected: "an integer",
-            }),
-        }
-    }
-
-    fn uint<T: TryFrom<i64>>(
-        &mut self,
-        key: &'static str,
-        target: &mut T,
-        min: i64,
-        max: i64,
-        rule: &'static str,
-    ) {
-        let mut v = i64::MIN;
-        self.int(key, &mut v, min, max, rule);
-        if let Ok(v) = T::try_from(v) {
-            *target = v;
-        }
-    }
-
-    fn boolean(&mut self, key: &'static str, target: &mut bool) {
-        let path = self.path(key);
-        match self.value(key).map(toml::Value::as_bool) {
-            None => {}
-            Some(Some(v)) => *target = v,
-            Some(None) => self.errors.push(ConfigError::WrongType {
-                path,
-                expected: "true or false",
-            }),
-        }
-    }
-
-    fn string(&mut self, key: &'static str, target: &mut String) {
-        let path = self.path(key);
-        match self.value(key).map(|v| v.as_str().map(str::to_owned)) {
-            None => {}
-            Some(Some(v)) => *target = v,
-            Some(None) => self.errors.push(ConfigError::WrongType {
-                path,
-                expected: "a string",
-            }),
-        }
-    }
-
-    fn finish(self) {
-        let Some(table) = self.table else { return };
-        for key in table.keys() {
-            if !self.seen.contains(key.as_str()) {
-                self.errors.push(ConfigError::UnknownKey {
-                    path: format!("{}.{key}", self.name),
-                });
-            }
-        }
-    }
-}
-
-const DAY_MS: i64 = 86_400_000;
 
 impl Config {
-    /// Parses `text`, then applies `env` overrides (`PER_TICKER_THROTTLE`, `REDIS_URL`).
-    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigErrors(vec![ConfigError::Syntax {
-                reason: e.to_string(),
-            }])
-        })?;
-        let mut errors = Vec::new();
-        for key in table.keys() {
-            if !["redis", "engine"].contains(&key.as_str()) {
-                errors.push(ConfigError::UnknownKey { path: key.clone() });
-            }
-        }
-        let sub = |name: &str, errors: &mut Vec<ConfigError>| match table.get(name) {
-            None => None,
-            Some(toml::Value::Table(t)) => Some(t),
-            Some(_) => {
-                errors.push(ConfigError::WrongType {
-                    path: name.to_owned(),
-                    expected: "a table",
-                });
-                None
-            }
-        };
-        let redis_table = sub("redis", &mut errors);
-        let engine_table = sub("engine", &mut errors);
+    /// Parses and validates `text` with `env` overrides (`PER_TICKER_THROTTLE`, `REDIS_URL`).
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+        Config::validate(&RawConfig::parse(text, env)?)
+    }
 
-        let mut redis = RedisStoreConfig::new("redis://127.0.0.1:6379");
-        let (mut prefix, mut cluster) = (String::new(), false);
-        let (mut connect_ms, mut response_ms) = (2_000i64, 2_000i64);
-        {
-            let mut s = Section {
-                name: "redis",
-                table: redis_table,
-                seen: BTreeSet::new(),
-                errors: &mut errors,
-            };
-            s.string("url", &mut redis.url);
-            s.string("key_prefix", &mut prefix);
-            s.boolean("cluster", &mut cluster);
-            s.int(
-                "connect_timeout_ms",
-                &mut connect_ms,
-                1,
-                600_000,
-                "must be 1..=600000 ms",
-            );
-            s.int(
-                "response_timeout_ms",
-                &mut response_ms,
-                1,
-                600_000,
-                "must be 1..=600000 ms (redis-rs would default to 500)",
-            );
-            s.uint(
-                "reconnect_retries",
-                &mut redis.reconnect_retries,
-                0,
-                100,
-                "must be 0..=100",
-            );
-            s.uint(
-                "max_universe",
-                &mut redis.max_universe,
-                1,
-                10_000_000,
-                "must be 1..=10000000",
-            );
-            s.int(
-                "trigger_grace_ms",
-                &mut redis.trigger_grace_ms,
-                0,
-                7 * DAY_MS,
-                "must be 0..=7 days",
-            );
-            s.finish();
-        }
-        redis.keys = KeySpace::new(&prefix, cluster);
-        redis.connect_timeout = Duration::from_millis(connect_ms as u64);
-        redis.response_timeout = Duration::from_millis(response_ms as u64);
-
-        let mut e = ServiceConfig::default();
-        {
-            let mut s = Section {
-                name: "engine",
-                table: engine_table,
-                seen: BTreeSet::new(),
-                errors: &mut errors,
-            };
-            s.int(
-                "tick_interval_ms",
-                &mut e.tick_interval_ms,
-                100,
-                DAY_MS,
-                "must be 100 ms..=1 day",
-            );
-            s.boolean("per_ticker_throttle", &mut e.per_ticker_throttle);
-            s.uint(
-                "lua_threshold",
-                &mut e.lua_threshold,
-                0,
-                10_000_000,
-                "must be 0..=10000000",
-            );
-            s.int(
-                "retention_ms",
-                &mut e.retention_ms,
-                0,
-                3_650 * DAY_MS,
-                "must be 0..=10 years",
-            );
-            s.int(
-                "cleanup_initial_delay_ms",
-                &mut e.cleanup_initial_delay_ms,
-                0,
-                30 * DAY_MS,
-                "must be 0..=30 days",
-            );
-            s.int(
-                "cleanup_interval_ms",
-                &mut e.cleanup_interval_ms,
-                60_000,
-                30 * DAY_MS,
-                "must be 1 min..=30 days",
-            );
-            s.int(
-                "metrics_log_interval_ms",
-                &mut e.metrics_log_interval_ms,
-                1_000,
-                DAY_MS,
-                "must be 1 s..=1 day",
-            );
-            s.int(
-                "catalog_resync_ms",
-                &mut e.catalog_resync_ms,
-                1_000,
-                DAY_MS,
-                "must be 1 s..=1 day",
-            );
-            s.uint(
-                "results_batch",
-                &mut e.results_batch,
-                1,
-                10_000,
-                "must be 1..=10000",
-            );
-            s.uint(
-                "max_results_per_tick",
-                &mut e.max_results_per_tick,
-                1,
-                1_000_000,
-                "must be 1..=1000000",
-            );
-            s.uint(
-                "max_universe",
-                &mut e.max_universe,
-                1,
-                10_000_000,
-                "must be 1..=10000000",
-            );
-            s.uint(
-                "discovery_queue_capacity",
-                &mut e.discovery_queue_capacity,
-                1,
-                10_000_000,
-                "must be 1..=10000000",
-            );
-            s.uint(
-                "discovery_attempts",
-                &mut e.discovery_attempts,
-                1,
-                100,
-                "must be 1..=100",
-            );
-            s.int(
-                "discovery_backoff_ms",
-                &mut e.discovery_backoff_ms,
-                1,
-                600_000,
-                "must be 1..=600000 ms",
-            );
-            s.int(
-                "job_visibility_ms",
-                &mut e.job_visibility_ms,
-                1_000,
-                DAY_MS,
-                "must be 1 s..=1 day",
-            );
-            s.uint(
-                "max_deliveries",
-                &mut e.max_deliveries,
-                1,
-                1_000,
-                "must be 1..=1000",
-            );
-            s.uint(
-                "max_pending_checked",
-                &mut e.max_pending_checked,
-                1,
-                100_000,
-                "must be 1..=100000",
-            );
-            s.uint(
-                "shutdown_deadline_ms",
-                &mut e.shutdown_deadline_ms,
-                1,
-                600_000,
-                "must be 1..=600000 ms",
-            );
-            s.string("consumer", &mut e.consumer);
-            s.finish();
-        }
-        if e.consumer.is_empty() {
-            errors.push(ConfigError::OutOfRange {
-                path: "engine.consumer".into(),
-                value: "\"\"".into(),
-                rule: "must not be empty",
-            });
-        }
-        if let Some(v) = env("PER_TICKER_THROTTLE") {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => e.per_ticker_throttle = true,
-                "false" | "0" | "no" | "off" => e.per_ticker_throttle = false,
-                _ => errors.push(ConfigError::Env {
-                    name: "PER_TICKER_THROTTLE",
-                    value: v,
-                    rule: "must be true or false",
-                }),
-            }
-        }
-        if let Some(url) = env("REDIS_URL").filter(|u| !u.is_empty()) {
-            redis.url = url;
-        }
-        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
-            errors.push(ConfigError::OutOfRange {
-                path: "redis.url".into(),
-                value: redact_url(&redis.url),
-                rule: "must start with redis:// or rediss://",
-            });
-        }
-        if errors.is_empty() {
-            Ok(Config { redis, engine: e })
+    /// Checks every key of `raw`; every problem is reported at once.
+    pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
+        let mut problems = Vec::new();
+        let mut top = Reader::new(String::new(), Some(&raw.table), &mut problems);
+        let redis_table = top.table("redis");
+        let engine_table = top.table("engine");
+        top.finish();
+        let mut redis = read_redis(Reader::new("redis".into(), redis_table, &mut problems));
+        let mut engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
+        apply_env(raw, &mut redis, &mut engine, &mut problems);
+        redis.max_universe = engine.max_universe;
+        if problems.is_empty() {
+            Ok(Config { redis, engine })
         } else {
-            Err(ConfigErrors(errors))
+            Err(Problems::new("configuration", problems))
         }
+    }
+}
+
+fn read_redis(mut r: Reader<'_, '_>) -> RedisStoreConfig {
+    let mut redis = RedisStoreConfig::new("redis://127.0.0.1:6379");
+    let (mut prefix, mut cluster) = (String::new(), false);
+    let mut connect_ms = DEFAULT_CONNECT_TIMEOUT_MS as i64;
+    let mut response_ms = DEFAULT_RESPONSE_TIMEOUT_MS as i64;
+    r.string("url", &mut redis.url);
+    r.string("key_prefix", &mut prefix);
+    r.boolean("cluster", &mut cluster);
+    r.ms("connect_timeout_ms", &mut connect_ms, 1, 10 * MINUTE_MS);
+    // redis-rs would default to 500 ms.
+    r.ms("response_timeout_ms", &mut response_ms, 1, 10 * MINUTE_MS);
+    r.count("reconnect_retries", &mut redis.reconnect_retries, 0, 100);
+    r.ms(
+        "trigger_grace_ms",
+        &mut redis.trigger_grace_ms,
+        0,
+        7 * DAY_MS,
+    );
+    r.finish();
+    redis.keys = KeySpace::new(&prefix, cluster);
+    redis.connect_timeout = Duration::from_millis(connect_ms as u64);
+    redis.response_timeout = Duration::from_millis(response_ms as u64);
+    redis
+}
+
+fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
+    let mut e = EngineConfig::default();
+    let mut shutdown_ms = e.shutdown_deadline_ms as i64;
+    r.ms("tick_interval_ms", &mut e.tick_interval_ms, 100, DAY_MS);
+    r.boolean("per_ticker_throttle", &mut e.per_ticker_throttle);
+    r.count("lua_threshold", &mut e.lua_threshold, 0, 10_000_000);
+    r.count("max_universe", &mut e.max_universe, 1, 10_000_000);
+    r.ms("retention_ms", &mut e.retention_ms, 0, 3_650 * DAY_MS);
+    let delay = &mut e.cleanup_initial_delay_ms;
+    r.ms("cleanup_initial_delay_ms", delay, 0, 30 * DAY_MS);
+    let interval = &mut e.cleanup_interval_ms;
+    r.ms("cleanup_interval_ms", interval, MINUTE_MS, 30 * DAY_MS);
+    let log = &mut e.metrics_log_interval_ms;
+    r.ms("metrics_log_interval_ms", log, SECOND_MS, DAY_MS);
+    r.ms(
+        "catalog_resync_ms",
+        &mut e.catalog_resync_ms,
+        SECOND_MS,
+        DAY_MS,
+    );
+    r.count("results_batch", &mut e.results_batch, 1, 10_000);
+    r.count(
+        "max_results_per_tick",
+        &mut e.max_results_per_tick,
+        1,
+        1_000_000,
+    );
+    let capacity = &mut e.discovery_queue_capacity;
+    r.count("discovery_queue_capacity", capacity, 1, 10_000_000);
+    r.count("discovery_attempts", &mut e.discovery_attempts, 1, 100);
+    r.ms(
+        "discovery_backoff_ms",
+        &mut e.discovery_backoff_ms,
+        1,
+        10 * MINUTE_MS,
+    );
+    r.ms(
+        "job_visibility_ms",
+        &mut e.job_visibility_ms,
+        SECOND_MS,
+        DAY_MS,
+    );
+    r.count("max_deliveries", &mut e.max_deliveries, 1, 1_000);
+    r.count(
+        "max_pending_checked",
+        &mut e.max_pending_checked,
+        1,
+        100_000,
+    );
+    r.ms("shutdown_deadline_ms", &mut shutdown_ms, 1, 10 * MINUTE_MS);
+    r.string("consumer", &mut e.consumer);
+    if e.consumer.is_empty() {
+        r.out_of_range("consumer", "\"\"", "must not be empty".into());
+    }
+    r.finish();
+    e.shutdown_deadline_ms = shutdown_ms as u64;
+    e
+}
+
+fn apply_env(
+    raw: &RawConfig,
+    redis: &mut RedisStoreConfig,
+    engine: &mut EngineConfig,
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(v) = raw.env.get("PER_TICKER_THROTTLE") {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => engine.per_ticker_throttle = true,
+            "false" | "0" | "no" | "off" => engine.per_ticker_throttle = false,
+            _ => problems.push(Problem::Env {
+                name: "PER_TICKER_THROTTLE",
+                value: v.clone(),
+                rule: "must be true or false",
+            }),
+        }
+    }
+    if let Some(url) = raw.env.get("REDIS_URL").filter(|u| !u.is_empty()) {
+        redis.url.clone_from(url);
+    }
+    if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+        problems.push(Problem::OutOfRange {
+            path: "redis.url".into(),
+            value: redact_url(&redis.url),
+            rule: "must start with redis:// or rediss://".into(),
+        });
     }
 }
 
@@ -433,6 +284,7 @@ mod tests {
             [redis]
             url = "http://u:secret@host"
             response_timeout_ms = "fast"
+            max_universe = 10
             [engine]
             tick_interval_ms = 0
             per_ticker_throttle = "yes"
@@ -443,7 +295,8 @@ mod tests {
         for needle in [
             "color: unknown",
             "redis.response_timeout_ms: expected an integer",
-            "engine.tick_interval_ms = 0",
+            "redis.max_universe: unknown",
+            "engine.tick_interval_ms = 0: must be 100 ms..=1 day",
             "engine.per_ticker_throttle: expected true or false",
             "engine.lua_treshold: unknown",
             "redis.url = http://u:***@host",
@@ -451,7 +304,7 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing in:\n{text}");
         }
         assert!(!text.contains("secret"));
-        assert_eq!(errors.0.len(), 6, "{text}");
+        assert_eq!(errors.0.len(), 7, "{text}");
     }
 
     #[test]
@@ -478,6 +331,15 @@ mod tests {
             bad.unwrap_err()
                 .to_string()
                 .contains("PER_TICKER_THROTTLE=\"maybe\"")
+        );
+    }
+
+    #[test]
+    fn one_max_universe_for_engine_and_store() {
+        let config = Config::parse("[engine]\nmax_universe = 7\n", |_| None).expect("valid");
+        assert_eq!(
+            (config.engine.max_universe, config.redis.max_universe),
+            (7, 7)
         );
     }
 }

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::OnceCell;
 
-use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::service::AlertService;
+use crate::runtime::{AlertService, SystemClock};
 use crate::store::{RedisStore, StoreError};
 
 static SERVICE: OnceCell<AlertService<RedisStore, SystemClock>> = OnceCell::const_new();

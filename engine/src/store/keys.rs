@@ -5,7 +5,7 @@
 //! deployments (or tests) on one server; cluster mode puts one hash tag in every key so
 //! that multi-key scripts never hit `CROSSSLOT`.
 
-use crate::domain::StrategyId;
+use crate::core::ticker::StrategyId;
 
 /// Builds every key name from a prefix and an optional cluster hash tag.
 #[derive(Debug, Clone, PartialEq, Eq)]

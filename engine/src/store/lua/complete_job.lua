@@ -3,9 +3,9 @@
 -- Idempotent: a second result for the same job finds nothing to do.
 -- KEYS[1] = STRAT:<id>:LAST, KEYS[2] = STRAT:<id>:RUN
 -- ARGV[1] = bucket start ms, ARGV[2] = job number n, or 'run' for a whole-strategy job,
--- ARGV[3] = '1' if the run succeeded, '0' if it failed. Returns the number released.
+-- ARGV[3] = 'succeeded' or 'failed'. Returns the number released.
 if ARGV[2] == 'run' then
-  if ARGV[3] == '0' and redis.call('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[3] == 'failed' and redis.call('GET', KEYS[2]) == ARGV[1] then
     redis.call('DEL', KEYS[2])
     return 1
   end
@@ -17,7 +17,7 @@ if not symbols then
   return 0
 end
 redis.call('HDEL', KEYS[1], field)
-if ARGV[3] == '1' then
+if ARGV[3] == 'succeeded' then
   return 0
 end
 local released = 0

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use crate::timeframe::MAX_TIMESTAMP_MS;
-
 /// Longest ticker accepted, in bytes. Option symbols (`O:AAPL251219C00200000`) are 21;
 /// 64 leaves room for any venue's format while keeping keys and job payloads small.
 pub const MAX_TICKER_BYTES: usize = 64;
@@ -13,6 +11,12 @@ pub const MAX_TICKER_BYTES: usize = 64;
 /// Cap on how much of a rejected value an error message repeats: values are external data
 /// and an error line must stay a line.
 const ERROR_EXCERPT_BYTES: usize = 80;
+
+/// Latest instant (exclusive) accepted anywhere, and for which a bucket can be computed:
+/// 3000-01-01T00:00:00Z. Far beyond any market timestamp, and with
+/// [`crate::core::calendar::Unit::max_count`] it keeps every bucket end inside jiff's civil
+/// range (year 9999) and far from `i64` overflow.
+pub const MAX_TIMESTAMP_MS: i64 = 32_503_680_000_000;
 
 /// A strategy's identifier (the `<id>` in `STRAT:<id>:UNIV`).
 pub type StrategyId = u64;

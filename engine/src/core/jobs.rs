@@ -5,12 +5,14 @@
 //! per-ticker job of that bucket, `<strategy>-<bucket start ms>-run` for a whole-strategy
 //! run. So any engine instance can settle any result from the id alone.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::domain::{StrategyId, Ticker, excerpt};
+use super::ticker::{StrategyId, Ticker, excerpt};
 
-/// How a job selects symbols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// How a job selects symbols: the `mode` field of the job JSON. An unknown mode does not
+/// parse (a worker must not guess what to run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum JobMode {
     /// Only the tickers that changed (`symbols` = those).
     PerTicker,
@@ -100,7 +102,7 @@ pub struct Job {
     pub strategy_id: StrategyId,
     pub user_id: u64,
     pub bucket_start_ms: i64,
-    pub mode: String,
+    pub mode: JobMode,
     /// Sorted; absent for runs without a symbol filter.
     #[serde(default)]
     pub symbols: Option<Vec<String>>,
@@ -209,7 +211,9 @@ mod tests {
         assert_eq!(parsed.symbols.unwrap(), ["AAPL", "A\"B\\C"]);
         let global = job_json(&JobRef { seq: None, ..job }, 7, JobMode::Global, &[]);
         let parsed: Job = serde_json::from_str(&global).expect("valid JSON");
-        assert_eq!((parsed.mode.as_str(), parsed.symbols), ("global", None));
+        assert_eq!((parsed.mode, parsed.symbols), (JobMode::Global, None));
+        let unknown = json.replace("per_ticker", "sometimes");
+        assert!(serde_json::from_str::<Job>(&unknown).is_err(), "{unknown}");
     }
 
     #[test]

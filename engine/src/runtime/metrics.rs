@@ -1,9 +1,9 @@
-//! Every counter of DESIGN §2.9 in one struct, shared by the service's tasks and read by
+//! Every counter of DESIGN §2.9 in one struct, shared by the engine and its driver and read by
 //! the operating surface (Prometheus export) and the 5-minute log lines.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::throttle::SkipReason;
+use crate::core::rule::SkipReason;
 
 /// Upper bounds (ms) of the tick-duration histogram buckets: a tick should take
 /// milliseconds; the top buckets catch a stalled Redis.

@@ -1,4 +1,4 @@
-//! The incremental tick: the same decisions as [`crate::throttle::decide`] for every
+//! The incremental tick: the same decisions as [`super::rule::decide`] for every
 //! strategy, with work proportional to what changed (DESIGN §6).
 //!
 //! Per tick the engine reads what changed in the update set once: the tickers written since
@@ -16,10 +16,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::domain::{StrategyId, Ticker};
-use crate::jobs::JobMode;
-use crate::throttle::{SkipReason, Strategy, Universe};
-use crate::timeframe::{Bucket, Timeframe};
+use super::calendar::{Bucket, Timeframe};
+use super::catalog::{Strategy, Universe};
+use super::jobs::JobMode;
+use super::rule::{RunShape, SkipReason, run_shape};
+use super::ticker::{StrategyId, Ticker};
 
 /// Interned ticker id: dense, so per-ticker state is a `Vec` index.
 type TickerId = u32;
@@ -265,13 +266,9 @@ impl Planner {
                     .or_default() += 1;
                 continue;
             };
-            let whole = match (&t.strategy.universe, self.per_ticker) {
-                (Universe::Global, _) => Some((JobMode::Global, Vec::new())),
-                (Universe::Missing, _) => Some((JobMode::Strategy, Vec::new())),
-                (Universe::Tickers(u), false) => {
-                    Some((JobMode::Strategy, u.iter().cloned().collect()))
-                }
-                (Universe::Tickers(_), true) => None,
+            let whole = match run_shape(&t.strategy.universe, self.per_ticker) {
+                RunShape::Whole { mode, symbols } => Some((mode, symbols)),
+                RunShape::PerTicker(_) => None,
             };
             match whole {
                 Some(_) if t.ran => *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1,

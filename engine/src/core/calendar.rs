@@ -15,24 +15,16 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::domain::excerpt;
+use super::ticker::{MAX_TIMESTAMP_MS, excerpt};
+use super::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// The time zone whose civil calendar aligns `d`, `w`, `q` and `y` buckets.
 pub const MARKET_TIME_ZONE: &str = "America/New_York";
-
-const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 60 * MINUTE_MS;
-const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Earliest instant a bucket can be computed for: 1900-01-01T00:00:00Z. Inputs start at
 /// 1970, but the bucket of an instant early in 1970 can start in 1969 (the week of
 /// 1970-01-01 starts on Monday 1969-12-29), and that start must itself have a bucket.
 pub const MIN_BUCKET_INSTANT_MS: i64 = -2_208_988_800_000;
-
-/// Latest instant (exclusive) a bucket can be computed for: 3000-01-01T00:00:00Z.
-/// Far beyond any market timestamp, and with [`Unit::max_count`] it keeps every bucket end
-/// inside jiff's civil range (year 9999) and far from `i64` overflow.
-pub const MAX_TIMESTAMP_MS: i64 = 32_503_680_000_000;
 
 /// Day number of Monday 1970-01-05, the origin of week alignment.
 const FIRST_MONDAY_DAY: i64 = 4;

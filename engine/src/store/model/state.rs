@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::StreamEntry;
-use crate::domain::{StrategyId, Ticker};
+use crate::core::ticker::{StrategyId, Ticker};
+use crate::store::StreamEntry;
 
 /// Everything the model stores; public so tests can compare it with Redis's contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemoryState {
+pub struct ModelState {
     /// `TICK:UPD`: ticker → last update ms.
     pub updates: BTreeMap<Ticker, i64>,
     /// `TICK:SEQ`: ticker → write sequence number of its latest write.

@@ -1,4 +1,4 @@
--- The claim rule, shared by claim.lua and dispatch.lua (prepended to both at load time).
+-- The claim rule, shared by dispatch.lua (prepended at load time).
 -- claim(key, start, end_ms, ttl, first, last, job): claims ARGV[first..last] (tickers) of one
 -- strategy for the bucket [start, end_ms) in the trigger hash `key`; start/end/ttl are
 -- ARGV strings. Returns the tickers newly claimed (in argument order, each at most once)

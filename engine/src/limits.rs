@@ -1,0 +1,137 @@
+//! Every default and every bound of the engine, in one place, each with why that number.
+//! Units come last in names (`_ms`, `_members`); a setting an operator may change has its
+//! default here and its range check in `config.rs`.
+
+use crate::core::time::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
+
+// ---- Defaults of settings (`tickgate.toml`) ----
+
+/// Time between ticks: the seed's 10 s.
+pub const DEFAULT_TICK_INTERVAL_MS: i64 = 10 * SECOND_MS;
+
+/// Largest universe accepted (DESIGN §2.7): larger lists are rejected whole. 50,000 is the
+/// largest universe of the reference workload W-100k (DESIGN §6).
+pub const DEFAULT_MAX_UNIVERSE: usize = 50_000;
+
+/// Universes above this size are intersected server-side (Lua) when fully evaluated: the
+/// seed's 1,000, until `reports/lua-threshold.md` measures a better one.
+pub const DEFAULT_LUA_THRESHOLD: usize = 1_000;
+
+/// Retention of ticker update times: the seed's 90 days; raised automatically to the
+/// longest bucket of any active timeframe (see `core::retention`).
+pub const DEFAULT_RETENTION_MS: i64 = 90 * DAY_MS;
+
+/// First cleanup after start: the seed's 1 h (avoids start-up congestion).
+pub const DEFAULT_CLEANUP_INITIAL_DELAY_MS: i64 = HOUR_MS;
+
+/// Cleanup period: the seed's 24 h.
+pub const DEFAULT_CLEANUP_INTERVAL_MS: i64 = DAY_MS;
+
+/// Period of the metrics log lines: the seed's 5 min.
+pub const DEFAULT_METRICS_LOG_INTERVAL_MS: i64 = 5 * MINUTE_MS;
+
+/// Full catalog reload period, which catches writers that bypass the change log. Ten
+/// minutes bounds how long such a write goes unseen.
+pub const DEFAULT_CATALOG_RESYNC_MS: i64 = 10 * MINUTE_MS;
+
+/// Results read per call: one bounded Redis reply (a few hundred kilobytes).
+pub const DEFAULT_RESULTS_BATCH: usize = 1_000;
+
+/// Results settled per tick, at most: a burst of results cannot delay a tick by more than
+/// about a hundred bounded batches; the rest wait for the next tick.
+pub const DEFAULT_MAX_RESULTS_PER_TICK: usize = 100_000;
+
+/// Strategies with a discovered universe waiting to be persisted, at most: one entry per
+/// strategy (the queue coalesces), so W-100k's 100,000 strategies always fit.
+pub const DEFAULT_DISCOVERY_QUEUE_CAPACITY: usize = 100_000;
+
+/// Attempts to persist one discovered universe; with the doubling backoff below, five
+/// attempts span about 3 s, longer than a Redis failover.
+pub const DEFAULT_DISCOVERY_ATTEMPTS: u32 = 5;
+
+/// First backoff between persist attempts (doubling).
+pub const DEFAULT_DISCOVERY_BACKOFF_MS: i64 = 100;
+
+/// A job a worker took and has not acknowledged for this long (logical time) is
+/// re-delivered: the worker is presumed crashed. Five minutes is far above any strategy
+/// run the seed's workers make.
+pub const DEFAULT_JOB_VISIBILITY_MS: i64 = 5 * MINUTE_MS;
+
+/// Deliveries after which an unacknowledged job goes to the dead-letter stream instead (a
+/// poison job must not crash workers forever).
+pub const DEFAULT_MAX_DELIVERIES: u64 = 3;
+
+/// Unacknowledged jobs examined per step: bounds the step; the rest wait a tick.
+pub const DEFAULT_MAX_PENDING_CHECKED: usize = 1_000;
+
+/// Real-time bound on a graceful stop: one step in progress finishes well within it.
+pub const DEFAULT_SHUTDOWN_DEADLINE_MS: u64 = 5_000;
+
+/// How long trigger state outlives its bucket. It covers clock skew between engine
+/// instances and a slow last tick of the bucket; an hour is generous for both.
+pub const DEFAULT_TRIGGER_GRACE_MS: i64 = HOUR_MS;
+
+/// Bound on establishing a Redis connection.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+
+/// Bound on every Redis answer. redis-rs defaults to 500 ms when unset; a cleanup chunk or
+/// a 50,000-member universe write can take longer on a busy server.
+pub const DEFAULT_RESPONSE_TIMEOUT_MS: u64 = 2_000;
+
+/// Reconnection attempts per failed request before the error reaches the caller; the
+/// engine retries on its next tick, so a few attempts are enough.
+pub const DEFAULT_RECONNECT_RETRIES: usize = 3;
+
+// ---- Fixed bounds ----
+
+/// Members removed per cleanup call: a 1,000-member `ZREM` on a million-entry set takes
+/// about a millisecond of Redis time, so no single call blocks other clients noticeably.
+pub const CLEANUP_CHUNK_MEMBERS: usize = 1_000;
+
+/// Bound on the calls of one cleanup run: 10,000 × 1,000 = 10 million entries. A larger
+/// backlog is left for the next run, which continues where this one stopped.
+pub const CLEANUP_CALLS_PER_RUN_MAX: usize = 10_000;
+
+/// Members per `ZADD` / `SADD` / `HMGET` command: keeps each command's Redis time and
+/// argument buffer small.
+pub const WRITE_CHUNK_MEMBERS: usize = 1_000;
+
+/// Script calls (or commands) per pipeline: one round trip carries this many strategies'
+/// claims, and the reply buffer stays a few hundred kilobytes.
+pub const PIPELINE_CALLS_MAX: usize = 500;
+
+/// Strategies per `dispatch.lua` call: a script call costs several times the few commands
+/// it runs per strategy, so grouping cuts Redis time per job; 50 keeps one call's Redis
+/// time around a millisecond, short enough not to delay other clients.
+pub const DISPATCH_GROUP_STRATEGIES: usize = 50;
+
+/// Tickers per `dispatch.lua` call beyond its first strategy: bounds one call's Redis time
+/// when the strategies are large (a single larger strategy still gets a call of its own).
+pub const DISPATCH_GROUP_TICKERS: usize = 5_000;
+
+/// Approximate cap on the jobs, results and dead-letter streams (`MAXLEN ~`): a few
+/// hundred MB at most.
+pub const STREAM_MAXLEN: u64 = 1_000_000;
+
+/// Change records kept for other instances (`TICKGATE:CHANGES`); an instance that falls
+/// further behind than this reloads the whole catalog instead.
+pub const CHANGE_RECORDS_MAX: u64 = 100_000;
+
+/// Most changed tickers an incremental update read answers as a delta; beyond it (after a
+/// long pause, say) the full read of the update set is no dearer, and is done instead.
+pub const FEED_DELTA_MAX: u64 = 10_000;
+
+/// Catalog entries per `HSCAN` page: each page is one short Redis call.
+pub const CATALOG_PAGE_ENTRIES: usize = 1_000;
+
+/// Bound on pages per full catalog read (10 million entries): no catalog is anywhere near.
+pub const CATALOG_PAGES_MAX: usize = 10_000;
+
+/// Attempts per engine step. A connection that broke while Redis was away fails the first
+/// command after it is back; the second attempt runs on the new connection. More would only
+/// delay the next tick while Redis is really down.
+pub const STEP_ATTEMPTS: usize = 2;
+
+/// Compare-and-swap rounds for one catalog write of a discovered universe: another writer
+/// changing the same entry in between is rare, so a few rounds always suffice in practice.
+pub const CATALOG_CAS_ROUNDS: usize = 5;

@@ -1,0 +1,211 @@
+//! The runtime: [`Engine`] (one instance's state and its [`Engine::step`]) and
+//! [`AlertService`], the production driver — the one place that waits on a [`Clock`].
+//!
+//! - [`step`]: the engine and its step; [`catalog_sync`], [`settle`] and [`tick`] are the
+//!   step's phases, in that order.
+//! - [`persister`]: discovered universes on their way to the catalog.
+//! - [`clock`]: the one source of time (system, or manual for tests).
+//! - [`metrics`]: every counter of DESIGN §2.9.
+//!
+//! The service runs two tasks: the engine loop (a step at every multiple of
+//! `tick_interval_ms`, in which results, ticks, cleanup and the metrics log all happen, so
+//! their order is a function of the time alone), and the persister loop. Shutdown is a
+//! future passed to [`AlertService::run`], or [`AlertService::stop`]: tasks stop at their
+//! next wait; a step in progress finishes (each claim is atomic with its job, so a step cut
+//! short by the deadline leaves nothing half-done) or is aborted at the deadline.
+
+mod catalog_sync;
+pub mod clock;
+pub mod metrics;
+pub mod persister;
+mod settle;
+pub mod step;
+mod tick;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use self::clock::{Clock, ManualClock, SystemClock};
+pub use self::metrics::Metrics;
+pub use self::persister::{PassReport, Persister};
+pub use self::step::{Engine, StepReport, next_multiple};
+use crate::config::EngineConfig;
+use crate::store::Store;
+
+/// Longest backoff between failing persister passes: long enough not to hammer a Redis
+/// that is down, short enough that the catalog catches up within a minute of its return.
+const PERSIST_BACKOFF_MAX_MS: i64 = 30_000;
+
+struct Running {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// The engine service. `start`/`stop` are idempotent.
+pub struct AlertService<S, C> {
+    engine: Arc<Mutex<Engine<S>>>,
+    store: Arc<S>,
+    metrics: Arc<Metrics>,
+    persister: Arc<Persister>,
+    clock: Arc<C>,
+    config: EngineConfig,
+    /// Whether the last step reached Redis (`/readyz`).
+    ready: Arc<AtomicBool>,
+    running: std::sync::Mutex<Option<Running>>,
+}
+
+impl<S: Store + 'static, C: Clock> AlertService<S, C> {
+    /// A stopped service.
+    pub fn new(store: S, clock: C, config: EngineConfig) -> AlertService<S, C> {
+        let store = Arc::new(store);
+        let engine = Engine::new(store.clone(), config.clone());
+        AlertService {
+            metrics: engine.metrics().clone(),
+            persister: engine.persister().clone(),
+            engine: Arc::new(Mutex::new(engine)),
+            store,
+            clock: Arc::new(clock),
+            config,
+            ready: Arc::new(AtomicBool::new(false)),
+            running: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The counters (DESIGN §2.9).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The store the service runs on.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether the last step reached Redis (`/readyz`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tasks are running.
+    pub fn is_running(&self) -> bool {
+        self.running.lock().map(|r| r.is_some()).unwrap_or(false)
+    }
+
+    /// Starts the tasks; does nothing if they run. Needs a tokio runtime.
+    pub fn start(&self) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        if running.is_some() {
+            return;
+        }
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(engine_loop(
+            self.engine.clone(),
+            self.clock.clone(),
+            self.ready.clone(),
+            self.config.tick_interval_ms,
+            cancel.clone(),
+        ));
+        tasks.spawn(persist_loop(
+            self.persister.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+            self.clock.clone(),
+            self.config.discovery_backoff_ms,
+            cancel.clone(),
+        ));
+        *running = Some(Running { cancel, tasks });
+    }
+
+    /// Stops the tasks: they finish their current step and exit; whatever has not exited
+    /// by `shutdown_deadline_ms` (real time) is aborted. Does nothing if stopped.
+    pub async fn stop(&self) {
+        let Some(mut running) = self.running.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        running.cancel.cancel();
+        let deadline = Duration::from_millis(self.config.shutdown_deadline_ms);
+        let drained = tokio::time::timeout(deadline, async {
+            while running.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?deadline,
+                "shutdown deadline passed; aborting unfinished tasks"
+            );
+            running.tasks.shutdown().await;
+        }
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Runs until `shutdown` completes, then stops (mini-redis style).
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        self.start();
+        shutdown.await;
+        self.stop().await;
+    }
+}
+
+/// A step at every multiple of the tick interval, starting with the first one not before
+/// the clock's time.
+async fn engine_loop<S: Store, C: Clock>(
+    engine: Arc<Mutex<Engine<S>>>,
+    clock: Arc<C>,
+    ready: Arc<AtomicBool>,
+    interval_ms: i64,
+    cancel: CancellationToken,
+) {
+    let mut next = next_multiple(clock.now_ms(), interval_ms);
+    loop {
+        tokio::select! {
+            // Shutdown first: once asked to stop, no new step starts.
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = clock.sleep_until(next) => {}
+        }
+        let now = clock.now_ms();
+        let report = engine.lock().await.step(now).await;
+        ready.store(report.ready, Ordering::Relaxed);
+        next = report.next_step_ms;
+    }
+}
+
+/// Persists discovered universes as they are queued; after a failing pass, waits a
+/// doubling backoff (from `backoff_ms`, at most [`PERSIST_BACKOFF_MAX_MS`]) before the next.
+async fn persist_loop<S: Store, C: Clock>(
+    persister: Arc<Persister>,
+    store: Arc<S>,
+    metrics: Arc<Metrics>,
+    clock: Arc<C>,
+    backoff_ms: i64,
+    cancel: CancellationToken,
+) {
+    let mut wait_ms = backoff_ms;
+    loop {
+        let report = persister.pass(&*store, &metrics).await;
+        if report.retrying > 0 {
+            let until = clock.now_ms() + wait_ms;
+            wait_ms = (wait_ms * 2).min(PERSIST_BACKOFF_MAX_MS);
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = clock.sleep_until(until) => {}
+            }
+        } else {
+            wait_ms = backoff_ms;
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = persister.queued() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! [`Engine`]: one engine instance's state, and [`Engine::step`], everything the instance
+//! does at one instant. The step never sleeps and never reads a clock: the caller passes the
+//! time and the step says when it is due next (mini-redis's `purge_expired_keys`). Two
+//! drivers call it: [`super::AlertService`] on a real clock, and the simulator and benches
+//! on their own time (NautilusTrader's backtest kernel is the live one).
+//!
+//! A step, in this order (the order is what makes a simulation reproducible):
+//! 1. catalog changes (or the whole catalog on start, resync, or lost Redis state);
+//! 2. the workers' results (releases, discoveries, dead letters), then stale jobs;
+//! 3. the tick: what changed in the update set, planned incrementally, dispatched;
+//! 4. periodic work that is due: cleanup, the metrics log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::metrics::Metrics;
+use super::persister::Persister;
+use crate::config::EngineConfig;
+use crate::core::calendar::Timeframe;
+use crate::core::planner::Planner;
+use crate::core::ticker::StrategyId;
+use crate::limits::STEP_ATTEMPTS;
+use crate::store::{CleanupReport, FeedCursor, PendingJob, Store, StoreError};
+
+/// What one step did, and when the next is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    /// Whether the step reached Redis (`/readyz`); when false, nothing was dispatched and
+    /// the next step retries.
+    pub ready: bool,
+    /// Jobs this step enqueued.
+    pub jobs_enqueued: u64,
+    /// Results this step settled.
+    pub results_settled: u64,
+    /// The cleanup run, when one was due.
+    pub cleanup: Option<CleanupReport>,
+    /// The next multiple of the tick interval after this step: when the next step is due.
+    pub next_step_ms: i64,
+}
+
+/// One engine instance: its store, settings, counters and everything it remembers between
+/// steps.
+pub struct Engine<S> {
+    pub(super) store: Arc<S>,
+    pub(super) config: EngineConfig,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) persister: Arc<Persister>,
+    pub(super) planner: Planner,
+    /// The catalog entries as last read: written back if Redis loses them.
+    pub(super) catalog: BTreeMap<StrategyId, String>,
+    /// Change-log version applied.
+    pub(super) version: u64,
+    /// Logical time of the last full catalog load (`None`: not loaded yet).
+    pub(super) loaded_at_ms: Option<i64>,
+    /// Pending results of this consumer are re-read once after start.
+    pub(super) pending_checked: bool,
+    /// Unacknowledged job deliveries → logical time first seen pending (bounded by
+    /// `max_pending_checked`: only entries of the latest read are kept).
+    pub(super) pending_seen: BTreeMap<PendingJob, i64>,
+    /// Where this instance stands in the update set (`TICK:SEQ`); reset on lost Redis state.
+    pub(super) feed: FeedCursor,
+    /// The planner knows the time of every ticker updated at or after this (the `since`
+    /// of the last full read); a strategy whose bucket starts earlier needs a full read.
+    pub(super) known_from_ms: i64,
+    /// Epoch names this instance has proposed, to make each one unique.
+    pub(super) epochs_proposed: u64,
+    /// When periodic work is due (`None` until the first step sets the schedule).
+    next_cleanup_ms: Option<i64>,
+    next_metrics_log_ms: Option<i64>,
+}
+
+/// Ticks at multiples of the interval: the first one not before `now`.
+pub fn next_multiple(now_ms: i64, every_ms: i64) -> i64 {
+    let every_ms = every_ms.max(1);
+    now_ms.div_euclid(every_ms) * every_ms
+        + if now_ms.rem_euclid(every_ms) == 0 {
+            0
+        } else {
+            every_ms
+        }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine that has not stepped yet; the first step loads the catalog.
+    pub fn new(store: Arc<S>, config: EngineConfig) -> Engine<S> {
+        let persister = Arc::new(Persister::new(
+            config.discovery_queue_capacity,
+            config.discovery_attempts,
+        ));
+        Engine {
+            store,
+            planner: Planner::new(config.per_ticker_throttle, config.lua_threshold),
+            config,
+            metrics: Arc::new(Metrics::default()),
+            persister,
+            catalog: BTreeMap::new(),
+            version: 0,
+            loaded_at_ms: None,
+            pending_checked: false,
+            pending_seen: BTreeMap::new(),
+            feed: FeedCursor::default(),
+            known_from_ms: i64::MAX,
+            epochs_proposed: 0,
+            next_cleanup_ms: None,
+            next_metrics_log_ms: None,
+        }
+    }
+
+    /// The counters (DESIGN §2.9).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The store this engine runs on.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The queue of discovered universes waiting to be written to the catalog.
+    pub fn persister(&self) -> &Arc<Persister> {
+        &self.persister
+    }
+
+    /// Everything due at `now_ms`: results, catalog changes, the tick, then periodic work.
+    /// A failed step is retried at once, up to [`STEP_ATTEMPTS`]: every claim is atomic with
+    /// its job, so retrying is always safe.
+    pub async fn step(&mut self, now_ms: i64) -> StepReport {
+        let jobs_before = Metrics::get(&self.metrics.jobs_enqueued);
+        let settled_before = self.settled();
+        let mut ready = false;
+        for attempt in 1..=STEP_ATTEMPTS {
+            match self.engine_step(now_ms).await {
+                Ok(()) => {
+                    ready = true;
+                    break;
+                }
+                Err(e) => {
+                    Metrics::add(&self.metrics.tick_errors, 1);
+                    tracing::warn!(attempt, error = %e, "engine step failed");
+                }
+            }
+        }
+        let cleanup = self.cleanup_if_due(now_ms).await;
+        self.log_metrics_if_due(now_ms).await;
+        StepReport {
+            ready,
+            jobs_enqueued: Metrics::get(&self.metrics.jobs_enqueued) - jobs_before,
+            results_settled: self.settled() - settled_before,
+            cleanup,
+            next_step_ms: next_multiple(now_ms + 1, self.config.tick_interval_ms),
+        }
+    }
+
+    fn settled(&self) -> u64 {
+        Metrics::get(&self.metrics.results_ok) + Metrics::get(&self.metrics.results_failed)
+    }
+
+    async fn engine_step(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        self.sync_catalog(now_ms).await?;
+        self.settle_results().await?;
+        self.reap_jobs(now_ms).await?;
+        self.tick(now_ms).await
+    }
+
+    /// The timeframes of the active strategies (cleanup's effective retention needs them).
+    pub fn active_timeframes(&self) -> Vec<Timeframe> {
+        let tfs: BTreeSet<Timeframe> = self
+            .planner
+            .strategy_ids()
+            .filter_map(|id| self.planner.strategy(id)?.timeframe.as_ref().ok().copied())
+            .collect();
+        tfs.into_iter().collect()
+    }
+
+    /// Runs the retention cleanup if it is due: first `cleanup_initial_delay_ms` after the
+    /// first step, then every `cleanup_interval_ms`. A failure is retried at the next run.
+    async fn cleanup_if_due(&mut self, now_ms: i64) -> Option<CleanupReport> {
+        let due = *self
+            .next_cleanup_ms
+            .get_or_insert(now_ms + self.config.cleanup_initial_delay_ms);
+        if now_ms < due {
+            return None;
+        }
+        self.next_cleanup_ms = Some(now_ms + self.config.cleanup_interval_ms);
+        let active = self.active_timeframes();
+        match self
+            .store
+            .cleanup(now_ms, self.config.retention_ms, &active)
+            .await
+        {
+            Ok(report) => {
+                Metrics::add(&self.metrics.cleanup_operations, 1);
+                Metrics::add(&self.metrics.cleanup_removed, report.removed);
+                tracing::info!(
+                    removed = report.removed,
+                    calls = report.calls,
+                    "cleanup done"
+                );
+                Some(report)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cleanup failed; next run retries");
+                None
+            }
+        }
+    }
+
+    /// Refreshes the gauges and logs the seed's metric lines, every
+    /// `metrics_log_interval_ms`.
+    async fn log_metrics_if_due(&mut self, now_ms: i64) {
+        let every = self.config.metrics_log_interval_ms;
+        let due = *self.next_metrics_log_ms.get_or_insert(now_ms + every);
+        if now_ms < due {
+            return;
+        }
+        self.next_metrics_log_ms = Some(due + every);
+        if let Ok(n) = self.store.tracked_tickers().await {
+            self.metrics.tracked_tickers.store(n, Ordering::Relaxed);
+        }
+        self.metrics
+            .set_universe_sizes(self.planner.universe_sizes());
+        self.metrics.log();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ticks_fall_on_multiples_of_the_interval() {
+        assert_eq!(super::next_multiple(0, 10), 0);
+        assert_eq!(super::next_multiple(1, 10), 10);
+        assert_eq!(super::next_multiple(10, 10), 10);
+        assert_eq!(super::next_multiple(19, 10), 20);
+    }
+}

@@ -1,0 +1,152 @@
+//! Step 3: the tick (DESIGN §2.3–2.5). Read what changed in the update set once, plan
+//! incrementally, ask Redis for the changed tickers of large dirty universes, and dispatch
+//! — each claim atomic with its job, batched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+
+use super::metrics::Metrics;
+use super::step::Engine;
+use crate::core::planner::{Plan, Planner};
+use crate::core::rule::SkipReason;
+use crate::core::ticker::{StrategyId, Ticker};
+use crate::store::{
+    FeedCursor, Intersection, Store, StoreError, StrategyDispatch, TickerDispatch,
+    intersect_or_fall_back,
+};
+
+impl<S: Store> Engine<S> {
+    /// Reads the update set once, plans, and dispatches. If anything fails after planning,
+    /// every planned strategy is evaluated fully next tick: the planner has consumed the
+    /// changes, and which claims were made is unknown (each claim is atomic with its job,
+    /// so re-proposing is always safe).
+    pub(super) async fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let updates = self.read_updates(now_ms).await?;
+        let plan = self.planner.plan(now_ms, &updates);
+        let m = &self.metrics;
+        for (reason, n) in &plan.skipped {
+            m.skipped(*reason, *n);
+        }
+        Metrics::add(&m.missing_universe_fallbacks, plan.missing_universe);
+        let planned: BTreeSet<StrategyId> = plan
+            .tickers
+            .iter()
+            .map(|(id, ..)| *id)
+            .chain(plan.strategies.iter().map(|(id, ..)| *id))
+            .chain(plan.server_side.iter().map(|(id, _)| *id))
+            .collect();
+        let result = self.dispatch(now_ms, plan).await;
+        if result.is_err() {
+            planned
+                .into_iter()
+                .for_each(|id| self.planner.invalidate(id));
+        }
+        // Wall time only measures the tick for the histogram; no decision depends on it.
+        self.metrics
+            .observe_tick_ms(started.elapsed().as_millis() as u64);
+        result
+    }
+
+    /// Reads what changed in the update set since the last tick: a delta, or a full read on
+    /// start, after Redis lost its state, or when a strategy's bucket starts before what the
+    /// planner knows. The planner diffs either against what it knew, so both plan the same.
+    async fn read_updates(&mut self, now_ms: i64) -> Result<BTreeMap<Ticker, i64>, StoreError> {
+        let since_ms = self.planner.read_from_ms(now_ms);
+        let mut cursor = self.feed.clone();
+        if since_ms < self.known_from_ms {
+            cursor.epoch = None;
+        }
+        self.epochs_proposed += 1;
+        let proposal = format!("{}/{now_ms}/{}", self.config.consumer, self.epochs_proposed);
+        // Until the read succeeds the cursor is unknown: a failure leaves the next read full.
+        self.feed = FeedCursor::default();
+        let read = self
+            .store
+            .read_updates(&cursor, since_ms, &proposal)
+            .await?;
+        let lost = cursor.epoch.is_some()
+            && (read.cursor.epoch != cursor.epoch || read.cursor.seq < cursor.seq);
+        if lost {
+            // The update set is another incarnation (or its sequence went backwards): Redis
+            // lost its state, even if the change log did not show it.
+            tracing::warn!("the update set was lost (Redis restart or flush): restoring");
+            self.restore().await?;
+        }
+        if read.full {
+            self.known_from_ms = since_ms;
+        }
+        self.feed = read.cursor;
+        Ok(read.updates)
+    }
+
+    /// Asks Redis for the changed tickers of the plan's large dirty universes (Lua, falling
+    /// back to client-side), then dispatches everything the plan holds.
+    async fn dispatch(&mut self, now_ms: i64, mut plan: Plan) -> Result<(), StoreError> {
+        for (id, bucket) in std::mem::take(&mut plan.server_side) {
+            let fallbacks = &self.store.counters().lua_fallbacks;
+            let before = fallbacks.load(Ordering::Relaxed);
+            let changed = intersect_or_fall_back(
+                &*self.store,
+                id,
+                bucket.start_ms,
+                Intersection::AdaptiveLua,
+            )
+            .await?;
+            let fell_back = fallbacks.load(Ordering::Relaxed) > before;
+            let m = &self.metrics;
+            Metrics::add(
+                if fell_back {
+                    &m.lua_fallbacks
+                } else {
+                    &m.lua_intersections
+                },
+                1,
+            );
+            plan.tickers.extend(self.planner.add_changed(id, &changed));
+        }
+        let user = |id: StrategyId, p: &Planner| p.strategy(id).map_or(0, |s| s.user_id);
+        let requests: Vec<TickerDispatch> = plan
+            .tickers
+            .iter()
+            .map(|(id, bucket, tickers)| TickerDispatch {
+                strategy: *id,
+                user_id: user(*id, &self.planner),
+                bucket: *bucket,
+                tickers: tickers.clone(),
+            })
+            .collect();
+        let wholes: Vec<StrategyDispatch> = plan
+            .strategies
+            .iter()
+            .map(|(id, bucket, mode, symbols)| StrategyDispatch {
+                strategy: *id,
+                user_id: user(*id, &self.planner),
+                bucket: *bucket,
+                mode: *mode,
+                symbols: symbols.clone(),
+            })
+            .collect();
+        let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
+        for (r, d) in requests.iter().zip(&dispatched) {
+            self.planner.claimed(r.strategy, r.bucket, &r.tickers);
+            count_run(&self.metrics, d.is_some());
+        }
+        let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
+        for (r, job) in wholes.iter().zip(&runs) {
+            self.planner.ran(r.strategy, r.bucket);
+            count_run(&self.metrics, job.is_some());
+        }
+        Ok(())
+    }
+}
+
+/// A dispatch either enqueued a job, or found everything already claimed elsewhere.
+fn count_run(m: &Metrics, enqueued: bool) {
+    if enqueued {
+        Metrics::add(&m.strategy_runs, 1);
+        Metrics::add(&m.jobs_enqueued, 1);
+    } else {
+        m.skipped(SkipReason::BucketDup, 1);
+    }
+}

@@ -1,0 +1,269 @@
+//! The in-memory model of the store: plain ordered maps behind one mutex, each operation a
+//! few lines that read like DESIGN.md. It is the oracle for the Redis store and for the
+//! simulator; it models everything observable except key expiry (which runs on Redis's
+//! own clock and is tested separately).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+mod jobs;
+mod state;
+
+pub use self::state::{Delivery, ModelState, TriggerState};
+use super::{
+    Catalog, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance, Store,
+    StoreCounters, StoreError, Universes, Updates, validate_universe, validate_updates,
+};
+use crate::core::calendar::Timeframe;
+use crate::core::retention::effective_retention_ms;
+use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
+use crate::limits::{
+    CHANGE_RECORDS_MAX, CLEANUP_CALLS_PER_RUN_MAX, CLEANUP_CHUNK_MEMBERS, FEED_DELTA_MAX,
+    WRITE_CHUNK_MEMBERS,
+};
+
+/// The model store. Clones share one state (like several connections to one Redis).
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    state: Arc<Mutex<ModelState>>,
+    max_universe: usize,
+    counters: Arc<StoreCounters>,
+}
+
+impl ModelStore {
+    /// An empty model that rejects universes above `max_universe`.
+    pub fn new(max_universe: usize) -> ModelStore {
+        ModelStore {
+            state: Arc::new(Mutex::new(ModelState::default())),
+            max_universe,
+            counters: Arc::new(StoreCounters::default()),
+        }
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> ModelState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ModelState> {
+        // A panic while holding the lock cannot leave a half-applied operation: every
+        // operation computes first and mutates last. So a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Updates for ModelStore {
+    async fn record_updates<S: AsRef<str> + Sync>(
+        &self,
+        updates: &[(S, i64)],
+    ) -> Result<(), StoreError> {
+        let latest: Vec<(Ticker, i64)> = validate_updates(updates)?.into_iter().collect();
+        let mut state = self.lock();
+        // One write sequence number per chunk, as the Redis store takes one per script call.
+        for chunk in latest.chunks(WRITE_CHUNK_MEMBERS) {
+            state.feed_seq += 1;
+            let seq = state.feed_seq;
+            for (ticker, ts_ms) in chunk {
+                let slot = state.updates.entry(ticker.clone()).or_insert(*ts_ms);
+                *slot = (*slot).max(*ts_ms);
+                state.update_sequence.insert(ticker.clone(), seq);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_updates(
+        &self,
+        cursor: &FeedCursor,
+        since_ms: i64,
+        new_epoch: &str,
+    ) -> Result<FeedRead, StoreError> {
+        check_timestamp(since_ms)?;
+        let mut state = self.lock();
+        let epoch = state
+            .feed_epoch
+            .get_or_insert_with(|| new_epoch.to_owned())
+            .clone();
+        let changed: Vec<&Ticker> = state
+            .update_sequence
+            .iter()
+            .filter(|(_, s)| **s > cursor.seq)
+            .map(|(t, _)| t)
+            .collect();
+        let delta = cursor.epoch.as_deref() == Some(epoch.as_str())
+            && cursor.seq <= state.feed_seq
+            && changed.len() as u64 <= FEED_DELTA_MAX;
+        let updates = if delta {
+            changed
+                .into_iter()
+                .filter_map(|t| Some((t.clone(), *state.updates.get(t)?)))
+                .collect()
+        } else {
+            state
+                .updates
+                .iter()
+                .filter(|(_, ts)| **ts >= since_ms)
+                .map(|(t, ts)| (t.clone(), *ts))
+                .collect()
+        };
+        Ok(FeedRead {
+            full: !delta,
+            cursor: FeedCursor {
+                epoch: Some(epoch),
+                seq: state.feed_seq,
+            },
+            updates,
+        })
+    }
+
+    async fn tracked_tickers(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().updates.len() as u64)
+    }
+}
+
+impl Universes for ModelStore {
+    async fn universes(
+        &self,
+        ids: &[StrategyId],
+    ) -> Result<Vec<Option<BTreeSet<Ticker>>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| state.universes.get(id).cloned())
+            .collect())
+    }
+
+    async fn replace_universe<S: AsRef<str> + Sync>(
+        &self,
+        id: StrategyId,
+        tickers: &[S],
+    ) -> Result<usize, StoreError> {
+        let set = validate_universe(id, tickers, self.max_universe)?;
+        let size = set.len();
+        let mut state = self.lock();
+        state.universes.insert(id, set);
+        record_change(&mut state, id);
+        Ok(size)
+    }
+
+    async fn intersect(
+        &self,
+        id: StrategyId,
+        since_ms: i64,
+        _method: Intersection,
+    ) -> Result<Vec<Ticker>, StoreError> {
+        check_timestamp(since_ms)?;
+        let state = self.lock();
+        let Some(universe) = state.universes.get(&id) else {
+            return Ok(Vec::new());
+        };
+        Ok(universe
+            .iter()
+            .filter(|t| state.updates.get(*t).is_some_and(|ts| *ts >= since_ms))
+            .cloned()
+            .collect())
+    }
+}
+
+impl Catalog for ModelStore {
+    async fn catalog_write(
+        &self,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if let Some(expected) = expected
+            && state.catalog.get(&id).map(String::as_str) != Some(expected)
+        {
+            return Ok(false);
+        }
+        match json.filter(|j| !j.is_empty()) {
+            Some(json) => state.catalog.insert(id, json.to_owned()),
+            None => state.catalog.remove(&id),
+        };
+        record_change(&mut state, id);
+        Ok(true)
+    }
+
+    async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {
+        Ok(self.lock().catalog.clone())
+    }
+
+    async fn catalog_get(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| state.catalog.get(id).cloned())
+            .collect())
+    }
+
+    async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
+        let state = self.lock();
+        Ok(Changes {
+            version: state.version,
+            strategies: state
+                .changes
+                .iter()
+                .filter(|(_, v)| **v > version)
+                .map(|(id, _)| *id)
+                .collect(),
+            reload_all: version > state.version || state.delivery.changes_floor > version,
+            state_lost: version > state.version,
+        })
+    }
+}
+
+impl Maintenance for ModelStore {
+    async fn cleanup(
+        &self,
+        now_ms: i64,
+        configured_retention_ms: i64,
+        active: &[Timeframe],
+    ) -> Result<CleanupReport, StoreError> {
+        check_timestamp(now_ms)?;
+        let effective = effective_retention_ms(configured_retention_ms, active);
+        let cutoff_ms = now_ms.saturating_sub(effective);
+        let mut state = self.lock();
+        let before = state.updates.len();
+        state.updates.retain(|_, ts| *ts >= cutoff_ms);
+        let ModelState {
+            updates,
+            update_sequence,
+            ..
+        } = &mut *state;
+        update_sequence.retain(|t, _| updates.contains_key(t));
+        let removed = (before - state.updates.len()) as u64;
+        // The same call count as the chunked Redis loop: one per full chunk, plus the call
+        // that finds fewer than a chunk (possibly none) left.
+        let calls =
+            (removed / CLEANUP_CHUNK_MEMBERS as u64 + 1).min(CLEANUP_CALLS_PER_RUN_MAX as u64);
+        Ok(CleanupReport {
+            removed,
+            effective_retention_ms: effective,
+            cutoff_ms,
+            calls,
+            complete: true,
+        })
+    }
+}
+
+impl Store for ModelStore {
+    fn counters(&self) -> &StoreCounters {
+        &self.counters
+    }
+}
+
+/// Bumps the version and records that `id` changed at it, dropping the oldest records
+/// beyond [`CHANGE_RECORDS_MAX`].
+fn record_change(state: &mut ModelState, id: StrategyId) {
+    state.version += 1;
+    state.changes.insert(id, state.version);
+    while state.changes.len() as u64 > CHANGE_RECORDS_MAX {
+        let Some((&oldest, &v)) = state.changes.iter().min_by_key(|(_, v)| **v) else {
+            break;
+        };
+        state.changes.remove(&oldest);
+        state.delivery.changes_floor = state.delivery.changes_floor.max(v);
+    }
+}

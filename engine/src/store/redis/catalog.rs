@@ -1,0 +1,92 @@
+//! [`Catalog`] on Redis: the `STRAT:CATALOG` hash, written through `catalog_write.lua`
+//! (which records the change), and the change log read by every instance each tick.
+
+use std::collections::BTreeMap;
+
+use super::{RedisStore, command_error};
+use crate::core::ticker::StrategyId;
+use crate::limits::{CATALOG_PAGE_ENTRIES, CATALOG_PAGES_MAX, WRITE_CHUNK_MEMBERS};
+use crate::store::{Catalog, Changes, StoreError};
+
+impl Catalog for RedisStore {
+    async fn catalog_write(
+        &self,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let scripts = self.scripts();
+        let call = scripts.catalog_write(self.keys(), id, json, expected);
+        let reply = super::invoke(self, &scripts.catalog_write, &call).await?;
+        scripts.decode_catalog_write(reply)
+    }
+
+    async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {
+        let mut out = BTreeMap::new();
+        let mut cursor: u64 = 0;
+        for _ in 0..CATALOG_PAGES_MAX {
+            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(self.keys().catalog())
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(CATALOG_PAGE_ENTRIES)
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| command_error("HSCAN", e))?;
+            for (id, json) in page {
+                // A field that is not a strategy id is someone else's; the engine reports
+                // catalog entries it cannot use when it parses them.
+                if let Ok(id) = id.parse() {
+                    out.insert(id, json);
+                }
+            }
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+        Err(StoreError::Redis {
+            op: "HSCAN",
+            reason: format!("catalog larger than {CATALOG_PAGES_MAX} pages"),
+        })
+    }
+
+    async fn catalog_get(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(WRITE_CHUNK_MEMBERS) {
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(self.keys().catalog()).arg(chunk);
+            let values: Vec<Option<String>> = cmd
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| command_error("HMGET", e))?;
+            out.extend(values);
+        }
+        Ok(out)
+    }
+
+    async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
+        let keys = self.keys();
+        let (current, floor, changed): (Option<u64>, Option<u64>, Vec<String>) = redis::pipe()
+            .cmd("GET")
+            .arg(keys.version())
+            .cmd("GET")
+            .arg(keys.changes_floor())
+            .cmd("ZRANGE")
+            .arg(keys.changes())
+            .arg(format!("({version}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| command_error("GET + ZRANGE changes", e))?;
+        let current = current.unwrap_or(0);
+        Ok(Changes {
+            version: current,
+            strategies: changed.iter().filter_map(|id| id.parse().ok()).collect(),
+            // A version behind ours means Redis lost its state (restart, flush).
+            reload_all: version > current || floor.unwrap_or(0) > version,
+            state_lost: version > current,
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! [`Settlement`] on Redis: the engine's side of the streams — results read through the
+//! `tickgate` group, jobs settled by `complete_job.lua`, results acknowledged (dead letters
+//! first), stale jobs re-delivered or dead-lettered by `reap_job.lua`.
+
+use redis::RedisResult;
+use redis::streams::StreamReadReply;
+
+use super::{RedisStore, command_error, pipelined};
+use crate::core::jobs::JobRef;
+use crate::limits::{PIPELINE_CALLS_MAX, STREAM_MAXLEN};
+use crate::store::{
+    Ack, ENGINE_GROUP, PendingJob, Reaped, Settlement, StoreError, StreamEntry, Verdict,
+    WORKER_GROUP,
+};
+
+/// The entries of an `XREADGROUP` reply, with the payload `field` of each.
+fn entries(reply: Option<StreamReadReply>, field: &str) -> Vec<StreamEntry> {
+    reply
+        .into_iter()
+        .flat_map(|r| r.keys)
+        .flat_map(|k| k.ids)
+        .map(|e| StreamEntry {
+            payload: e
+                .map
+                .get(field)
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()),
+            id: e.id,
+        })
+        .collect()
+}
+
+impl RedisStore {
+    /// `XREADGROUP` that recreates the groups once when Redis has lost them (restart).
+    pub(super) async fn read_group(
+        &self,
+        stream: String,
+        group: &str,
+        consumer: &str,
+        max: usize,
+        from: &str,
+        field: &str,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let read = || {
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(group)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(max)
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(from)
+                .to_owned()
+        };
+        match read().query_async(&mut self.connection()).await {
+            Ok(reply) => Ok(entries(reply, field)),
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_groups().await?;
+                let reply = read()
+                    .query_async(&mut self.connection())
+                    .await
+                    .map_err(|e| command_error("XREADGROUP", e))?;
+                Ok(entries(reply, field))
+            }
+            Err(e) => Err(command_error("XREADGROUP", e)),
+        }
+    }
+}
+
+impl Settlement for RedisStore {
+    async fn ensure_groups(&self) -> Result<(), StoreError> {
+        for (stream, group, from) in [
+            (self.keys().jobs(), WORKER_GROUP, "$"),
+            (self.keys().results(), ENGINE_GROUP, "0"),
+        ] {
+            let created: RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg(group)
+                .arg(from)
+                .arg("MKSTREAM")
+                .query_async(&mut self.connection())
+                .await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(command_error("XGROUP CREATE", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_results(
+        &self,
+        consumer: &str,
+        max: usize,
+        pending: bool,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let from = if pending { "0" } else { ">" };
+        let stream = self.keys().results();
+        self.read_group(stream, ENGINE_GROUP, consumer, max, from, "result")
+            .await
+    }
+
+    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<u64>, StoreError> {
+        let scripts = self.scripts();
+        let mut out = Vec::with_capacity(jobs.len());
+        for batch in jobs.chunks(PIPELINE_CALLS_MAX) {
+            let calls: Vec<_> = batch
+                .iter()
+                .map(|(job, verdict)| scripts.complete_job(self.keys(), job, *verdict))
+                .collect();
+            for reply in pipelined(self, &scripts.complete_job, &calls).await? {
+                out.push(scripts.complete_job.decode(reply)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack_results(&self, acks: &[Ack]) -> Result<(), StoreError> {
+        for batch in acks.chunks(PIPELINE_CALLS_MAX) {
+            let mut pipe = redis::pipe();
+            for Ack { entry, dead_reason } in batch {
+                pipe.cmd("MULTI").ignore();
+                if let Some(reason) = dead_reason {
+                    pipe.cmd("XADD")
+                        .arg(self.keys().dead())
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(STREAM_MAXLEN)
+                        .arg("*")
+                        .arg("result_id")
+                        .arg(&entry.id)
+                        .arg("reason")
+                        .arg(reason)
+                        .arg("result")
+                        .arg(entry.payload.as_deref().unwrap_or(""))
+                        .ignore();
+                }
+                pipe.cmd("XACK")
+                    .arg(self.keys().results())
+                    .arg(ENGINE_GROUP)
+                    .arg(&entry.id)
+                    .ignore()
+                    .cmd("EXEC")
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut self.connection())
+                .await
+                .map_err(|e| command_error("XACK results", e))?;
+        }
+        Ok(())
+    }
+
+    async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
+        let reply: RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
+            .arg(self.keys().jobs())
+            .arg(WORKER_GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(max)
+            .query_async(&mut self.connection())
+            .await;
+        match reply {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|(id, _consumer, _idle_ms, deliveries)| PendingJob { id, deliveries })
+                .collect()),
+            // No stream or no group yet: nothing can be pending.
+            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+            Err(e) => Err(command_error("XPENDING", e)),
+        }
+    }
+
+    async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {
+        let scripts = self.scripts();
+        let call = scripts.reap_job(
+            self.keys(),
+            &job.id,
+            job.deliveries,
+            max_deliveries,
+            WORKER_GROUP,
+        );
+        let reply = super::invoke(self, &scripts.reap_job, &call).await?;
+        scripts.decode_reap_job(reply)
+    }
+}

@@ -1,0 +1,453 @@
+//! One typed wrapper per production Lua script (mini-redis's one-command-per-file, here one
+//! function pair per script): the `KEYS`/`ARGV` contract is written once, beside the code
+//! that builds the call from typed values, and replies are decoded into Rust types. The
+//! Redis role files (`redis/*.rs`) never build script arguments themselves.
+//!
+//! Scripts are hashed once, called by SHA and reloaded on `NOSCRIPT`. Library functions
+//! (`lua/lib/`) are prepended at load time.
+
+use redis::{Script, ScriptInvocation, Value};
+
+use super::keys::KeySpace;
+use super::{FeedCursor, Reaped, StoreError, StrategyDispatch, TickerDispatch, Verdict};
+use crate::core::jobs::JobRef;
+use crate::core::ticker::{StrategyId, Ticker};
+use crate::limits::{CHANGE_RECORDS_MAX, FEED_DELTA_MAX, STREAM_MAXLEN};
+
+/// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
+/// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
+/// ticker, …). A market-data writer that does not use this library should record updates
+/// with it: a bare `ZADD GT` raises the time, but no reader's delta would see it.
+pub const RECORD_SCRIPT: &str = include_str!("lua/record.lua");
+
+const CLAIM_LIB: &str = include_str!("lua/lib/claim.lua");
+const CHANGE_LOG_LIB: &str = include_str!("lua/lib/change_log.lua");
+
+/// The consumer name under which engine instances take over stale jobs, briefly.
+const REAPER_CONSUMER: &str = "tickgate-reaper";
+
+/// A loaded script: its name (for errors), source (for `SCRIPT LOAD` in pipelines) and hash.
+pub struct Lua {
+    pub name: &'static str,
+    pub source: String,
+    script: Script,
+}
+
+impl Lua {
+    fn new(name: &'static str, libs: &[&str], body: &str) -> Lua {
+        let mut source = libs.join("\n");
+        source.push('\n');
+        source.push_str(body);
+        Lua {
+            name,
+            script: Script::new(&source),
+            source,
+        }
+    }
+
+    /// A call of this script, to which keys and arguments are added.
+    fn call(&self) -> ScriptInvocation<'_> {
+        self.script.prepare_invoke()
+    }
+
+    /// Decodes a reply of this script.
+    pub fn decode<T: redis::FromRedisValue>(&self, v: Value) -> Result<T, StoreError> {
+        redis::from_redis_value(v).map_err(|e| self.error(e.to_string()))
+    }
+
+    /// A script failure with `reason`.
+    pub fn error(&self, reason: String) -> StoreError {
+        StoreError::Script {
+            script: self.name,
+            reason,
+        }
+    }
+}
+
+/// Every production script.
+pub struct Scripts {
+    pub record: Lua,
+    pub read_updates: Lua,
+    pub dispatch: Lua,
+    pub dispatch_strategy: Lua,
+    pub complete_job: Lua,
+    pub reap_job: Lua,
+    pub catalog_write: Lua,
+    pub replace_universe: Lua,
+    pub cleanup_chunk: Lua,
+    pub intersect: Lua,
+}
+
+impl Default for Scripts {
+    fn default() -> Scripts {
+        Scripts {
+            record: Lua::new("record.lua", &[], RECORD_SCRIPT),
+            read_updates: Lua::new(
+                "read_updates.lua",
+                &[],
+                include_str!("lua/read_updates.lua"),
+            ),
+            dispatch: Lua::new(
+                "dispatch.lua",
+                &[CLAIM_LIB],
+                include_str!("lua/dispatch.lua"),
+            ),
+            dispatch_strategy: Lua::new(
+                "dispatch_strategy.lua",
+                &[],
+                include_str!("lua/dispatch_strategy.lua"),
+            ),
+            complete_job: Lua::new(
+                "complete_job.lua",
+                &[],
+                include_str!("lua/complete_job.lua"),
+            ),
+            reap_job: Lua::new("reap_job.lua", &[], include_str!("lua/reap_job.lua")),
+            catalog_write: Lua::new(
+                "catalog_write.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("lua/catalog_write.lua"),
+            ),
+            replace_universe: Lua::new(
+                "replace_universe.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("lua/replace_universe.lua"),
+            ),
+            cleanup_chunk: Lua::new(
+                "cleanup_chunk.lua",
+                &[],
+                include_str!("lua/cleanup_chunk.lua"),
+            ),
+            intersect: Lua::new(
+                "intersect_adaptive.lua",
+                &[],
+                include_str!("lua/intersect_adaptive.lua"),
+            ),
+        }
+    }
+}
+
+/// What `read_updates.lua` answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedKind {
+    /// The tickers written after the cursor.
+    Delta,
+    /// Every ticker updated at or after `since_ms`.
+    Full,
+}
+
+/// A decoded `read_updates.lua` reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedReply {
+    pub kind: FeedKind,
+    /// Where the reader stands after this read.
+    pub cursor: FeedCursor,
+    /// (member, score) pairs, still raw.
+    pub pairs: Vec<(String, f64)>,
+}
+
+/// One strategy's answer in a `dispatch.lua` reply: the job issued and the tickers it
+/// claimed (raw members), or `None` when nothing was newly claimed.
+pub type DispatchAnswer = Option<(JobRef, Vec<String>)>;
+
+impl Scripts {
+    /// `record.lua` — KEYS: updates, sequence, feed meta. ARGV: ts1, ticker1, ts2, … (one
+    /// write chunk). Reply: the write sequence number taken.
+    pub fn record(&self, keys: &KeySpace, chunk: &[(Ticker, i64)]) -> ScriptInvocation<'_> {
+        let mut call = self.record.call();
+        call.key(keys.updates())
+            .key(keys.update_sequence())
+            .key(keys.update_feed());
+        for (ticker, ts_ms) in chunk {
+            call.arg(*ts_ms).arg(ticker.as_str());
+        }
+        call
+    }
+
+    /// `read_updates.lua` — KEYS: updates, sequence, feed meta. ARGV: cursor epoch ('' for
+    /// none), cursor seq, since ms (full read), the epoch to set if none, the most changes
+    /// answered as a delta. Reply: `{kind, epoch, seq, ticker1, ms1, …}`; see
+    /// [`Scripts::decode_read_updates`].
+    pub fn read_updates(
+        &self,
+        keys: &KeySpace,
+        cursor: &FeedCursor,
+        since_ms: i64,
+        new_epoch: &str,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.read_updates.call();
+        call.key(keys.updates())
+            .key(keys.update_sequence())
+            .key(keys.update_feed())
+            .arg(cursor.epoch.as_deref().unwrap_or(""))
+            .arg(cursor.seq)
+            .arg(since_ms)
+            .arg(new_epoch)
+            .arg(FEED_DELTA_MAX);
+        call
+    }
+
+    /// Decodes the reply of [`Scripts::read_updates`].
+    pub fn decode_read_updates(&self, reply: Vec<Value>) -> Result<FeedReply, StoreError> {
+        let lua = &self.read_updates;
+        if reply.len() < 3 || reply.len().is_multiple_of(2) {
+            return Err(lua.error(format!("{} values in the reply", reply.len())));
+        }
+        let mut values = reply.into_iter();
+        let mut next = || values.next().unwrap_or(Value::Nil);
+        let kind = match lua.decode::<i64>(next())? {
+            0 => FeedKind::Delta,
+            1 => FeedKind::Full,
+            other => return Err(lua.error(format!("unknown reply kind {other}"))),
+        };
+        let epoch: String = lua.decode(next())?;
+        let seq: u64 = lua.decode(next())?;
+        let pairs: Vec<(String, f64)> = lua.decode(Value::Array(values.collect()))?;
+        let cursor = FeedCursor {
+            epoch: Some(epoch),
+            seq,
+        };
+        Ok(FeedReply {
+            kind,
+            cursor,
+            pairs,
+        })
+    }
+
+    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV:
+    /// stream MAXLEN, then per strategy: bucket start, bucket end, ttl, strategy id, user
+    /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
+    /// claimed) or `{job_id, ticker…}`; see [`Scripts::decode_dispatch`].
+    pub fn dispatch(
+        &self,
+        keys: &KeySpace,
+        group: &[TickerDispatch],
+        ttl_ms: impl Fn(&TickerDispatch) -> i64,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.dispatch.call();
+        call.key(keys.jobs()).arg(STREAM_MAXLEN);
+        for r in group {
+            call.key(keys.triggers(r.strategy))
+                .arg(r.bucket.start_ms)
+                .arg(r.bucket.end_ms)
+                .arg(ttl_ms(r))
+                .arg(r.strategy)
+                .arg(r.user_id)
+                .arg(r.tickers.len());
+            for t in &r.tickers {
+                call.arg(t.as_str());
+            }
+        }
+        call
+    }
+
+    /// Decodes one [`Scripts::dispatch`] reply for `group`: per strategy, the job issued
+    /// and the tickers it claimed (still raw members), or `None`.
+    pub fn decode_dispatch(
+        &self,
+        reply: Value,
+        group: &[TickerDispatch],
+    ) -> Result<Vec<DispatchAnswer>, StoreError> {
+        let lua = &self.dispatch;
+        let per_strategy: Vec<Vec<String>> = lua.decode(reply)?;
+        if per_strategy.len() != group.len() {
+            return Err(lua.error(format!(
+                "{} answers for {} strategies",
+                per_strategy.len(),
+                group.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(group.len());
+        for (r, mut fields) in group.iter().zip(per_strategy) {
+            if fields.is_empty() {
+                out.push(None);
+                continue;
+            }
+            let job_id = fields.remove(0);
+            let job = JobRef::parse(&job_id)
+                .filter(|j| j.strategy == r.strategy)
+                .ok_or_else(|| lua.error(format!("unexpected job id {job_id:?}")))?;
+            out.push(Some((job, fields)));
+        }
+        Ok(out)
+    }
+
+    /// `dispatch_strategy.lua` — KEYS: the run key, the jobs stream. ARGV: bucket start,
+    /// bucket end, ttl, strategy id, user id, MAXLEN, mode, then the sorted symbols (none: no
+    /// symbol filter). Reply: the job id, or nil when the bucket already ran or is stale.
+    pub fn dispatch_strategy(
+        &self,
+        keys: &KeySpace,
+        r: &StrategyDispatch,
+        ttl_ms: i64,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.dispatch_strategy.call();
+        call.key(keys.strategy_run(r.strategy))
+            .key(keys.jobs())
+            .arg(r.bucket.start_ms)
+            .arg(r.bucket.end_ms)
+            .arg(ttl_ms)
+            .arg(r.strategy)
+            .arg(r.user_id)
+            .arg(STREAM_MAXLEN)
+            .arg(r.mode.as_str());
+        for t in &r.symbols {
+            call.arg(t.as_str());
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::dispatch_strategy`] reply.
+    pub fn decode_dispatch_strategy(&self, reply: Value) -> Result<Option<JobRef>, StoreError> {
+        let job_id: Option<String> = self.dispatch_strategy.decode(reply)?;
+        job_id
+            .map(|id| {
+                JobRef::parse(&id).ok_or_else(|| {
+                    self.dispatch_strategy
+                        .error(format!("unexpected job id {id:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// `complete_job.lua` — KEYS: trigger hash, run key. ARGV: bucket start, the job number
+    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: claims released.
+    pub fn complete_job(
+        &self,
+        keys: &KeySpace,
+        job: &JobRef,
+        verdict: Verdict,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.complete_job.call();
+        call.key(keys.triggers(job.strategy))
+            .key(keys.strategy_run(job.strategy))
+            .arg(job.bucket_start_ms);
+        match job.seq {
+            Some(n) => call.arg(n),
+            None => call.arg("run"),
+        };
+        call.arg(match verdict {
+            Verdict::Succeeded => "succeeded",
+            Verdict::Failed => "failed",
+        });
+        call
+    }
+
+    /// `reap_job.lua` — KEYS: jobs stream, dead-letter stream. ARGV: entry id, deliveries
+    /// seen, max deliveries, MAXLEN, group, reaper consumer. Reply: 0 nothing, 1
+    /// re-delivered, 2 dead-lettered; see [`Scripts::decode_reap_job`].
+    pub fn reap_job(
+        &self,
+        keys: &KeySpace,
+        entry_id: &str,
+        deliveries: u64,
+        max_deliveries: u64,
+        group: &str,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.reap_job.call();
+        call.key(keys.jobs())
+            .key(keys.dead())
+            .arg(entry_id)
+            .arg(deliveries)
+            .arg(max_deliveries)
+            .arg(STREAM_MAXLEN)
+            .arg(group)
+            .arg(REAPER_CONSUMER);
+        call
+    }
+
+    /// Decodes a [`Scripts::reap_job`] reply.
+    pub fn decode_reap_job(&self, reply: Value) -> Result<Reaped, StoreError> {
+        match self.reap_job.decode::<u64>(reply)? {
+            0 => Ok(Reaped::Nothing),
+            1 => Ok(Reaped::Redelivered),
+            2 => Ok(Reaped::Dead),
+            other => Err(self.reap_job.error(format!("unknown outcome {other}"))),
+        }
+    }
+
+    /// `catalog_write.lua` — KEYS: catalog, version, change log, floor. ARGV: strategy id,
+    /// max change records, the entry ('' removes it), and the expected current entry for a
+    /// compare and swap. Reply: 1 written, 0 not (the entry was not as expected).
+    pub fn catalog_write(
+        &self,
+        keys: &KeySpace,
+        id: StrategyId,
+        json: Option<&str>,
+        expected: Option<&str>,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.catalog_write.call();
+        call.key(keys.catalog())
+            .key(keys.version())
+            .key(keys.changes())
+            .key(keys.changes_floor())
+            .arg(id)
+            .arg(CHANGE_RECORDS_MAX)
+            .arg(json.unwrap_or(""));
+        if let Some(expected) = expected {
+            call.arg(expected);
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::catalog_write`] reply: whether it wrote.
+    pub fn decode_catalog_write(&self, reply: Value) -> Result<bool, StoreError> {
+        match self.catalog_write.decode::<u64>(reply)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(self.catalog_write.error(format!("unknown reply {other}"))),
+        }
+    }
+
+    /// `replace_universe.lua` — KEYS: universe, version, change log, floor. ARGV: strategy
+    /// id, max change records, the tickers (validated, never empty). Reply: the new version.
+    pub fn replace_universe(
+        &self,
+        keys: &KeySpace,
+        id: StrategyId,
+        tickers: &[Ticker],
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.replace_universe.call();
+        call.key(keys.universe(id))
+            .key(keys.version())
+            .key(keys.changes())
+            .key(keys.changes_floor())
+            .arg(id)
+            .arg(CHANGE_RECORDS_MAX);
+        for t in tickers {
+            call.arg(t.as_str());
+        }
+        call
+    }
+
+    /// `cleanup_chunk.lua` — KEYS: updates, sequence. ARGV: cutoff ms, most members to
+    /// remove. Reply: the number removed.
+    pub fn cleanup_chunk(
+        &self,
+        keys: &KeySpace,
+        cutoff_ms: i64,
+        chunk_members: usize,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.cleanup_chunk.call();
+        call.key(keys.updates())
+            .key(keys.update_sequence())
+            .arg(cutoff_ms)
+            .arg(chunk_members);
+        call
+    }
+
+    /// `intersect_adaptive.lua` — KEYS: updates, universe. ARGV: since ms. Reply: the
+    /// universe's members updated at or after it.
+    pub fn intersect(
+        &self,
+        keys: &KeySpace,
+        id: StrategyId,
+        since_ms: i64,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.intersect.call();
+        call.key(keys.updates())
+            .key(keys.universe(id))
+            .arg(since_ms);
+        call
+    }
+}
