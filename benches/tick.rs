@@ -33,9 +33,10 @@ use std::sync::atomic::Ordering;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use tickgate::clock::ManualClock;
-use tickgate::metrics::Metrics;
-use tickgate::service::{AlertService, ServiceConfig};
+use std::sync::Arc;
+
+use tickgate::config::EngineConfig;
+use tickgate::runtime::{Engine, Metrics};
 use tickgate::store::{KeySpace, RedisStore, RedisStoreConfig, Store};
 use tickgate_sim::baseline::{Baseline, default_pool_size};
 use tickgate_sim::workload::{
@@ -193,13 +194,12 @@ fn tick_w100k(c: &mut Criterion) {
     rt.block_on(write_catalog(&mut con, &keys, &workload));
     rt.block_on(clear_trigger_state(&mut con, &keys, &workload.strategies))
         .expect("trigger state cleared");
-    let clock = ManualClock::new(NOW_MS - 1);
-    let config = ServiceConfig {
+    let config = EngineConfig {
         tick_interval_ms: TICK_MS,
         // No cleanup or metrics log inside the measured window.
         cleanup_initial_delay_ms: i64::MAX / 4,
         metrics_log_interval_ms: i64::MAX / 4,
-        ..ServiceConfig::default()
+        ..EngineConfig::default()
     };
     let mut store_config = RedisStoreConfig::new(server.url());
     store_config.keys = keys.clone();
@@ -207,34 +207,23 @@ fn tick_w100k(c: &mut Criterion) {
     let store = rt
         .block_on(RedisStore::connect(&store_config))
         .expect("engine store");
-    let service = AlertService::new(store, clock.clone(), config);
+    let mut engine = Engine::new(Arc::new(store), config);
     // The first step loads the catalog and the universes, then evaluates every strategy:
     // the cold start, measured once.
     let cold = Instant::now();
-    let rt_before = service
-        .store()
-        .counters()
-        .round_trips
-        .load(Ordering::Relaxed);
-    rt.block_on(async {
-        service.start();
-        clock.advance_to(NOW_MS);
-        service.wait_for_step(NOW_MS).await;
-    });
-    let m = service.metrics();
+    let round_trips_of =
+        |e: &Engine<RedisStore>| e.store().counters().round_trips.load(Ordering::Relaxed);
+    let rt_before = round_trips_of(&engine);
+    let report = rt.block_on(engine.step(NOW_MS));
+    let m = engine.metrics().clone();
     eprintln!(
         "tick_w100k/tickgate cold start (catalog and universe load plus a full evaluation of \
          all {all} strategies): {:.2?}, {} round trips, {} jobs",
         cold.elapsed(),
-        service
-            .store()
-            .counters()
-            .round_trips
-            .load(Ordering::Relaxed)
-            - rt_before,
+        round_trips_of(&engine) - rt_before,
         Metrics::get(&m.jobs_enqueued),
     );
-    assert!(service.is_ready(), "the engine reached Redis");
+    assert!(report.ready, "the engine reached Redis");
 
     // Steady state: every iteration is the next tick, 10 s later, after 10 s of updates at
     // the workload's rate (written outside the timed section). One tick in six crosses a
@@ -243,6 +232,7 @@ fn tick_w100k(c: &mut Criterion) {
     let mut update_rng = seeded_rng(SEED + 2);
     let mut ticks = 0u64;
     let mut round_trips = 0u64;
+    let mut ready = true;
     group.throughput(Throughput::Elements(all as u64));
     group.bench_function("tickgate", |b| {
         b.iter_custom(|iters| {
@@ -254,24 +244,12 @@ fn tick_w100k(c: &mut Criterion) {
                 rt.block_on(write_updates(&mut con, &keys, &batch))
                     .expect("updates written");
                 now += TICK_MS;
-                let before = service
-                    .store()
-                    .counters()
-                    .round_trips
-                    .load(Ordering::Relaxed);
+                let before = round_trips_of(&engine);
                 let start = Instant::now();
-                rt.block_on(async {
-                    clock.advance_to(now);
-                    service.wait_for_step(now).await;
-                });
+                ready &= rt.block_on(engine.step(now)).ready;
                 timed += start.elapsed();
                 ticks += 1;
-                round_trips += service
-                    .store()
-                    .counters()
-                    .round_trips
-                    .load(Ordering::Relaxed)
-                    - before;
+                round_trips += round_trips_of(&engine) - before;
             }
             timed
         })
@@ -281,9 +259,8 @@ fn tick_w100k(c: &mut Criterion) {
          ready = {}",
         round_trips as f64 / ticks.max(1) as f64,
         Metrics::get(&m.jobs_enqueued),
-        service.is_ready(),
+        ready,
     );
-    rt.block_on(service.stop());
 
     group.finish();
     drop(con);

@@ -39,7 +39,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use tickgate::redact::redact_url;
 use tickgate::store::KeySpace;
-use tickgate::timeframe::{Bucket, Timeframe};
+use tickgate::{Bucket, Timeframe};
 use tokio::task::JoinSet;
 
 use crate::workload::StrategyDef;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tickgate::store::{MemoryStore, RedisStore, StoreError};
+use tickgate::store::{ModelStore, RedisStore, StoreError};
 use tickgate_sim::faults::{NoFaults, RedisFaults};
 use tickgate_sim::provision::{self, ProvisionSettings, RedisMode, RedisServer};
 use tickgate_sim::report::{self, ReportContext};
@@ -164,7 +164,7 @@ async fn simulate(
     let crash = |e: StoreError| Exit::Crash(e.to_string());
     let (outcome, redis_source) = match server {
         None => {
-            let store = MemoryStore::new(tickgate::store::DEFAULT_MAX_UNIVERSE);
+            let store = ModelStore::new(tickgate::limits::DEFAULT_MAX_UNIVERSE);
             let stores = || {
                 let s = store.clone();
                 async move { Ok::<_, StoreError>(s) }

@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use tickgate::jobs::{Job, JobMode};
-use tickgate::throttle::{Decision, SkipReason, Strategy, Universe, decide_in};
-use tickgate::timeframe::{Bucket, Timeframe};
+use tickgate::core::catalog::{Strategy, Universe};
+use tickgate::core::jobs::{Job, JobMode};
+use tickgate::core::rule::{Decision, SkipReason, decide_in};
+use tickgate::{Bucket, Timeframe};
 use tickgate::{StrategyId, Ticker};
 
 /// One dispatch: (strategy, bucket start, mode, symbols).
@@ -86,7 +87,7 @@ impl Oracle {
             .collect();
         Oracle {
             per_ticker,
-            max_universe: tickgate::store::DEFAULT_MAX_UNIVERSE,
+            max_universe: tickgate::limits::DEFAULT_MAX_UNIVERSE,
             strategies,
             updates: FastMap::default(),
             claims: FastMap::default(),
@@ -191,7 +192,7 @@ impl Oracle {
     pub fn fail(&mut self, job: &Job) {
         let id = job.strategy_id;
         match &job.symbols {
-            Some(symbols) if job.mode == "per_ticker" => {
+            Some(symbols) if job.mode == JobMode::PerTicker => {
                 let Some(claims) = self.claims.get_mut(&id) else {
                     return;
                 };

@@ -1,12 +1,12 @@
-//! The simulation loop: the real `AlertService` (one to three instances) driven through
-//! manual clocks over a synthetic market, checked against the oracle after every tick.
+//! The simulation loop: the real [`Engine`] (one to three instances), stepped at the
+//! simulator's own time over a synthetic market, checked against the oracle after every tick.
 //!
 //! Per tick, in this order (the order is what makes a run reproducible):
 //! 1. faults due now are applied;
 //! 2. the market's updates of the last interval are written (the oracle records them);
 //! 3. worker results due by now are posted (the oracle applies failures and discoveries);
-//! 4. each engine instance steps at `now`, one after another — each has its own clock, so
-//!    their order is fixed (concurrent instances are tested in `tests/service/`);
+//! 4. each engine instance steps at `now`, one after another, so their order is fixed
+//!    (concurrent instances are tested in `tests/`), and persists what it discovered;
 //!    then, 50 times per run, the seed-faithful tick runs on the same data and is timed;
 //! 5. the simulated workers take every job through redis-rs, and the independent checker
 //!    (`fred`) must have read exactly the same new jobs-stream entries; the union of the
@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
-use tickgate::clock::ManualClock;
-use tickgate::jobs::{Job, JobMode};
-use tickgate::metrics::Metrics;
-use tickgate::service::{AlertService, ServiceConfig};
-use tickgate::store::{Store, StoreError};
-use tickgate::throttle::Universe;
+use std::sync::Arc;
+
+use tickgate::config::EngineConfig;
+use tickgate::core::catalog::Universe;
+use tickgate::core::jobs::{Job, JobMode, JobRef};
+use tickgate::runtime::{Engine, Metrics};
+use tickgate::store::{Store, StoreError, Verdict, WorkerSide};
 use tickgate::{StrategyId, Ticker};
 
 use crate::checker::Entry;
@@ -113,8 +114,8 @@ pub trait Faults {
 
 /// Engine settings for a scenario: the scenario's knobs, short Redis waits (a paused
 /// Redis must not stall the simulation for long).
-pub fn service_config(scenario: &Scenario, instance: usize) -> ServiceConfig {
-    ServiceConfig {
+pub fn engine_config(scenario: &Scenario, instance: usize) -> EngineConfig {
+    EngineConfig {
         tick_interval_ms: scenario.tick_interval_ms,
         per_ticker_throttle: scenario.engine.per_ticker_throttle,
         lua_threshold: scenario.engine.lua_threshold,
@@ -128,7 +129,7 @@ pub fn service_config(scenario: &Scenario, instance: usize) -> ServiceConfig {
         // the change log carries), so the safety-net full reload can be rare.
         catalog_resync_ms: 6 * 3_600_000,
         consumer: format!("sim-engine-{instance}"),
-        ..ServiceConfig::default()
+        ..EngineConfig::default()
     }
 }
 
@@ -161,7 +162,7 @@ pub async fn run<S, F, Fut>(
     mut progress: impl FnMut(i64, &RunStats),
 ) -> Result<Result<RunStats, Violation>, StoreError>
 where
-    S: Store + 'static,
+    S: Store + WorkerSide + 'static,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<S, StoreError>>,
 {
@@ -181,11 +182,8 @@ where
     let mut next_seed_sample = scenario.start_ms + seed_every_ms;
     let mut engines = Vec::new();
     for i in 0..scenario.engine.instances {
-        let clock = ManualClock::new(scenario.start_ms - 1);
-        let service =
-            AlertService::new(stores().await?, clock.clone(), service_config(scenario, i));
-        service.start();
-        engines.push((clock, service));
+        let store = Arc::new(stores().await?);
+        engines.push(Engine::new(store, engine_config(scenario, i)));
     }
     let worker = stores().await?;
     let mut stats = RunStats {
@@ -258,11 +256,10 @@ where
                 }
                 FaultKind::ScriptFlush => faults.script_flush().await.map_err(infra)?,
                 FaultKind::MalformedResults { count } => {
-                    for i in 0..*count {
-                        worker
-                            .finish_job("0-0", &format!("{{\"job_id\":\"malformed-{i}\""))
-                            .await?;
-                    }
+                    let malformed: Vec<(String, String)> = (0..*count)
+                        .map(|i| ("0-0".to_owned(), format!("{{\"job_id\":\"malformed-{i}\"")))
+                        .collect();
+                    worker.finish_jobs(&malformed).await?;
                 }
             }
         }
@@ -328,25 +325,25 @@ where
         // 4. Engine steps.
         let mut any_ready = false;
         let mut step_us = 0;
-        for (clock, service) in &engines {
-            let before = service
-                .store()
-                .counters()
-                .round_trips
-                .load(std::sync::atomic::Ordering::Relaxed);
+        for engine in &mut engines {
+            let round_trips = |e: &Engine<S>| {
+                e.store()
+                    .counters()
+                    .round_trips
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            };
+            let before = round_trips(engine);
             let t = Instant::now();
-            clock.advance_to(now);
-            service.wait_for_step(now).await;
+            let report = engine.step(now).await;
             let us = t.elapsed().as_micros() as u64;
             step_us += us;
             stats.tick_us.saturating_record(us.max(1));
-            stats.round_trips += service
-                .store()
-                .counters()
-                .round_trips
-                .load(std::sync::atomic::Ordering::Relaxed)
-                - before;
-            any_ready |= service.is_ready();
+            engine
+                .persister()
+                .pass(&**engine.store(), engine.metrics())
+                .await;
+            stats.round_trips += round_trips(engine) - before;
+            any_ready |= report.ready;
         }
 
         lap(&mut stats, "engine");
@@ -394,11 +391,7 @@ where
                 else {
                     continue;
                 };
-                let mode = match job.mode.as_str() {
-                    "per_ticker" => JobMode::PerTicker,
-                    "strategy" => JobMode::Strategy,
-                    _ => JobMode::Global,
-                };
+                let mode = job.mode;
                 jobs.insert((
                     job.strategy_id,
                     job.bucket_start_ms,
@@ -419,20 +412,12 @@ where
                 if !success {
                     stats.failed_runs += 1;
                 }
-                if sabotage == Some(Sabotage::SkipClaims) && mode == JobMode::PerTicker {
-                    // The claims vanish as if never made; the job itself stays on record.
-                    let tickers: Vec<Ticker> = job
-                        .symbols
-                        .iter()
-                        .flatten()
-                        .filter_map(|t| Ticker::parse(t).ok())
-                        .collect();
-                    let start = job.bucket_start_ms;
-                    let bucket = tickgate::timeframe::Bucket {
-                        start_ms: start,
-                        end_ms: start + 1,
-                    };
-                    worker.release(job.strategy_id, bucket, &tickers).await?;
+                if sabotage == Some(Sabotage::SkipClaims)
+                    && mode == JobMode::PerTicker
+                    && let Some(job_ref) = JobRef::parse(&job.job_id)
+                {
+                    // The claims vanish as if the run had failed, but nobody is told.
+                    worker.complete_jobs(&[(job_ref, Verdict::Failed)]).await?;
                 }
                 sequence += 1;
                 due.insert(
@@ -501,9 +486,8 @@ where
         previous = now;
         now += scenario.tick_interval_ms;
     }
-    for (_, service) in &engines {
-        service.stop().await;
-        stats.dead_letters += Metrics::get(&service.metrics().dead_letters);
+    for engine in &engines {
+        stats.dead_letters += Metrics::get(&engine.metrics().dead_letters);
     }
     for v in stats.phase_ms.values_mut() {
         *v /= 1000;
@@ -570,7 +554,9 @@ async fn write_updates<S: Store>(store: &S, batch: &[(String, i64)]) -> Result<(
 const TAKE_BATCH: usize = 1_000;
 const MAX_TAKES_PER_TICK: usize = 10_000;
 
-async fn take_all<S: Store>(worker: &S) -> Result<Vec<tickgate::store::StreamEntry>, StoreError> {
+async fn take_all<S: WorkerSide>(
+    worker: &S,
+) -> Result<Vec<tickgate::store::StreamEntry>, StoreError> {
     let mut all = Vec::new();
     for _ in 0..MAX_TAKES_PER_TICK {
         let batch = worker.take_jobs("sim-worker", TAKE_BATCH).await?;

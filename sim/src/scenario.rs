@@ -33,8 +33,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use tickgate::store::DEFAULT_MAX_UNIVERSE;
-use tickgate::timeframe::Timeframe;
+use tickgate::Timeframe;
+use tickgate::limits::DEFAULT_MAX_UNIVERSE;
 
 /// One minute in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;

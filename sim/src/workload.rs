@@ -16,8 +16,9 @@
 
 use rand::{Rng, RngExt, SeedableRng};
 use redis::aio::ConnectionLike;
-use tickgate::store::{DEFAULT_MAX_UNIVERSE, KeySpace, RECORD_SCRIPT, WRITE_CHUNK};
-use tickgate::timeframe::Timeframe;
+use tickgate::Timeframe;
+use tickgate::limits::{DEFAULT_MAX_UNIVERSE, WRITE_CHUNK_MEMBERS as WRITE_CHUNK};
+use tickgate::store::{KeySpace, RECORD_SCRIPT};
 
 pub use self::population::universe_sizes;
 use self::population::{

@@ -202,7 +202,30 @@ impl Planner {
     pub fn plan(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) -> Plan {
         let mut plan = Plan::default();
         self.pending.clear();
-        // Bucket per timeframe, computed once per tick.
+        self.roll_buckets(now_ms);
+        self.propose_changed(now_ms, updates);
+        self.propose_dirty(&mut plan);
+        let held: BTreeSet<StrategyId> = plan.server_side.iter().map(|(s, _)| *s).collect();
+        self.classify(&mut plan, &held);
+        // Server-side strategies keep their index hits pending: `add_changed` merges them
+        // with the server's answer into one proposal.
+        for (s, (bucket, ids)) in std::mem::take(&mut self.pending) {
+            if held.contains(&s) {
+                self.pending.insert(s, (bucket, ids));
+                continue;
+            }
+            let tickers = ids
+                .iter()
+                .map(|id| self.names[*id as usize].clone())
+                .collect();
+            plan.tickers.push((s, bucket, tickers));
+        }
+        plan
+    }
+
+    /// Moves every strategy to its bucket at `now_ms` (one bucket per timeframe, computed
+    /// once); a strategy whose bucket changed forgets the old bucket's claim cache.
+    fn roll_buckets(&mut self, now_ms: i64) {
         let mut buckets: BTreeMap<Timeframe, Option<Bucket>> = BTreeMap::new();
         for tracked in self.strategies.values_mut() {
             let Ok(tf) = &tracked.strategy.timeframe else {
@@ -216,8 +239,11 @@ impl Planner {
                 tracked.has_update = false;
             }
         }
+    }
 
-        // Tickers whose time moved since the last read, plus those stamped ahead of it.
+    /// Proposes, through the index, every ticker whose time moved since the last read, and
+    /// those stamped ahead of the last tick's time.
+    fn propose_changed(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) {
         let mut changed: BTreeSet<TickerId> = std::mem::take(&mut self.ahead);
         for (ticker, ts) in updates {
             let id = self.intern(ticker);
@@ -237,7 +263,11 @@ impl Planner {
                 }
             }
         }
+    }
 
+    /// Evaluates every dirty per-ticker strategy in full: in process, or server-side when
+    /// its universe is above the Lua threshold.
+    fn propose_dirty(&mut self, plan: &mut Plan) {
         for &s in &std::mem::take(&mut self.dirty) {
             let Some(t) = self.strategies.get_mut(&s) else {
                 continue;
@@ -257,7 +287,11 @@ impl Planner {
                 propose(&mut self.pending, t, s, id, self.last_update[id as usize]);
             }
         }
+    }
 
+    /// Whole runs (DESIGN §2.4) into the plan, and every strategy not run counted by reason.
+    /// `held`: strategies waiting for a server-side intersection.
+    fn classify(&self, plan: &mut Plan, held: &BTreeSet<StrategyId>) {
         for (&s, t) in &self.strategies {
             let Some(bucket) = t.bucket else {
                 *plan
@@ -266,41 +300,25 @@ impl Planner {
                     .or_default() += 1;
                 continue;
             };
-            let whole = match run_shape(&t.strategy.universe, self.per_ticker) {
-                RunShape::Whole { mode, symbols } => Some((mode, symbols)),
-                RunShape::PerTicker(_) => None,
-            };
-            match whole {
-                Some(_) if t.ran => *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1,
-                Some((mode, symbols)) => {
+            match run_shape(&t.strategy.universe, self.per_ticker) {
+                RunShape::Whole { .. } if t.ran => {
+                    *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1
+                }
+                RunShape::Whole { mode, symbols } => {
                     if t.strategy.universe == Universe::Missing {
                         plan.missing_universe += 1;
                     }
                     plan.strategies.push((s, bucket, mode, symbols));
                 }
-                None if self.pending.contains_key(&s) => {}
-                None if plan.server_side.iter().any(|(id, _)| *id == s) => {}
-                None if t.has_update => {
+                RunShape::PerTicker(_) if self.pending.contains_key(&s) || held.contains(&s) => {}
+                RunShape::PerTicker(_) if t.has_update => {
                     *plan.skipped.entry(SkipReason::BucketDup).or_default() += 1
                 }
-                None => *plan.skipped.entry(SkipReason::NoUpdate).or_default() += 1,
+                RunShape::PerTicker(_) => {
+                    *plan.skipped.entry(SkipReason::NoUpdate).or_default() += 1
+                }
             }
         }
-        // Server-side strategies keep their index hits pending: `add_changed` merges them
-        // with the server's answer into one proposal.
-        let held: BTreeSet<StrategyId> = plan.server_side.iter().map(|(s, _)| *s).collect();
-        for (s, (bucket, ids)) in std::mem::take(&mut self.pending) {
-            if held.contains(&s) {
-                self.pending.insert(s, (bucket, ids));
-                continue;
-            }
-            let tickers = ids
-                .iter()
-                .map(|id| self.names[*id as usize].clone())
-                .collect();
-            plan.tickers.push((s, bucket, tickers));
-        }
-        plan
     }
 
     /// Feeds back the changed tickers of a server-side intersection (see

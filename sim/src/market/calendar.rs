@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
-use tickgate::timeframe::MARKET_TIME_ZONE;
+use tickgate::core::calendar::MARKET_TIME_ZONE;
 
 use crate::scenario::DAY_MS;
 

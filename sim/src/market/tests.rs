@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use tickgate::Ticker;
-use tickgate::timeframe::Timeframe;
+use tickgate::Timeframe;
 
 use super::calendar::{CLOSE, Calendar, OPEN};
 use super::draw::{poisson, poisson_cap, sample_indexes};

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use tickgate::StrategyId;
-use tickgate::jobs::JobMode;
+use tickgate::core::jobs::JobMode;
 
 use crate::checker::Entry;
 use crate::oracle::Merged;
