@@ -510,3 +510,20 @@ mod tests {
         }
     }
 }
+
+/// The seed's server-side intersection (`intersect_seed.lua`, kept verbatim in behaviour):
+/// the universe's members updated at or after `since_ms`, unsorted. Benches and tests
+/// compare tickgate's adaptive script with it.
+pub async fn intersect_seed(
+    con: &mut MultiplexedConnection,
+    keys: &KeySpace,
+    id: tickgate::StrategyId,
+    since_ms: i64,
+) -> redis::RedisResult<Vec<String>> {
+    redis::Script::new(include_str!("intersect_seed.lua"))
+        .key(keys.updates())
+        .key(keys.universe(id))
+        .arg(since_ms)
+        .invoke_async(con)
+        .await
+}
