@@ -1,17 +1,49 @@
-//! `tickgate-suite`: the root package. It exists to own the cross-crate integration and
-//! property tests in `tests/` and the criterion benches in `benches/`; helpers they share
-//! live here.
+//! `tickgate-suite`: the root package. It owns the cross-crate integration tests in `tests/`
+//! (one binary, `tests/main.rs`) and the criterion benches in `benches/`; this is the test
+//! support they share (ripgrep's `tests/util.rs`).
+//!
+//! - [`World`]: a real Redis for one test and everything built on it under one key
+//!   namespace — store handles, the catalog (written through [`CatalogEntry`]), engines and
+//!   their settings, the full-evaluation oracle.
+//! - [`Worker`]: the test worker: takes every job, answers it, fails or discovers some.
+//! - [`ObservedClock`]: a [`ManualClock`] that tells a test when the service waits, so shutdown
+//!   tests synchronise on what the service does, never on sleeps.
+//! - Fixtures: [`T0_MS`], [`Rng`], [`ticker_pool`], [`random_catalog`], [`market_updates`].
 
-use tickgate::store::{KeySpace, RedisStore, RedisStoreConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tickgate::config::EngineConfig;
+use tickgate::core::catalog::CatalogEntry;
+use tickgate::core::jobs::{Job, JobMode};
+use tickgate::core::time::SECOND_MS;
+use tickgate::runtime::clock::Sleep;
+use tickgate::runtime::{Clock, Engine, ManualClock, StepReport};
+use tickgate::store::{Catalog, KeySpace, RedisStore, RedisStoreConfig, WorkerSide};
+use tickgate::{StrategyId, Ticker};
 use tickgate_sim::RedisServer;
+use tickgate_sim::oracle::{Dispatch, Oracle};
+
+/// 2024-06-03T13:30:00Z, a Monday market open: the origin of every test's time.
+pub const T0_MS: i64 = 1_717_421_400_000;
+/// The engines' tick interval in tests (the seed's 10 s).
+pub const TICK_MS: i64 = 10 * SECOND_MS;
+/// Universes above this size take the Lua path in tests: small, so both paths run.
+pub const TEST_LUA_THRESHOLD: usize = 20;
+
+/// Bound on a test's direct Redis calls: a hang guard, generous because a 2-core machine
+/// runs tests in parallel (a full `SLOWLOG GET` or `XRANGE` may wait behind a million-entry
+/// write of another test).
+const DIRECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A real Redis as the environment asks (`TICKGATE_REDIS`, see the README). Panics with
 /// the provisioning error, which names every way to get one.
 pub async fn redis() -> RedisServer {
-    match RedisServer::from_env().await {
-        Ok(server) => server,
-        Err(e) => panic!("no Redis for this test: {e}"),
-    }
+    RedisServer::from_env()
+        .await
+        .unwrap_or_else(|e| panic!("no Redis for this test: {e}"))
 }
 
 /// A Redis this test owns (for faults: pause, restart): the environment's, unless that is
@@ -28,21 +60,6 @@ pub async fn dedicated_redis() -> RedisServer {
         .unwrap_or_else(|e| panic!("no dedicated Redis: {e}"))
 }
 
-/// Store settings for `server`, with all keys under `server.key_prefix() + namespace`, so
-/// tests (and property-test cases) sharing a server never see each other's keys.
-pub fn store_config(server: &RedisServer, namespace: &str) -> RedisStoreConfig {
-    let mut config = RedisStoreConfig::new(server.url());
-    config.keys = KeySpace::new(&format!("{}{namespace}", server.key_prefix()), false);
-    config
-}
-
-/// A connected store on `server` under `namespace` (see [`store_config`]).
-pub async fn store(server: &RedisServer, namespace: &str) -> RedisStore {
-    RedisStore::connect(&store_config(server, namespace))
-        .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", server.source()))
-}
-
 /// A single-threaded runtime for synchronous property tests. Enter it (`rt.enter()`)
 /// before provisioning, so a container's removal on drop finds the runtime even while a
 /// failing case unwinds.
@@ -51,4 +68,471 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// One test's Redis, with every key under `server.key_prefix() + namespace`, so tests (and
+/// property-test cases) sharing a server never see each other's keys.
+pub struct World {
+    server: RedisServer,
+    namespace: String,
+    /// The platform's handle: writes the catalog and the updates, reads as the workers do.
+    market: RedisStore,
+    /// The catalog as written (id → JSON).
+    catalog: BTreeMap<StrategyId, String>,
+}
+
+/// How a [`World`] is made: `World::builder("ns:").dedicated().catalog(..).build().await`.
+pub struct WorldBuilder {
+    namespace: String,
+    dedicated: bool,
+    catalog: BTreeMap<StrategyId, CatalogEntry>,
+}
+
+impl WorldBuilder {
+    /// A Redis of the test's own, for faults (pause, restart).
+    pub fn dedicated(mut self) -> WorldBuilder {
+        self.dedicated = true;
+        self
+    }
+
+    /// Catalog entries written when the world is built.
+    pub fn catalog(mut self, entries: impl IntoIterator<Item = CatalogEntry>) -> WorldBuilder {
+        self.catalog.extend(entries.into_iter().map(|e| (e.id, e)));
+        self
+    }
+
+    /// Provisions the Redis, connects the market's handle and writes the catalog.
+    pub async fn build(self) -> World {
+        let server = if self.dedicated {
+            dedicated_redis().await
+        } else {
+            redis().await
+        };
+        let config = namespaced(&server, &self.namespace);
+        let market = connect(&config).await;
+        let mut catalog = BTreeMap::new();
+        for (id, entry) in self.catalog {
+            let json = entry.to_json();
+            market
+                .catalog_write(id, Some(&json), None)
+                .await
+                .expect("catalog write");
+            catalog.insert(id, json);
+        }
+        World {
+            server,
+            namespace: self.namespace,
+            market,
+            catalog,
+        }
+    }
+}
+
+impl World {
+    /// A world with keys under `namespace` (e.g. `"e2e:"`).
+    pub fn builder(namespace: &str) -> WorldBuilder {
+        WorldBuilder {
+            namespace: namespace.to_owned(),
+            dedicated: false,
+            catalog: BTreeMap::new(),
+        }
+    }
+
+    /// A world on the environment's Redis with nothing written yet.
+    pub async fn new(namespace: &str) -> World {
+        World::builder(namespace).build().await
+    }
+
+    /// The Redis under test.
+    pub fn server(&self) -> &RedisServer {
+        &self.server
+    }
+
+    /// The Redis under test, handed over (e.g. to the simulator's fault injector).
+    pub fn into_server(self) -> RedisServer {
+        self.server
+    }
+
+    /// The Redis under test, for a restart.
+    pub fn server_mut(&mut self) -> &mut RedisServer {
+        &mut self.server
+    }
+
+    /// Store settings for this world's namespace (change timeouts, then [`World::store_with`]).
+    pub fn store_config(&self) -> RedisStoreConfig {
+        namespaced(&self.server, &self.namespace)
+    }
+
+    /// A new connection, as another process (engine instance, worker) would have.
+    pub async fn store(&self) -> RedisStore {
+        connect(&self.store_config()).await
+    }
+
+    /// A new connection with keys under `sub`, inside this world's namespace (one per
+    /// property-test case, so cases never see each other's keys).
+    pub async fn store_under(&self, sub: &str) -> RedisStore {
+        connect(&namespaced(
+            &self.server,
+            &format!("{}{sub}", self.namespace),
+        ))
+        .await
+    }
+
+    /// A new connection with other settings.
+    pub async fn store_with(&self, config: &RedisStoreConfig) -> RedisStore {
+        connect(config).await
+    }
+
+    /// The market's (platform's) handle: catalog, updates, and the workers' reads.
+    pub fn market(&self) -> &RedisStore {
+        &self.market
+    }
+
+    /// The key names of this world.
+    pub fn keys(&self) -> &KeySpace {
+        self.market.keys()
+    }
+
+    /// A plain connection, for direct reads and the seed's script.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(DIRECT_TIMEOUT))
+            .set_response_timeout(Some(DIRECT_TIMEOUT));
+        redis::Client::open(self.server.url())
+            .expect("a valid URL")
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.server.source()))
+    }
+
+    /// The catalog written at build (id → JSON).
+    pub fn catalog(&self) -> &BTreeMap<StrategyId, String> {
+        &self.catalog
+    }
+
+    /// The full-evaluation oracle over this world's catalog.
+    pub fn oracle(&self, per_ticker: bool) -> Oracle {
+        Oracle::new(per_ticker, &self.catalog)
+    }
+
+    /// An engine on a connection of its own, stepped by the test.
+    pub async fn engine(&self, config: EngineConfig) -> Engine<RedisStore> {
+        Engine::new(Arc::new(self.store().await), config)
+    }
+}
+
+fn namespaced(server: &RedisServer, namespace: &str) -> RedisStoreConfig {
+    let mut config = RedisStoreConfig::new(server.url());
+    config.keys = KeySpace::new(&format!("{}{namespace}", server.key_prefix()), false);
+    config
+}
+
+async fn connect(config: &RedisStoreConfig) -> RedisStore {
+    RedisStore::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Engine settings of the tests: a 10 s tick, a small Lua threshold, `consumer` as the
+/// results-stream consumer (one per instance).
+pub fn engine_config(consumer: &str) -> EngineConfig {
+    EngineConfig {
+        tick_interval_ms: TICK_MS,
+        lua_threshold: TEST_LUA_THRESHOLD,
+        consumer: consumer.to_owned(),
+        ..EngineConfig::default()
+    }
+}
+
+/// Steps every engine at `now_ms`, concurrently (a task each, as separate processes would
+/// run), and returns their reports in order.
+pub async fn step_all(engines: &mut Vec<Engine<RedisStore>>, now_ms: i64) -> Vec<StepReport> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, mut engine) in std::mem::take(engines).into_iter().enumerate() {
+        tasks.spawn(async move {
+            let report = engine.step(now_ms).await;
+            (i, engine, report)
+        });
+    }
+    let mut done: Vec<_> = tasks.join_all().await;
+    done.sort_by_key(|(i, ..)| *i);
+    let mut reports = Vec::with_capacity(done.len());
+    for (_, engine, report) in done {
+        engines.push(engine);
+        reports.push(report);
+    }
+    reports
+}
+
+/// Persists what an engine discovered, once (what the service's persister task does).
+pub async fn persist(engine: &Engine<RedisStore>) {
+    engine
+        .persister()
+        .pass(&**engine.store(), engine.metrics())
+        .await;
+}
+
+/// SplitMix64: tiny, portable, good enough to generate test traffic.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One element of `items` (not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// `n` distinct valid tickers, cycling through the shapes of real symbols, including the
+/// separators `:` `.` `/` that must survive Redis and Lua untouched.
+pub fn ticker_pool(n: usize) -> Vec<Ticker> {
+    (0..n)
+        .map(|i| {
+            let raw = match i % 5 {
+                0 => format!("T{i}"),
+                1 => format!("X:C{i}USD"),
+                2 => format!("BRK{i}.B"),
+                3 => format!("O:AAPL{i:06}C00200000"),
+                _ => format!("FX/{i}"),
+            };
+            Ticker::parse(&raw).expect("pool tickers are valid")
+        })
+        .collect()
+}
+
+/// The names of [`ticker_pool`]`(n)`.
+pub fn ticker_names(n: usize) -> Vec<String> {
+    ticker_pool(n)
+        .into_iter()
+        .map(|t| t.as_str().to_owned())
+        .collect()
+}
+
+/// A catalog of strategies `1..=n` over `pool`, deterministic from `rng`: timeframes from
+/// 1m to 1d, every tenth strategy global, mostly small universes and every seventh one above
+/// [`TEST_LUA_THRESHOLD`].
+pub fn random_catalog(rng: &mut Rng, n: u64, pool: &[String]) -> Vec<CatalogEntry> {
+    const TIMEFRAMES: [&str; 5] = ["1m", "5m", "15m", "1h", "1d"];
+    (1..=n)
+        .map(|id| {
+            let timeframe = *rng.pick(&TIMEFRAMES);
+            let universe = (id % 10 != 0).then(|| {
+                let size = if id % 7 == 0 {
+                    25 + rng.below(20)
+                } else {
+                    1 + rng.below(12)
+                };
+                (0..size).map(|_| rng.pick(pool).clone()).collect()
+            });
+            CatalogEntry::new(id, 1000 + id, &format!("s{id}"), timeframe, universe)
+        })
+        .collect()
+}
+
+/// Market updates for the tick at `now`: fresh ones inside the last interval, and one in
+/// ten a late arrival stamped up to ten minutes back.
+pub fn market_updates(rng: &mut Rng, pool: &[String], now: i64, count: u64) -> Vec<(String, i64)> {
+    (0..count)
+        .map(|_| {
+            let ticker = rng.pick(pool).clone();
+            let back = if rng.chance(10) {
+                rng.below(600_000) as i64
+            } else {
+                rng.below(TICK_MS as u64) as i64
+            };
+            (ticker, now - 1 - back)
+        })
+        .collect()
+}
+
+/// A worker that answers every job: failing some, reporting `used_symbols` for others.
+pub struct Worker {
+    pub fail_percent: u64,
+    pub discover_percent: u64,
+}
+
+/// What a worker did in one round.
+#[derive(Default)]
+pub struct Round {
+    pub dispatched: BTreeSet<Dispatch>,
+    pub failed: Vec<Job>,
+    pub discovered: Vec<(StrategyId, Vec<String>)>,
+    /// (strategy, bucket, symbol) of every per-ticker job, with repeats, to find duplicates.
+    pub per_ticker: Vec<(StrategyId, i64, String)>,
+}
+
+/// Jobs a worker takes per read: small, so the loop below is exercised.
+const TAKE: usize = 64;
+/// Bound on reads per round: far above any test's jobs per tick.
+const MAX_READS: usize = 10_000;
+
+impl Worker {
+    /// A worker that never fails and never discovers.
+    pub const PERFECT: Worker = Worker {
+        fail_percent: 0,
+        discover_percent: 0,
+    };
+
+    /// Takes every queued job and answers it. `pool` is where `used_symbols` come from.
+    pub async fn round<S: WorkerSide>(&self, store: &S, rng: &mut Rng, pool: &[String]) -> Round {
+        let mut round = Round::default();
+        for _ in 0..MAX_READS {
+            let entries = store.take_jobs("worker-1", TAKE).await.expect("take jobs");
+            if entries.is_empty() {
+                break;
+            }
+            let mut answers = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let job: Job = serde_json::from_str(entry.payload.as_deref().expect("job field"))
+                    .expect("job JSON");
+                let result = self.answer(&job, rng, pool, &mut round);
+                answers.push((entry.id, result.to_string()));
+            }
+            store.finish_jobs(&answers).await.expect("finish jobs");
+        }
+        round
+    }
+
+    /// Records `job` in `round` and returns its result.
+    fn answer(
+        &self,
+        job: &Job,
+        rng: &mut Rng,
+        pool: &[String],
+        round: &mut Round,
+    ) -> serde_json::Value {
+        let symbols: BTreeSet<String> = job.symbols.iter().flatten().cloned().collect();
+        if job.mode == JobMode::PerTicker {
+            let of_job = |t: &String| (job.strategy_id, job.bucket_start_ms, t.clone());
+            round.per_ticker.extend(symbols.iter().map(of_job));
+        }
+        round
+            .dispatched
+            .insert((job.strategy_id, job.bucket_start_ms, job.mode, symbols));
+        let success = !rng.chance(self.fail_percent);
+        let mut result = serde_json::json!({
+            "job_id": job.job_id, "strategy_id": job.strategy_id, "success": success,
+            "alerts": [], "execution_time_ms": 3,
+        });
+        if rng.chance(self.discover_percent) {
+            let n = 1 + rng.below(6);
+            let used: Vec<String> = (0..n).map(|_| rng.pick(pool).clone()).collect();
+            result["used_symbols"] = serde_json::json!(used);
+            round.discovered.push((job.strategy_id, used));
+        }
+        if !success {
+            result["error"] =
+                serde_json::json!({"type": "Timeout", "message": "test worker failed on purpose"});
+            round.failed.push(job.clone());
+        }
+        result
+    }
+}
+
+/// What an [`ObservedClock`] has seen of its sleepers.
+#[derive(Debug, Default)]
+struct Sleepers {
+    /// Deadlines ever waited for.
+    requested: BTreeSet<i64>,
+    /// Deadlines a sleeper reached (it woke).
+    woken: BTreeSet<i64>,
+    /// Sleepers alive now (waiting, not yet dropped).
+    alive: usize,
+}
+
+/// A [`ManualClock`] that reports who sleeps on it. The service's engine loop sleeps until
+/// the next step after each step, so "someone waits for `next`" means "the step before it
+/// finished", and "the sleep for `t` woke" means "the step at `t` has begun": a test awaits
+/// those (no polling, no sleeping). Clones share one clock.
+#[derive(Clone)]
+pub struct ObservedClock {
+    clock: ManualClock,
+    sleepers: Arc<tokio::sync::watch::Sender<Sleepers>>,
+}
+
+impl ObservedClock {
+    /// A clock stopped at `start_ms`.
+    pub fn new(start_ms: i64) -> ObservedClock {
+        ObservedClock {
+            clock: ManualClock::new(start_ms),
+            sleepers: Arc::new(tokio::sync::watch::Sender::new(Sleepers::default())),
+        }
+    }
+
+    /// Moves the clock to `to_ms` (never backwards), waking the sleepers it passes.
+    pub fn advance_to(&self, to_ms: i64) {
+        self.clock.advance_to(to_ms);
+    }
+
+    /// Completes once some task has waited for `deadline_ms`.
+    pub async fn requested(&self, deadline_ms: i64) {
+        let mut rx = self.sleepers.subscribe();
+        rx.wait_for(|s| s.requested.contains(&deadline_ms))
+            .await
+            .expect("the clock is alive");
+    }
+
+    /// Completes once a sleep for `deadline_ms` has woken.
+    pub async fn woken(&self, deadline_ms: i64) {
+        let mut rx = self.sleepers.subscribe();
+        rx.wait_for(|s| s.woken.contains(&deadline_ms))
+            .await
+            .expect("the clock is alive");
+    }
+
+    /// Whether any task waited for `deadline_ms`.
+    pub fn was_requested(&self, deadline_ms: i64) -> bool {
+        self.sleepers.borrow().requested.contains(&deadline_ms)
+    }
+
+    /// Tasks sleeping on this clock now.
+    pub fn sleepers(&self) -> usize {
+        self.sleepers.borrow().alive
+    }
+}
+
+/// Counts a sleeper as alive until it is dropped (finished or cancelled).
+struct Alive(Arc<tokio::sync::watch::Sender<Sleepers>>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.send_modify(|s| s.alive -= 1);
+    }
+}
+
+impl Clock for ObservedClock {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn sleep_until(&self, deadline_ms: i64) -> Sleep<'_> {
+        self.sleepers.send_modify(|s| {
+            s.requested.insert(deadline_ms);
+            s.alive += 1;
+        });
+        let alive = Alive(self.sleepers.clone());
+        Box::pin(async move {
+            self.clock.sleep_until(deadline_ms).await;
+            alive.0.send_modify(|s| {
+                s.woken.insert(deadline_ms);
+            });
+        })
+    }
 }

@@ -5,11 +5,16 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use tickgate::store::{CLEANUP_CHUNK, Intersection, MemoryStore, Store};
-use tickgate::timeframe::Timeframe;
+use redis::aio::MultiplexedConnection;
+use tickgate::core::calendar::Timeframe;
+use tickgate::core::time::{DAY_MS, HOUR_MS};
+use tickgate::limits::CLEANUP_CHUNK_MEMBERS;
+use tickgate::store::{
+    CleanupReport, Dispatch, Intersection, Maintenance, ModelStore, TickerDispatch, Universes,
+    Updates,
+};
 use tickgate::{StrategyId, Ticker};
-
-use crate::common::{DAY_MS, T0_MS, ticker_pool};
+use tickgate_suite::{T0_MS, World, ticker_pool};
 
 /// Cases of the no-decision-change property; the model makes each case microseconds.
 const CASES: u32 = 2_000;
@@ -25,7 +30,7 @@ const CLEANUP_CALL_BOUND_US: u64 = 50_000;
 const BACKLOG: usize = 1_000_000;
 
 /// (strategy, ticker, bucket start) set that steps 3–4 of DESIGN §2.3 would dispatch now.
-type Dispatch = BTreeSet<(StrategyId, Ticker, i64)>;
+type Decided = BTreeSet<(StrategyId, Ticker, i64)>;
 
 #[derive(Debug, Clone)]
 enum Event {
@@ -37,12 +42,8 @@ enum Event {
     Decide,
 }
 
-async fn decide(
-    store: &MemoryStore,
-    strategies: &[(Timeframe, Vec<Ticker>)],
-    now: i64,
-) -> Dispatch {
-    let mut out = Dispatch::new();
+async fn decide(store: &ModelStore, strategies: &[(Timeframe, Vec<Ticker>)], now: i64) -> Decided {
+    let mut out = Decided::new();
     let triggers = store.snapshot().triggers;
     for (id, (tf, _)) in strategies.iter().enumerate() {
         let id = id as StrategyId;
@@ -62,24 +63,35 @@ async fn decide(
     out
 }
 
-async fn claim_all(
-    store: &MemoryStore,
+/// Dispatches what was decided, through the production dispatch path.
+async fn dispatch_all(
+    store: &ModelStore,
     strategies: &[(Timeframe, Vec<Ticker>)],
     now: i64,
-    d: &Dispatch,
+    d: &Decided,
 ) {
-    for (id, (tf, _)) in strategies.iter().enumerate() {
-        let id = id as StrategyId;
-        let tickers: Vec<Ticker> = d
-            .iter()
-            .filter(|(s, _, _)| *s == id)
-            .map(|(_, t, _)| t.clone())
-            .collect();
-        store
-            .claim(id, tf.bucket(now).expect("ok"), now, &tickers)
-            .await
-            .expect("claim");
-    }
+    let requests: Vec<TickerDispatch> = strategies
+        .iter()
+        .enumerate()
+        .map(|(id, (tf, _))| {
+            let id = id as StrategyId;
+            let tickers: Vec<Ticker> = d
+                .iter()
+                .filter(|(s, _, _)| *s == id)
+                .map(|(_, t, _)| t.clone())
+                .collect();
+            TickerDispatch {
+                strategy: id,
+                user_id: 1,
+                bucket: tf.bucket(now).expect("ok"),
+                tickers,
+            }
+        })
+        .collect();
+    store
+        .dispatch_tickers(now, &requests)
+        .await
+        .expect("dispatch");
 }
 
 /// Replays `events` (one every `step_ms`) on two models, one of which also runs the
@@ -89,9 +101,9 @@ async fn first_divergence(
     events: &[Event],
     step_ms: i64,
     raw_retention: bool,
-) -> Option<(i64, Dispatch, Dispatch)> {
+) -> Option<(i64, Decided, Decided)> {
     let pool = ticker_pool(TICKERS);
-    let (cleaned, kept) = (MemoryStore::new(100), MemoryStore::new(100));
+    let (cleaned, kept) = (ModelStore::new(100), ModelStore::new(100));
     for (id, (_, universe)) in strategies.iter().enumerate() {
         for store in [&cleaned, &kept] {
             store
@@ -127,8 +139,8 @@ async fn first_divergence(
                 if a != b {
                     return Some((now, a, b));
                 }
-                claim_all(&cleaned, strategies, now, &a).await;
-                claim_all(&kept, strategies, now, &b).await;
+                dispatch_all(&cleaned, strategies, now, &a).await;
+                dispatch_all(&kept, strategies, now, &b).await;
             }
         }
     }
@@ -161,7 +173,7 @@ proptest! {
         strategies in strategies(),
         events in events(),
         // One event every 1 h .. 10 days: sequences span days to over three years.
-        step_ms in 3_600_000i64..10 * DAY_MS,
+        step_ms in HOUR_MS..10 * DAY_MS,
     ) {
         let rt = tickgate_suite::runtime();
         let divergence = rt.block_on(first_divergence(&strategies, &events, step_ms, false));
@@ -208,11 +220,60 @@ fn raw_90_day_retention_changes_a_yearly_decision() {
     );
 }
 
+/// Runs `cleanup` with every command logged in the slow log, and returns its report with
+/// the server-side duration (µs) of each `EVALSHA` it made.
+async fn timed_calls(
+    con: &mut MultiplexedConnection,
+    cleanup: impl Future<Output = CleanupReport>,
+) -> (CleanupReport, Vec<u64>) {
+    let config = |args: &[&str]| redis::cmd("CONFIG").arg(args).to_owned();
+    let old: Vec<String> = config(&["GET", "slowlog-log-slower-than"])
+        .query_async(con)
+        .await
+        .expect("CONFIG GET");
+    for setting in [
+        ["slowlog-log-slower-than", "0"],
+        ["slowlog-max-len", "4096"],
+    ] {
+        let _: () = config(&["SET", setting[0], setting[1]])
+            .query_async(con)
+            .await
+            .expect("CONFIG SET");
+    }
+    let _: () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(con)
+        .await
+        .expect("SLOWLOG RESET");
+    let report = cleanup.await;
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg(&["GET", "4096"][..])
+        .query_async(con)
+        .await
+        .expect("SLOWLOG GET");
+    let _: () = config(&["SET", "slowlog-log-slower-than", &old[1]])
+        .query_async(con)
+        .await
+        .expect("restore");
+    let durations_us = log
+        .iter()
+        .filter_map(|entry| {
+            let redis::Value::Array(fields) = entry else {
+                return None;
+            };
+            let command: Vec<String> = redis::from_redis_value(fields.get(3)?.clone()).ok()?;
+            let is_cleanup = command.first()?.eq_ignore_ascii_case("evalsha");
+            let us: u64 = redis::from_redis_value(fields.get(2)?.clone()).ok()?;
+            is_cleanup.then_some(us)
+        })
+        .collect();
+    (report, durations_us)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_stale_entries_are_removed_in_bounded_calls() {
-    let server = tickgate_suite::redis().await;
-    let store = tickgate_suite::store(&server, "backlog:").await;
-    let mut con = store.connection();
+    let world = World::new("backlog:").await;
+    let store = world.store().await;
     let now = T0_MS + 400 * DAY_MS;
     // A million expired option symbols a year old, and a thousand fresh tickers.
     let stale: Vec<(String, i64)> = (0..BACKLOG)
@@ -230,61 +291,14 @@ async fn a_million_stale_entries_are_removed_in_bounded_calls() {
 
     // A run that removes nothing loads the script, so the slow log below holds exactly the
     // cleanup steps (not the first call's NOSCRIPT round).
-    assert_eq!(
-        store
-            .cleanup(T0_MS, 90 * DAY_MS, &[])
-            .await
-            .expect("warm-up")
-            .removed,
-        0
-    );
-    // Log every command with its server-side duration, so each cleanup call is measured.
-    let config = |args: &[&str]| redis::cmd("CONFIG").arg(args).to_owned();
-    let old: Vec<String> = config(&["GET", "slowlog-log-slower-than"])
-        .query_async(&mut con)
-        .await
-        .expect("CONFIG GET");
-    let _: () = config(&["SET", "slowlog-log-slower-than", "0"])
-        .query_async(&mut con)
-        .await
-        .expect("CONFIG SET");
-    let _: () = config(&["SET", "slowlog-max-len", "4096"])
-        .query_async(&mut con)
-        .await
-        .expect("CONFIG SET");
-    let _: () = redis::cmd("SLOWLOG")
-        .arg("RESET")
-        .query_async(&mut con)
-        .await
-        .expect("SLOWLOG RESET");
-
-    let report = store.cleanup(now, 90 * DAY_MS, &[]).await.expect("cleanup");
-
-    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
-        .arg(&["GET", "4096"][..])
-        .query_async(&mut con)
-        .await
-        .expect("SLOWLOG GET");
-    let _: () = config(&["SET", "slowlog-log-slower-than", &old[1]])
-        .query_async(&mut con)
-        .await
-        .expect("restore");
-    let durations_us: Vec<u64> = log
-        .iter()
-        .filter_map(|entry| {
-            let redis::Value::Array(fields) = entry else {
-                return None;
-            };
-            let command: Vec<String> = redis::from_redis_value(fields.get(3)?.clone()).ok()?;
-            let is_cleanup = command.first()?.eq_ignore_ascii_case("evalsha");
-            let us: u64 = redis::from_redis_value(fields.get(2)?.clone()).ok()?;
-            is_cleanup.then_some(us)
-        })
-        .collect();
+    let warm_up = store.cleanup(T0_MS, 90 * DAY_MS, &[]).await;
+    assert_eq!(warm_up.expect("warm-up").removed, 0);
+    let cleanup = async { store.cleanup(now, 90 * DAY_MS, &[]).await.expect("cleanup") };
+    let (report, durations_us) = timed_calls(&mut world.connection().await, cleanup).await;
 
     assert_eq!(report.removed, BACKLOG as u64);
     assert!(report.complete);
-    assert_eq!(report.calls, (BACKLOG / CLEANUP_CHUNK) as u64 + 1);
+    assert_eq!(report.calls, (BACKLOG / CLEANUP_CHUNK_MEMBERS) as u64 + 1);
     assert_eq!(
         durations_us.len() as u64,
         report.calls,
@@ -309,10 +323,9 @@ async fn a_million_stale_entries_are_removed_in_bounded_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_cleaning_at_once_share_the_work() {
-    let server = tickgate_suite::redis().await;
-    let a = tickgate_suite::store(&server, "twice:").await;
-    let b = tickgate_suite::store(&server, "twice:").await;
-    let n = 20 * CLEANUP_CHUNK + 17;
+    let world = World::new("twice:").await;
+    let (a, b) = (world.store().await, world.store().await);
+    let n = 20 * CLEANUP_CHUNK_MEMBERS + 17;
     let stale: Vec<(String, i64)> = (0..n).map(|i| (format!("S{i}"), T0_MS)).collect();
     a.record_updates(&stale).await.expect("record");
     a.record_updates(&[("KEEP", T0_MS + 200 * DAY_MS)])

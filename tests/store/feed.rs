@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use tickgate::Ticker;
-use tickgate::store::{FeedCursor, FeedRead, MAX_FEED_DELTA, RedisStore, Store};
-
-use crate::common::{MINUTE_MS, T0_MS, ticker_pool};
+use tickgate::core::time::MINUTE_MS;
+use tickgate::limits::{FEED_DELTA_MAX, WRITE_CHUNK_MEMBERS};
+use tickgate::store::{FeedCursor, FeedRead, RedisStore, Updates};
+use tickgate_suite::{T0_MS, World, ticker_pool};
 
 fn times(pairs: &[(&Ticker, i64)]) -> BTreeMap<Ticker, i64> {
     pairs.iter().map(|(t, ts)| ((*t).clone(), *ts)).collect()
@@ -22,8 +23,8 @@ async fn read(store: &RedisStore, cursor: &FeedCursor, since_ms: i64) -> FeedRea
 
 #[tokio::test]
 async fn a_delta_holds_exactly_the_tickers_written_since_the_cursor() {
-    let server = tickgate_suite::redis().await;
-    let store: RedisStore = tickgate_suite::store(&server, "feed-delta:").await;
+    let world = World::new("feed-delta:").await;
+    let store = world.store().await;
     let pool = ticker_pool(4);
     let recorded = |n: usize, ts: i64| (pool[n].as_str(), ts);
     store
@@ -68,8 +69,8 @@ async fn a_delta_holds_exactly_the_tickers_written_since_the_cursor() {
 
 #[tokio::test]
 async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
-    let server = tickgate_suite::redis().await;
-    let store: RedisStore = tickgate_suite::store(&server, "feed-lost:").await;
+    let world = World::new("feed-lost:").await;
+    let store = world.store().await;
     let pool = ticker_pool(8);
     store
         .record_updates(&[(pool[0].as_str(), T0_MS)])
@@ -79,8 +80,8 @@ async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
     assert_eq!(before.cursor.seq, 1);
 
     // Redis loses everything; writers then push the new sequence past the old cursor.
-    let mut con = store.connection();
-    let keys = store.keys();
+    let mut con = world.connection().await;
+    let keys = world.keys();
     redis::cmd("DEL")
         .arg(keys.updates())
         .arg(keys.update_sequence())
@@ -112,10 +113,10 @@ async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
 
 #[tokio::test]
 async fn more_changes_than_the_delta_bound_are_read_in_full() {
-    let server = tickgate_suite::redis().await;
-    let store: RedisStore = tickgate_suite::store(&server, "feed-many:").await;
+    let world = World::new("feed-many:").await;
+    let store = world.store().await;
     let first = read(&store, &FeedCursor::default(), T0_MS).await;
-    let n = MAX_FEED_DELTA as usize + 1;
+    let n = FEED_DELTA_MAX as usize + 1;
     let pool: Vec<String> = (0..n).map(|i| format!("M{i}")).collect();
     let batch: Vec<(&str, i64)> = pool.iter().map(|t| (t.as_str(), T0_MS + 1)).collect();
     store.record_updates(&batch).await.expect("record");
@@ -125,7 +126,7 @@ async fn more_changes_than_the_delta_bound_are_read_in_full() {
     assert_eq!(many.cursor.epoch, first.cursor.epoch, "same incarnation");
     assert_eq!(
         many.cursor.seq,
-        n.div_ceil(tickgate::store::WRITE_CHUNK) as u64,
+        n.div_ceil(WRITE_CHUNK_MEMBERS) as u64,
         "one sequence number per write chunk"
     );
 

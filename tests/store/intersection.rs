@@ -1,17 +1,20 @@
-//! Step 3 of a tick computed four ways — the seed's Lua script, the adaptive Lua script,
-//! client-side, and the model — must agree for universes and updated sets of 0..5,000
-//! tickers; and a script failure must fall back to client-side and be counted.
+//! Step 3 of a tick computed four ways — the seed's Lua script (kept beside the simulator's
+//! baseline), the adaptive Lua script, client-side, and the model — must agree for universes
+//! and updated sets of 0..5,000 tickers; and a script failure must fall back to client-side
+//! and be counted.
 
 use std::sync::atomic::Ordering;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tickgate::Ticker;
+use tickgate::core::time::DAY_MS;
+use tickgate::limits::DEFAULT_MAX_UNIVERSE;
 use tickgate::store::{
-    Intersection, MemoryStore, RedisStoreConfig, Store, StoreError, intersect_or_fall_back,
+    Intersection, ModelStore, Store, StoreError, Universes, Updates, intersect_or_fall_back,
 };
-
-use crate::common::{DAY_MS, T0_MS, ticker_pool};
+use tickgate_sim::baseline::intersect_seed;
+use tickgate_suite::{T0_MS, World, ticker_pool};
 
 /// Cases: each writes up to 10,000 members and runs four intersections, ~50 ms apiece.
 const CASES: u32 = 64;
@@ -30,12 +33,13 @@ fn side_size() -> impl Strategy<Value = usize> {
 }
 
 #[test]
-fn seed_lua_adaptive_lua_client_side_and_model_agree() {
+fn seed_script_adaptive_lua_client_side_and_model_agree() {
     let rt = tickgate_suite::runtime();
     let _ctx = rt.enter();
-    let server = rt.block_on(tickgate_suite::redis());
+    let world = rt.block_on(World::new("inter:"));
     let pool = ticker_pool(POOL);
     let since = T0_MS;
+    let con = rt.block_on(world.connection());
     let case = std::cell::Cell::new(0u64);
     let mut runner = TestRunner::new(Config::with_cases(CASES));
     let strategy = (side_size(), side_size(), any::<u64>());
@@ -55,8 +59,8 @@ fn seed_lua_adaptive_lua_client_side_and_model_agree() {
             .map(|(i, t)| (t.as_str(), since + (i as i64 % 7 - 3) * DAY_MS / 3))
             .collect();
         rt.block_on(async {
-            let redis = tickgate_suite::store(&server, &format!("inter{}:", case.get())).await;
-            let model = MemoryStore::new(tickgate::store::DEFAULT_MAX_UNIVERSE);
+            let redis = world.store_under(&format!("{}:", case.get())).await;
+            let model = ModelStore::new(DEFAULT_MAX_UNIVERSE);
             let raw: Vec<&str> = universe.iter().map(|t| t.as_str()).collect();
             let (a, b) = (
                 redis.replace_universe(1, &raw).await,
@@ -69,11 +73,7 @@ fn seed_lua_adaptive_lua_client_side_and_model_agree() {
                 .intersect(1, since, Intersection::ClientSide)
                 .await
                 .expect("model");
-            for method in [
-                Intersection::ClientSide,
-                Intersection::SeedLua,
-                Intersection::AdaptiveLua,
-            ] {
+            for method in [Intersection::ClientSide, Intersection::AdaptiveLua] {
                 let got = redis.intersect(1, since, method).await.expect("intersect");
                 prop_assert_eq!(
                     &got,
@@ -84,6 +84,19 @@ fn seed_lua_adaptive_lua_client_side_and_model_agree() {
                     updated_size
                 );
             }
+            // The seed's script answers unsorted raw members.
+            let mut seed = intersect_seed(&mut con.clone(), redis.keys(), 1, since)
+                .await
+                .expect("the seed's script");
+            seed.sort();
+            let want: Vec<&str> = want.iter().map(Ticker::as_str).collect();
+            prop_assert_eq!(
+                seed,
+                want,
+                "the seed's script with |U| = {}, |updated| = {}",
+                universe_size,
+                updated_size
+            );
             Ok(())
         })
     });
@@ -97,9 +110,9 @@ fn seed_lua_adaptive_lua_client_side_and_model_agree() {
 /// ACL user's password reaches no error or debug output.
 #[tokio::test]
 async fn a_failing_script_falls_back_to_client_side_and_is_counted() {
-    let server = tickgate_suite::redis().await;
-    let admin = tickgate_suite::store(&server, "fallback:").await;
-    let mut con = admin.connection();
+    let world = World::new("fallback:").await;
+    let admin = world.store().await;
+    let mut con = world.connection().await;
     let user = format!("noscript{}", std::process::id());
     let password = "pw-that-must-not-leak";
     let _: () = redis::cmd("ACL")
@@ -119,15 +132,12 @@ async fn a_failing_script_falls_back_to_client_side_and_is_counted() {
         .await
         .expect("ACL SETUSER");
 
-    let url = server
-        .url()
+    let mut config = world.store_config();
+    config.url = config
+        .url
         .replacen("redis://", &format!("redis://{user}:{password}@"), 1);
-    let mut config = RedisStoreConfig::new(url);
-    config.keys = admin.keys().clone();
     assert!(!format!("{config:?}").contains(password));
-    let limited = tickgate::store::RedisStore::connect(&config)
-        .await
-        .expect("connect as ACL user");
+    let limited = world.store_with(&config).await;
 
     admin
         .replace_universe(9, &["AAPL", "X:BTCUSD", "O:AAPL251219C00200000"])
@@ -147,8 +157,9 @@ async fn a_failing_script_falls_back_to_client_side_and_is_counted() {
     assert!(matches!(err, StoreError::Script { .. }), "{err:?}");
     assert!(!err.to_string().contains(password) && !format!("{err:?}").contains(password));
 
-    for method in [Intersection::SeedLua, Intersection::AdaptiveLua] {
-        let got = intersect_or_fall_back(&limited, 9, T0_MS, method)
+    // Every failing call is answered, and each one is counted.
+    for _ in 0..2 {
+        let got = intersect_or_fall_back(&limited, 9, T0_MS, Intersection::AdaptiveLua)
             .await
             .expect("fallback answers");
         let names: Vec<&str> = got.iter().map(Ticker::as_str).collect();

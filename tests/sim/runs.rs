@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use tickgate::store::{KeySpace, RedisStore, StoreError};
+use tickgate::store::{RedisStore, StoreError};
 use tickgate_sim::faults::RedisFaults;
 use tickgate_sim::run::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
 use tickgate_sim::scenario::Scenario;
+use tickgate_suite::World;
 
 /// The CI scenario (a fault included), as the README and the issue describe it.
 fn ci_scenario() -> Scenario {
@@ -24,9 +25,8 @@ async fn simulate(
     seed: u64,
     sabotage: Option<Sabotage>,
 ) -> Result<RunStats, Violation> {
-    let server = tickgate_suite::dedicated_redis().await;
-    let mut config = tickgate_suite::store_config(&server, "");
-    config.keys = KeySpace::new(server.key_prefix(), false);
+    let world = World::builder("").dedicated().build().await;
+    let mut config = world.store_config();
     config.response_timeout = SIM_REDIS_TIMEOUT;
     config.connect_timeout = SIM_REDIS_TIMEOUT;
     config.reconnect_retries = 1;
@@ -35,7 +35,7 @@ async fn simulate(
         let c = config.clone();
         async move { RedisStore::connect(&c).await }
     };
-    let mut faults = RedisFaults::new(server, admin);
+    let mut faults = RedisFaults::new(world.into_server(), admin);
     let outcome: Result<Result<RunStats, Violation>, StoreError> =
         run(scenario, seed, stores, &mut faults, sabotage, |_, _| {}).await;
     outcome.expect("the simulation ran (no crash)")

@@ -2,59 +2,50 @@
 //! after the visibility timeout and dead-lettered after `max_deliveries`; malformed results
 //! go to the dead-letter stream, counted, and the consumer carries on.
 
-use tickgate::clock::ManualClock;
-use tickgate::jobs::Job;
-use tickgate::metrics::Metrics;
-use tickgate::service::{AlertService, ServiceConfig};
-use tickgate::store::{RedisStore, Store};
+use tickgate::config::EngineConfig;
+use tickgate::core::catalog::CatalogEntry;
+use tickgate::core::jobs::Job;
+use tickgate::runtime::Metrics;
+use tickgate::store::{Settlement, Updates, WorkerSide};
+use tickgate_suite::{T0_MS, TICK_MS, World, engine_config};
 
-use crate::e2e::{T0_MS, TICK_MS, config};
-
-async fn one_strategy(namespace: &str, server: &tickgate_sim::RedisServer) -> RedisStore {
-    let market = tickgate_suite::store(server, namespace).await;
-    let entry = r#"{"id":1,"user_id":9,"timeframe":"1h","universe":["AAPL","X:BTCUSD"]}"#;
-    market
-        .catalog_write(1, Some(entry), None)
-        .await
-        .expect("catalog");
-    market
+/// A world with one strategy whose two tickers were updated just before T0.
+async fn one_strategy(namespace: &str) -> World {
+    let universe = Some(vec!["AAPL".into(), "X:BTCUSD".into()]);
+    let world = World::builder(namespace)
+        .catalog([CatalogEntry::new(1, 9, "one", "1h", universe)])
+        .build()
+        .await;
+    world
+        .market()
         .record_updates(&[("AAPL", T0_MS - 5), ("X:BTCUSD", T0_MS - 3)])
         .await
         .expect("record");
-    market
+    world
 }
 
-async fn dead_letters(store: &RedisStore) -> Vec<(String, Vec<(String, String)>)> {
+async fn dead_letters(world: &World) -> Vec<(String, Vec<(String, String)>)> {
     redis::cmd("XRANGE")
-        .arg(store.keys().dead())
+        .arg(world.keys().dead())
         .arg("-")
         .arg("+")
-        .query_async(&mut store.connection())
+        .query_async(&mut world.connection().await)
         .await
         .expect("XRANGE dead")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_jobs_are_redelivered_then_dead_lettered() {
-    let server = tickgate_suite::redis().await;
-    let market = one_strategy("reap:", &server).await;
-    let clock = ManualClock::new(T0_MS - 1);
-    let config = ServiceConfig {
+    let world = one_strategy("reap:").await;
+    let market = world.market();
+    let config = EngineConfig {
         job_visibility_ms: 30_000,
         max_deliveries: 2,
-        ..config("reap-1")
+        ..engine_config("reap-1")
     };
-    let service = AlertService::new(
-        tickgate_suite::store(&server, "reap:").await,
-        clock.clone(),
-        config,
-    );
-    service.start();
-    let step = |k: i64| {
-        let now = T0_MS + k * TICK_MS;
-        clock.advance_to(now);
-        service.wait_for_step(now)
-    };
+    let mut engine = world.engine(config).await;
+    let metrics = engine.metrics().clone();
+    let mut step = async |k: i64| assert!(engine.step(T0_MS + k * TICK_MS).await.ready);
     step(0).await;
     // A worker takes the job and crashes: no acknowledgement, no result.
     let first = market.take_jobs("crashing-worker", 10).await.expect("take");
@@ -84,7 +75,7 @@ async fn unacknowledged_jobs_are_redelivered_then_dead_lettered() {
         again[0].payload, first[0].payload,
         "the same job, unchanged"
     );
-    assert_eq!(Metrics::get(&service.metrics().jobs_redelivered), 1);
+    assert_eq!(Metrics::get(&metrics.jobs_redelivered), 1);
 
     // Taken again and never acknowledged: the second delivery is the last.
     for k in 5..=8 {
@@ -98,32 +89,24 @@ async fn unacknowledged_jobs_are_redelivered_then_dead_lettered() {
             .is_empty(),
         "no third delivery"
     );
-    let dead = dead_letters(&market).await;
+    let dead = dead_letters(&world).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let fields: std::collections::BTreeMap<_, _> = dead[0].1.iter().cloned().collect();
     assert_eq!(fields.get("job"), first[0].payload.as_ref());
     assert!(fields["reason"].contains("2 deliveries"), "{fields:?}");
     assert!(market.pending_jobs(10).await.expect("pending").is_empty());
-    service.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_results_are_dead_lettered_and_the_consumer_continues() {
-    let server = tickgate_suite::redis().await;
-    let market = one_strategy("poison:", &server).await;
-    let clock = ManualClock::new(T0_MS - 1);
-    let service = AlertService::new(
-        tickgate_suite::store(&server, "poison:").await,
-        clock.clone(),
-        config("poison-1"),
-    );
-    service.start();
-    clock.advance_to(T0_MS);
-    service.wait_for_step(T0_MS).await;
+    let world = one_strategy("poison:").await;
+    let market = world.market();
+    let mut engine = world.engine(engine_config("poison-1")).await;
+    assert!(engine.step(T0_MS).await.ready);
     let jobs = market.take_jobs("w", 10).await.expect("take");
     let job: Job = serde_json::from_str(jobs[0].payload.as_deref().expect("job")).expect("json");
 
-    let mut con = market.connection();
+    let mut con = world.connection().await;
     for (field, value) in [
         ("result", "not json at all".to_owned()),
         ("something_else", "{}".to_owned()),
@@ -140,7 +123,7 @@ async fn malformed_results_are_dead_lettered_and_the_consumer_continues() {
         ),
     ] {
         let _: String = redis::cmd("XADD")
-            .arg(market.keys().results())
+            .arg(world.keys().results())
             .arg("*")
             .arg(field)
             .arg(value)
@@ -154,18 +137,21 @@ async fn malformed_results_are_dead_lettered_and_the_consumer_continues() {
         job.job_id
     );
     market
-        .finish_job(&jobs[0].id, &failed)
+        .finish_jobs(&[(jobs[0].id.clone(), failed)])
         .await
         .expect("result");
 
-    clock.advance_to(T0_MS + TICK_MS);
-    service.wait_for_step(T0_MS + TICK_MS).await;
-    assert!(service.is_ready());
-    let m = service.metrics();
+    let report = engine.step(T0_MS + TICK_MS).await;
+    assert!(report.ready);
+    assert_eq!(
+        report.results_settled, 1,
+        "only the valid result settles a job"
+    );
+    let m = engine.metrics();
     assert_eq!(Metrics::get(&m.dead_letters), 4);
     assert_eq!(Metrics::get(&m.results_failed), 1);
     assert_eq!(Metrics::get(&m.claims_released), 2);
-    let dead = dead_letters(&market).await;
+    let dead = dead_letters(&world).await;
     assert_eq!(dead.len(), 4);
     let reasons: Vec<String> = dead
         .iter()
@@ -192,5 +178,4 @@ async fn malformed_results_are_dead_lettered_and_the_consumer_continues() {
         serde_json::from_str(retried[0].payload.as_deref().expect("job")).expect("json");
     assert_eq!(retried.symbols, job.symbols);
     assert_ne!(retried.job_id, job.job_id);
-    service.stop().await;
 }

@@ -1,0 +1,110 @@
+//! End to end: a catalog across timeframes and universe sizes (some above `lua_threshold`,
+//! some global, one with an invalid timeframe, one whose universe is all invalid), updates
+//! written over three 5-minute buckets, a worker that fails some runs and reports
+//! `used_symbols` for others. After every step the jobs must equal the oracle's decisions.
+
+use tickgate::core::catalog::CatalogEntry;
+use tickgate::core::time::MINUTE_MS;
+use tickgate::runtime::Metrics;
+use tickgate::store::Updates;
+use tickgate_sim::oracle::merged;
+use tickgate_suite::{
+    Rng, T0_MS, TICK_MS, Worker, World, engine_config, market_updates, persist, random_catalog,
+    ticker_names,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_match_the_oracle_every_step_across_three_buckets() {
+    let mut rng = Rng(42);
+    let pool = ticker_names(60);
+    let mut entries = random_catalog(&mut rng, 40, &pool);
+    entries.push(CatalogEntry::new(
+        41,
+        1,
+        "bad timeframe",
+        "5x",
+        Some(vec!["T0".into()]),
+    ));
+    let all_invalid = Some(vec!["not valid".into()]);
+    entries.push(CatalogEntry::new(
+        42,
+        1,
+        "no valid ticker",
+        "5m",
+        all_invalid,
+    ));
+    let world = World::builder("e2e:").catalog(entries).build().await;
+    let mut oracle = world.oracle(true);
+    let mut engine = world.engine(engine_config("e2e-1")).await;
+    let worker = Worker {
+        fail_percent: 10,
+        discover_percent: 5,
+    };
+    let (mut jobs, mut failures, mut discoveries) = (0, 0, 0);
+    // Three 5-minute buckets.
+    for k in 0..=(3 * 5 * MINUTE_MS / TICK_MS) {
+        let now = T0_MS + k * TICK_MS;
+        let batch = market_updates(&mut rng, &pool, now, 8);
+        world.market().record_updates(&batch).await.expect("record");
+        oracle.record(&batch);
+        let report = engine.step(now).await;
+        assert!(report.ready, "step {k}: not ready");
+        persist(&engine).await;
+
+        let round = worker.round(world.market(), &mut rng, &pool).await;
+        let want = oracle.tick(now).0;
+        assert_eq!(
+            merged(&round.dispatched),
+            merged(&want),
+            "step {k} at {now}"
+        );
+        assert_eq!(
+            report.jobs_enqueued,
+            round.dispatched.len() as u64,
+            "step {k}"
+        );
+        jobs += round.dispatched.len();
+        failures += round.failed.len();
+        discoveries += round.discovered.len();
+        for job in &round.failed {
+            oracle.fail(job);
+        }
+        for (id, used) in &round.discovered {
+            oracle.discover(*id, used);
+        }
+    }
+    let totals = (jobs, failures, discoveries);
+    assert_every_path_taken(engine.metrics(), totals);
+}
+
+/// The run took every path it is meant to: failures, discoveries, the Lua path, every skip
+/// reason, the missing-universe fallback.
+fn assert_every_path_taken(m: &Metrics, (jobs, failures, discoveries): (usize, usize, usize)) {
+    let get = Metrics::get;
+    println!(
+        "e2e: {jobs} jobs, {failures} failed, {discoveries} with used_symbols; lua {} fallbacks {}; skipped no_update {} bucket_dup {} invalid {}",
+        get(&m.lua_intersections),
+        get(&m.lua_fallbacks),
+        get(&m.skipped_no_update),
+        get(&m.skipped_bucket_dup),
+        get(&m.skipped_invalid_timeframe)
+    );
+    assert!(
+        failures > 0 && discoveries > 0,
+        "the worker exercised failures and discovery"
+    );
+    assert!(
+        get(&m.lua_intersections) > 0,
+        "universes above lua_threshold took the Lua path"
+    );
+    assert!(get(&m.skipped_invalid_timeframe) > 0);
+    assert!(get(&m.missing_universe_fallbacks) > 0);
+    assert!(
+        get(&m.claims_released) > 0,
+        "failed runs released their claims"
+    );
+    assert!(
+        get(&m.universe_discoveries) > 0,
+        "discovered universes replaced the old ones"
+    );
+}

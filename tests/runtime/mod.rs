@@ -1,0 +1,14 @@
+//! The engine against a real Redis: `Engine::step` driven by the test's time and checked
+//! against the full-evaluation oracle; `AlertService` driven by a manual clock.
+
+// A mixed catalog over three buckets, a worker that fails and discovers: jobs equal the
+// oracle's decisions after every step.
+mod e2e;
+// Redis paused, then restarted empty: not ready meanwhile, restored, then exact again.
+mod faults;
+// Two and three engines stepped concurrently on one Redis: every dispatch exactly once.
+mod instances;
+// `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
+mod shutdown;
+// Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.
+mod streams;

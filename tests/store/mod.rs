@@ -1,0 +1,16 @@
+//! The data layer against a real Redis, with the in-memory model as the oracle.
+
+// Claims of the production dispatch script raced by concurrent connections; trigger-key
+// expiry; the claim lifecycle on both stores; bad input that must change nothing.
+mod claims;
+// Retention cleanup: never changes a decision, bounded calls, concurrent instances.
+mod cleanup;
+// The incremental update read: exact deltas, and every fallback to a full read.
+mod feed;
+// Step 3 four ways (the seed's script, the adaptive script, client-side, the model); the
+// script-failure fallback.
+mod intersection;
+// Store-vs-model state machine over every store operation, state compared after every step.
+mod model;
+// Reads everything the store keeps in Redis, shaped like the model's state.
+mod state;
