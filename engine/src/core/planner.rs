@@ -214,11 +214,7 @@ impl Planner {
                 self.pending.insert(s, (bucket, ids));
                 continue;
             }
-            let tickers = ids
-                .iter()
-                .map(|id| self.names[*id as usize].clone())
-                .collect();
-            plan.tickers.push((s, bucket, tickers));
+            plan.tickers.push((s, bucket, self.sorted_names(&ids)));
         }
         plan
     }
@@ -336,13 +332,18 @@ impl Planner {
             propose(&mut self.pending, t, s, id, bucket.start_ms);
         }
         let (bucket, ids) = self.pending.remove(&s)?;
-        Some((
-            s,
-            bucket,
-            ids.iter()
-                .map(|id| self.names[*id as usize].clone())
-                .collect(),
-        ))
+        Some((s, bucket, self.sorted_names(&ids)))
+    }
+
+    /// The tickers of `ids`, sorted by name (ids follow interning order, not names): a
+    /// job's symbols are sorted (DESIGN §2.8).
+    fn sorted_names(&self, ids: &BTreeSet<TickerId>) -> Vec<Ticker> {
+        let mut names: Vec<Ticker> = ids
+            .iter()
+            .map(|id| self.names[*id as usize].clone())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Records that `tickers` of `s` are claimed in `bucket` (newly by us, or already by
