@@ -6,6 +6,7 @@ use jiff::civil::Weekday;
 use proptest::prelude::*;
 use tickgate::core::calendar::{MARKET_TIME_ZONE, MIN_BUCKET_INSTANT_MS};
 use tickgate::core::ticker::MAX_TIMESTAMP_MS;
+use tickgate::core::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 use tickgate::{Bucket, Timeframe, TimeframeError, Unit};
 
 /// 1970-01-01T00:00Z .. 2100-01-01T00:00Z.
@@ -78,7 +79,7 @@ proptest! {
         let b = bucket(&tf, t);
         match tf.unit() {
             Unit::Minute | Unit::Hour => {
-                let width = i64::from(tf.count()) * if tf.unit() == Unit::Minute { 60_000 } else { 3_600_000 };
+                let width = i64::from(tf.count()) * if tf.unit() == Unit::Minute { MINUTE_MS } else { HOUR_MS };
                 prop_assert_eq!(b.start_ms % width, 0);
                 prop_assert_eq!(b.len_ms(), width);
             }
@@ -100,7 +101,7 @@ proptest! {
 
 #[test]
 fn dst_days_of_2024_are_23_and_25_hours() {
-    const H: i64 = 3_600_000;
+    const H: i64 = HOUR_MS;
     // Spring forward, Sunday 2024-03-10: midnight EST to midnight EDT.
     let spring = bucket(&tf("1d"), 1_710_086_400_000); // 12:00 EDT
     assert_eq!(
@@ -161,12 +162,12 @@ fn half_past_midnight_in_summer_belongs_to_that_day() {
 
 #[test]
 fn max_bucket_covers_the_longest_calendar_periods() {
-    const DAY: i64 = 86_400_000;
-    const H: i64 = 3_600_000;
+    const DAY: i64 = DAY_MS;
+    const H: i64 = HOUR_MS;
     assert_eq!(tf("1q").max_bucket_ms(), 92 * DAY + H);
     assert_eq!(tf("1y").max_bucket_ms(), 366 * DAY + H);
     assert_eq!(tf("1d").max_bucket_ms(), DAY + H);
-    assert_eq!(tf("5m").max_bucket_ms(), 5 * 60_000);
+    assert_eq!(tf("5m").max_bucket_ms(), 5 * MINUTE_MS);
     // Two quarters: Jul–Dec is 184 days, the longest pair.
     assert_eq!(tf("2q").max_bucket_ms(), 184 * DAY + H);
 }

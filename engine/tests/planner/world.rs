@@ -1,0 +1,376 @@
+//! The planner's surroundings, modelled with plain maps: the catalog, the update set and
+//! its feed, and the store's claims, runs and jobs. [`World::tick`] drives the planner the
+//! way the runtime does (`runtime/tick.rs`) and checks its decisions against
+//! [`rule::decide`] on this full state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use tickgate::core::catalog::{Strategy, Universe};
+use tickgate::core::jobs::JobMode;
+use tickgate::core::planner::{Plan, Planner};
+use tickgate::core::rule::{self, Decision, SkipReason};
+use tickgate::{Bucket, StrategyId, Ticker};
+
+/// A dispatch the store accepted: what it claimed, or the whole run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatched {
+    pub bucket: Bucket,
+    pub mode: JobMode,
+    pub symbols: Vec<Ticker>,
+}
+
+/// A job the store holds until it is settled.
+#[derive(Debug, Clone)]
+struct OpenJob {
+    strategy: StrategyId,
+    bucket_start_ms: i64,
+    /// The tickers it claimed; `None` for a whole run.
+    tickers: Option<Vec<Ticker>>,
+}
+
+/// The store as the planner's callers see it, with the claim rules of `lib/claim.lua` and
+/// `dispatch_strategy.lua`.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Ticker → last update (`ZADD GT`).
+    pub updates: BTreeMap<Ticker, i64>,
+    /// (strategy, ticker) → bucket start of its last claim.
+    claims: BTreeMap<(StrategyId, Ticker), i64>,
+    /// Strategy → newest bucket start claimed (a claim for a bucket that ended before it
+    /// is stale and claims nothing; a newer bucket drops the older claims).
+    newest: BTreeMap<StrategyId, i64>,
+    /// Strategy → bucket start of its last whole run.
+    runs: BTreeMap<StrategyId, i64>,
+    /// Jobs not settled yet, in dispatch order.
+    jobs: Vec<OpenJob>,
+}
+
+impl Store {
+    pub fn record(&mut self, ticker: &Ticker, ts_ms: i64) {
+        let slot = self.updates.entry(ticker.clone()).or_insert(ts_ms);
+        *slot = (*slot).max(ts_ms);
+    }
+
+    /// Claims `tickers` of `s` in `bucket`: returns those newly claimed (the job's symbols).
+    pub fn claim(&mut self, s: StrategyId, bucket: Bucket, tickers: &[Ticker]) -> Vec<Ticker> {
+        match self.newest.get(&s) {
+            Some(&newest) if bucket.end_ms <= newest => return Vec::new(),
+            Some(&newest) if bucket.start_ms <= newest => {}
+            _ => {
+                self.claims.retain(|(id, _), _| *id != s);
+                self.newest.insert(s, bucket.start_ms);
+            }
+        }
+        let mut claimed = Vec::new();
+        for t in tickers {
+            let slot = self.claims.entry((s, t.clone())).or_insert(i64::MIN);
+            if *slot != bucket.start_ms {
+                *slot = bucket.start_ms;
+                claimed.push(t.clone());
+            }
+        }
+        if !claimed.is_empty() {
+            self.jobs.push(OpenJob {
+                strategy: s,
+                bucket_start_ms: bucket.start_ms,
+                tickers: Some(claimed.clone()),
+            });
+        }
+        claimed
+    }
+
+    /// Runs `s` whole in `bucket`, unless it ran there already or a newer bucket ran.
+    pub fn run(&mut self, s: StrategyId, bucket: Bucket) -> bool {
+        if let Some(&last) = self.runs.get(&s)
+            && (last == bucket.start_ms || bucket.end_ms <= last)
+        {
+            return false;
+        }
+        self.runs.insert(s, bucket.start_ms);
+        self.jobs.push(OpenJob {
+            strategy: s,
+            bucket_start_ms: bucket.start_ms,
+            tickers: None,
+        });
+        true
+    }
+
+    /// Settles the `i`-th open job (mod their count); a failure releases the claims it
+    /// still holds for its bucket. Returns (strategy, claims released).
+    pub fn settle(&mut self, i: usize, failed: bool) -> Option<(StrategyId, u64)> {
+        if self.jobs.is_empty() {
+            return None;
+        }
+        let job = self.jobs.remove(i % self.jobs.len());
+        if !failed {
+            return Some((job.strategy, 0));
+        }
+        let start = job.bucket_start_ms;
+        let released = match job.tickers {
+            Some(tickers) => tickers
+                .into_iter()
+                .filter(|t| {
+                    let key = (job.strategy, t.clone());
+                    let held = self.claims.get(&key) == Some(&start);
+                    if held {
+                        self.claims.remove(&key);
+                    }
+                    held
+                })
+                .count() as u64,
+            None if self.runs.get(&job.strategy) == Some(&start) => {
+                self.runs.remove(&job.strategy);
+                1
+            }
+            None => 0,
+        };
+        Some((job.strategy, released))
+    }
+
+    /// Redis lost everything: update times, claims, runs, jobs.
+    pub fn lose_everything(&mut self) {
+        *self = Store::default();
+    }
+}
+
+/// Everything around one planner.
+pub struct World {
+    pub planner: Planner,
+    pub per_ticker: bool,
+    pub now_ms: i64,
+    /// The active strategies, as the catalog defines them.
+    pub catalog: BTreeMap<StrategyId, Strategy>,
+    pub store: Store,
+    /// Tickers written since the last read (a delta holds them with their current times).
+    written: BTreeSet<Ticker>,
+    /// The planner knows every update time at or after this (the `since` of its last full
+    /// read), as the runtime's `known_from_ms`.
+    known_from_ms: i64,
+    /// The next read is full (start, lost state, a delta too large).
+    full_read_due: bool,
+}
+
+/// What one tick dispatched and skipped, and what the rule says it should have.
+#[derive(Debug, Default)]
+pub struct TickOutcome {
+    pub dispatched: BTreeMap<StrategyId, Dispatched>,
+    pub expected: BTreeMap<StrategyId, Dispatched>,
+    pub plan: Plan,
+    /// The rule's skips: strategy → reason.
+    pub rule_skips: BTreeMap<StrategyId, SkipReason>,
+    /// Strategies whose proposal the store turned down entirely (claimed or run elsewhere):
+    /// the runtime counts each as `bucket_dup` when it dispatches.
+    pub refused: Vec<StrategyId>,
+    /// Strategies sent to the server-side intersection that came back without a proposal:
+    /// the plan does not count them, and the runtime never does either.
+    pub silent: Vec<StrategyId>,
+}
+
+impl TickOutcome {
+    /// How many strategies the plan skipped for `reason`.
+    pub fn planned(&self, reason: SkipReason) -> u64 {
+        self.plan.skipped.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// How many of `strategies` the rule skips for `reason`.
+    pub fn ruled(&self, reason: SkipReason, strategies: Option<&[StrategyId]>) -> u64 {
+        let counted = |s: &StrategyId| strategies.is_none_or(|only| only.contains(s));
+        let skips = self.rule_skips.iter().filter(|(s, _)| counted(s));
+        skips.filter(|(_, r)| **r == reason).count() as u64
+    }
+}
+
+impl World {
+    pub fn new(per_ticker: bool, lua_threshold: usize, now_ms: i64) -> World {
+        World {
+            planner: Planner::new(per_ticker, lua_threshold),
+            per_ticker,
+            now_ms,
+            catalog: BTreeMap::new(),
+            store: Store::default(),
+            written: BTreeSet::new(),
+            known_from_ms: i64::MAX,
+            full_read_due: true,
+        }
+    }
+
+    /// A catalog write (or removal) reaching the planner, as the catalog sync applies it.
+    pub fn upsert(&mut self, id: StrategyId, strategy: Option<Strategy>) {
+        match strategy.clone().filter(|s| s.active) {
+            Some(s) => self.catalog.insert(id, s),
+            None => self.catalog.remove(&id),
+        };
+        self.planner.upsert(id, strategy);
+    }
+
+    pub fn record(&mut self, ticker: &Ticker, ts_ms: i64) {
+        self.store.record(ticker, ts_ms);
+        self.written.insert(ticker.clone());
+    }
+
+    /// A result settles an open job; a released failure is reported to the planner.
+    pub fn settle(&mut self, i: usize, failed: bool) {
+        if let Some((s, released)) = self.store.settle(i, failed)
+            && released > 0
+        {
+            self.planner.invalidate(s);
+        }
+    }
+
+    /// Another engine instance, whose planner this one knows nothing of, claims `tickers`
+    /// of `s` (or runs it whole) in its current bucket.
+    pub fn other_instance(&mut self, s: StrategyId, tickers: Option<Vec<Ticker>>) {
+        let Some(bucket) = self.catalog.get(&s).and_then(|st| self.bucket_of(st)) else {
+            return;
+        };
+        match tickers {
+            Some(tickers) => {
+                self.store.claim(s, bucket, &tickers);
+            }
+            None => {
+                self.store.run(s, bucket);
+            }
+        }
+    }
+
+    /// Redis lost its state: the runtime restores what it can and the planner forgets.
+    pub fn lose_redis_state(&mut self) {
+        self.store.lose_everything();
+        self.planner.forget_redis_state();
+        self.written.clear();
+        self.full_read_due = true;
+    }
+
+    /// The next read covers a delta too large to read incrementally: a full read.
+    pub fn overflow_feed(&mut self) {
+        self.full_read_due = true;
+    }
+
+    fn bucket_of(&self, s: &Strategy) -> Option<Bucket> {
+        s.timeframe.as_ref().ok()?.bucket(self.now_ms).ok()
+    }
+
+    /// What the runtime reads: every ticker updated since `read_from_ms` (a full read),
+    /// or the tickers written since the last read with their current times (a delta).
+    fn read(&mut self) -> BTreeMap<Ticker, i64> {
+        let since = self.planner.read_from_ms(self.now_ms);
+        let written = std::mem::take(&mut self.written);
+        if self.full_read_due || since < self.known_from_ms {
+            self.full_read_due = false;
+            self.known_from_ms = since;
+            let updates = self.store.updates.iter();
+            return updates
+                .filter(|(_, ts)| **ts >= since)
+                .map(|(t, ts)| (t.clone(), *ts))
+                .collect();
+        }
+        written
+            .into_iter()
+            .map(|t| {
+                let ts = self.store.updates[&t];
+                (t, ts)
+            })
+            .collect()
+    }
+
+    /// The full evaluation of every active strategy on the state before dispatch.
+    fn decide_all(&self, outcome: &mut TickOutcome) {
+        for (&s, strategy) in &self.catalog {
+            let store = &self.store;
+            let decision = rule::decide(
+                strategy,
+                self.per_ticker,
+                self.now_ms,
+                |t| store.updates.get(t).copied(),
+                |t, start| store.claims.get(&(s, t.clone())) == Some(&start),
+                |start| store.runs.get(&s) == Some(&start),
+            );
+            match decision {
+                Decision::Run {
+                    bucket,
+                    mode,
+                    symbols,
+                } => {
+                    outcome.expected.insert(
+                        s,
+                        Dispatched {
+                            bucket,
+                            mode,
+                            symbols,
+                        },
+                    );
+                }
+                Decision::Skip(reason) => {
+                    outcome.rule_skips.insert(s, reason);
+                }
+            }
+        }
+    }
+
+    /// The store's answer to a server-side intersection: the universe's tickers updated at
+    /// or after `since_ms`, sorted.
+    fn intersect(&self, s: StrategyId, since_ms: i64) -> Vec<Ticker> {
+        let Some(Universe::Tickers(universe)) = self.catalog.get(&s).map(|st| &st.universe) else {
+            return Vec::new();
+        };
+        let updated = |t: &&Ticker| self.store.updates.get(*t).is_some_and(|ts| *ts >= since_ms);
+        universe.iter().filter(updated).cloned().collect()
+    }
+
+    /// One tick at `now_ms`, as `runtime/tick.rs` runs it: read, plan, ask the server for
+    /// large dirty universes, dispatch through the store, tell the planner what is claimed.
+    pub fn tick(&mut self) -> Result<TickOutcome, TestCaseError> {
+        let updates = self.read();
+        let mut outcome = TickOutcome::default();
+        self.decide_all(&mut outcome);
+        let mut plan = self.planner.plan(self.now_ms, &updates);
+        let mut proposals = std::mem::take(&mut plan.tickers);
+        for (s, bucket) in std::mem::take(&mut plan.server_side) {
+            let changed = self.intersect(s, bucket.start_ms);
+            match self.planner.add_changed(s, &changed) {
+                Some(p) => proposals.push(p),
+                None => outcome.silent.push(s),
+            }
+        }
+        let mut proposed = BTreeSet::new();
+        for (s, bucket, tickers) in &proposals {
+            prop_assert!(proposed.insert(*s), "two proposals for strategy {}", s);
+            prop_assert!(tickers.is_sorted(), "unsorted proposal {:?}", tickers);
+            let claimed = self.store.claim(*s, *bucket, tickers);
+            if claimed.is_empty() {
+                outcome.refused.push(*s);
+            } else {
+                let d = Dispatched {
+                    bucket: *bucket,
+                    mode: JobMode::PerTicker,
+                    symbols: claimed,
+                };
+                outcome.dispatched.insert(*s, d);
+            }
+        }
+        for (s, bucket, mode, symbols) in &plan.strategies {
+            prop_assert!(proposed.insert(*s), "two proposals for strategy {}", s);
+            if self.store.run(*s, *bucket) {
+                let d = Dispatched {
+                    bucket: *bucket,
+                    mode: *mode,
+                    symbols: symbols.clone(),
+                };
+                outcome.dispatched.insert(*s, d);
+            } else {
+                outcome.refused.push(*s);
+            }
+        }
+        // After a dispatch every proposed ticker is claimed, by this instance or another.
+        for (s, bucket, tickers) in &proposals {
+            self.planner.claimed(*s, *bucket, tickers);
+        }
+        for (s, bucket, ..) in &plan.strategies {
+            self.planner.ran(*s, *bucket);
+        }
+        outcome.plan = plan;
+        Ok(outcome)
+    }
+}
