@@ -410,7 +410,8 @@ impl Worker {
         round
     }
 
-    /// Records `job` in `round` and returns its result.
+    /// Records `job` in `round` (checking the contract: symbols sorted) and returns its
+    /// result.
     fn answer(
         &self,
         job: &Job,
@@ -418,7 +419,13 @@ impl Worker {
         pool: &[String],
         round: &mut Round,
     ) -> serde_json::Value {
-        let symbols: BTreeSet<String> = job.symbols.iter().flatten().cloned().collect();
+        let listed = job.symbols.as_deref().unwrap_or_default();
+        assert!(
+            listed.is_sorted(),
+            "job {}: symbols not sorted: {listed:?}",
+            job.job_id
+        );
+        let symbols: BTreeSet<String> = listed.iter().cloned().collect();
         if job.mode == JobMode::PerTicker {
             let of_job = |t: &String| (job.strategy_id, job.bucket_start_ms, t.clone());
             round.per_ticker.extend(symbols.iter().map(of_job));
