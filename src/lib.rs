@@ -18,7 +18,7 @@ use redis::aio::MultiplexedConnection;
 use tickgate::config::EngineConfig;
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::jobs::{Job, JobMode};
-use tickgate::core::time::SECOND_MS;
+use tickgate::core::time::{MINUTE_MS, SECOND_MS};
 use tickgate::runtime::clock::Sleep;
 use tickgate::runtime::{Clock, Engine, ManualClock, StepReport};
 use tickgate::store::{Catalog, KeySpace, RedisStore, RedisStoreConfig, WorkerSide};
@@ -38,8 +38,8 @@ pub const TEST_LUA_THRESHOLD: usize = 20;
 /// write of another test).
 const DIRECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A real Redis as the environment asks (`TICKGATE_REDIS`, see the README). Panics with
-/// the provisioning error, which names every way to get one.
+/// A real Redis as the environment asks (`TICKGATE_REDIS`, see the README; the bench uses
+/// it too). Panics with the provisioning error, which names every way to get one.
 pub async fn redis() -> RedisServer {
     RedisServer::from_env()
         .await
@@ -48,7 +48,7 @@ pub async fn redis() -> RedisServer {
 
 /// A Redis this test owns (for faults: pause, restart): the environment's, unless that is
 /// a shared `REDIS_URL` server, in which case a local `redis-server` process.
-pub async fn dedicated_redis() -> RedisServer {
+async fn dedicated_redis() -> RedisServer {
     let server = redis().await;
     if server.is_dedicated() {
         return server;
@@ -353,7 +353,7 @@ pub fn market_updates(rng: &mut Rng, pool: &[String], now: i64, count: u64) -> V
         .map(|_| {
             let ticker = rng.pick(pool).clone();
             let back = if rng.chance(10) {
-                rng.below(600_000) as i64
+                rng.below(10 * MINUTE_MS as u64) as i64
             } else {
                 rng.below(TICK_MS as u64) as i64
             };

@@ -5,6 +5,7 @@
 use tickgate::config::EngineConfig;
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::jobs::Job;
+use tickgate::core::time::SECOND_MS;
 use tickgate::runtime::Metrics;
 use tickgate::store::{Settlement, Updates, WorkerSide};
 use tickgate_suite::{T0_MS, TICK_MS, World, engine_config};
@@ -39,7 +40,7 @@ async fn unacknowledged_jobs_are_redelivered_then_dead_lettered() {
     let world = one_strategy("reap:").await;
     let market = world.market();
     let config = EngineConfig {
-        job_visibility_ms: 30_000,
+        job_visibility_ms: 30 * SECOND_MS,
         max_deliveries: 2,
         ..engine_config("reap-1")
     };

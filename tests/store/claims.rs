@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tickgate::core::calendar::{Bucket, Timeframe};
 use tickgate::core::jobs::{Job, JobMode, JobRef};
 use tickgate::core::ticker::MAX_TIMESTAMP_MS;
-use tickgate::core::time::{HOUR_MS, MINUTE_MS};
+use tickgate::core::time::{HOUR_MS, MINUTE_MS, SECOND_MS};
 use tickgate::limits::{DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS};
 use tickgate::store::{
     Dispatch, Dispatched, FeedCursor, Maintenance, ModelStore, RedisStore, Settlement, StoreError,
@@ -83,7 +83,7 @@ async fn concurrent_dispatchers_claim_each_ticker_once_and_every_claim_has_its_j
     let mut claims: Vec<Dispatched> = Vec::new();
     for round in 0..ROUNDS {
         // Two rounds per bucket: the second finds most tickers claimed already.
-        let now = T0_MS + round * 150_000;
+        let now = T0_MS + round * 150 * SECOND_MS;
         let bucket = five.bucket(now).expect("in range");
         let mut tasks = tokio::task::JoinSet::new();
         for (i, store) in stores.iter().enumerate() {
@@ -203,7 +203,7 @@ async fn trigger_state_expires_after_its_bucket_plus_grace() {
         let want = bucket.end_ms - now + DEFAULT_TRIGGER_GRACE_MS;
         // Redis counts down in real time between the dispatch and this read.
         assert!(
-            (want - 5_000..=want).contains(&pttl),
+            (want - 5 * SECOND_MS..=want).contains(&pttl),
             "{key}: PTTL {pttl}, want ~{want}"
         );
     }
