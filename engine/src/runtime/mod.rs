@@ -1,7 +1,7 @@
 //! The runtime: [`Engine`] (one instance's state and its [`Engine::step`]) and
 //! [`AlertService`], the production driver — the one place that waits on a [`Clock`].
 //!
-//! - [`step`]: the engine and its step; [`catalog_sync`], [`settle`] and [`tick`] are the
+//! - [`step`]: the engine and its step; `catalog_sync.rs`, `settle.rs` and `tick.rs` are the
 //!   step's phases, in that order.
 //! - [`persister`]: discovered universes on their way to the catalog.
 //! - [`clock`]: the one source of time (system, or manual for tests).

@@ -249,7 +249,7 @@ fn entry_index(id: &str) -> Option<usize> {
     id.strip_suffix("-0")?.parse::<usize>().ok()?.checked_sub(1)
 }
 
-/// The claim rule of `claim_fn.lua`, on the model.
+/// The claim rule of `lua/lib/claim.lua`, on the model.
 fn claim(
     state: &mut ModelState,
     id: StrategyId,
