@@ -6,60 +6,72 @@
 //! the README). `TICKGATE_BENCH_STRATEGIES=N` runs a scaled W-100k with N strategies (same
 //! tickers and size distribution) instead, for a quick look.
 //!
+//! **The workload** is the simulator's world generator on `fixtures/scenarios/w100k.toml`
+//! (the one description of W-100k): its market at [`SEED`] lists the 10,000 tickers, its
+//! catalog holds the 100,000 strategies, and its updates — 3,000 a minute, in session — are
+//! what every tick writes. Redis starts with [`WARM_UP_MS`] of them, so the first tick is
+//! twenty seconds into a minute: a `1m` strategy sees only the last 20 s of updates while
+//! every longer timeframe sees all of them.
+//!
 //! **The seed-faithful tick is measured on a slice of W-100k.** One seed-faithful tick over
 //! all 100,000 strategies takes 50–70 s on the 2-core reference machine (383,544 awaited
 //! round trips, and every strategy fetches and decodes the whole updated set, ≈2,800
-//! members), and criterion needs at least ten samples plus a warm-up: over ten minutes. So Redis holds the *whole*
-//! W-100k, but `seed_faithful` evaluates only the first quarter of the strategies
-//! ([`SEED_FAITHFUL_DIVISOR`]; ids are a uniform sample: sizes are shuffled, timeframes
-//! drawn per strategy). Its cost is linear in the strategies evaluated — each one issues
-//! its own commands against the same state, over a pool that stays saturated — so a full
-//! tick is 4 × the measured time (checked with single ticks of 12,500, 25,000, 50,000 and
-//! 100,000 strategies: 0.49, 0.54, 0.48 and 0.50 ms per strategy). Each function declares the strategies it evaluates as its throughput,
-//! so criterion's strategies/s are directly comparable between the two modes.
+//! members), and criterion needs at least ten samples plus a warm-up: over ten minutes. So
+//! Redis holds the *whole* W-100k, but `seed_faithful` evaluates only the first quarter of
+//! the strategies ([`SEED_FAITHFUL_DIVISOR`]; ids are a uniform sample: sizes are drawn
+//! independently per strategy, global ones at shuffled ids). Its cost is linear in the
+//! strategies evaluated — each one issues its own commands against the same state, over a
+//! pool that stays saturated — so a full tick is 4 × the measured time (checked with single
+//! ticks of 12,500, 25,000, 50,000 and 100,000 strategies: 0.49, 0.54, 0.48 and 0.50 ms
+//! per strategy; measured on the former W-100k generator, whose shape this one matches).
+//! Each function declares the strategies it evaluates as its throughput, so criterion's
+//! strategies/s are directly comparable between the two modes.
 //! `TICKGATE_BENCH_SEED_FAITHFUL_STRATEGIES=N` evaluates N strategies instead (all of
 //! them: `=100000`, about thirteen minutes).
 //!
-//! State: every measured tick starts from the same Redis state — universes populated, one
-//! minute of updates ending at [`NOW_MS`], and no trigger state — because the trigger
-//! hashes and run markers are deleted before each tick, outside the timed section
-//! (`iter_custom`). Each tick therefore does the full work of the first tick of a bucket.
+//! State: every measured seed-faithful tick starts from the same Redis state — universes
+//! populated, the warm-up's updates, and no trigger state — because the trigger hashes and
+//! run markers are deleted before each tick, outside the timed section (`iter_custom`).
+//! Each tick therefore does the full work of the first tick of a bucket.
 
 use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use std::sync::atomic::Ordering;
-
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use std::sync::Arc;
+use tokio::runtime::Runtime;
 
+use tickgate::StrategyId;
 use tickgate::config::EngineConfig;
+use tickgate::core::catalog::Strategy;
+use tickgate::core::time::SECOND_MS;
 use tickgate::runtime::{Engine, Metrics};
 use tickgate::store::{KeySpace, RedisStore, RedisStoreConfig, Store};
-use tickgate_sim::baseline::{Baseline, default_pool_size};
-use tickgate_sim::workload::{
-    Workload, WorkloadSpec, clear_trigger_state, populate, seeded_rng, write_updates,
-};
+use tickgate_sim::RedisServer;
+use tickgate_sim::redis::baseline::{Baseline, SeedStrategy, default_pool_size};
+use tickgate_sim::redis::load::{clear_trigger_state, populate, write_catalog, write_updates};
+use tickgate_sim::world::market::Market;
+use tickgate_sim::world::scenario::Scenario;
 
 /// Seed of the benchmarked workload: fixed, so every run measures the same market.
 const SEED: u64 = 20_240_715;
 
-/// Logical "now": 2024-07-15 14:30:20 UTC (10:30:20 New York, the market open), twenty
-/// seconds into its minute, so a `1m` strategy sees only the last 20 s of updates while
-/// every longer timeframe sees the whole minute.
-const NOW_MS: i64 = 1_721_053_820_000;
+/// W-100k, as the simulator's scenario file describes it.
+const SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/scenarios/w100k.toml");
+
+/// Updates written before the first tick: one minute and twenty seconds of the session
+/// (module docs).
+const WARM_UP_MS: i64 = 80 * SECOND_MS;
 
 /// The engine's tick interval (the seed's 10 s).
-const TICK_MS: i64 = 10_000;
-
-/// Catalog entries per pipelined `HSET`: large universes make entries big, so a thousand
-/// keeps each round trip to a few megabytes.
-const CATALOG_BATCH: usize = 1_000;
-
-/// The updates written before the bench: the minute ending at [`NOW_MS`].
-const UPDATE_WINDOW_MS: i64 = 60_000;
+const TICK_MS: i64 = 10 * SECOND_MS;
 
 /// Bound on each setup command's answer: a pipelined round trip of 50,000 members takes
 /// tens of milliseconds; redis-rs's default of 500 ms would be close on a busy machine.
@@ -87,8 +99,13 @@ fn env_count(name: &str) -> Option<usize> {
     )
 }
 
-fn spec() -> WorkloadSpec {
-    env_count("TICKGATE_BENCH_STRATEGIES").map_or_else(WorkloadSpec::w100k, WorkloadSpec::scaled)
+/// The W-100k scenario, scaled to `TICKGATE_BENCH_STRATEGIES` strategies when set.
+fn scenario() -> Scenario {
+    let mut scenario = Scenario::load(Path::new(SCENARIO)).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(count) = env_count("TICKGATE_BENCH_STRATEGIES") {
+        scenario.strategies.count = count;
+    }
+    scenario
 }
 
 async fn setup_connection(url: &str) -> MultiplexedConnection {
@@ -100,70 +117,91 @@ async fn setup_connection(url: &str) -> MultiplexedConnection {
         .expect("a setup connection")
 }
 
-fn tick_w100k(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+/// The workload in Redis, and what the benches need of it.
+struct World {
+    server: RedisServer,
+    keys: KeySpace,
+    con: MultiplexedConnection,
+    market: Market,
+    /// Every strategy as the seed-faithful baseline sees it, in id order.
+    strategies: Vec<SeedStrategy>,
+    ids: Vec<StrategyId>,
+    /// The first tick's time.
+    now_ms: i64,
+}
+
+/// Generates the workload and writes its universes, catalog and warm-up updates.
+fn setup(rt: &Runtime) -> World {
     let server = rt.block_on(tickgate_suite::redis());
     let keys = KeySpace::new(server.key_prefix(), false);
-    let spec = spec();
-
+    let scenario = scenario();
     let started = Instant::now();
-    let workload = Workload::generate(&spec, SEED).expect("a valid workload spec");
+    let mut market = Market::new(&scenario, SEED);
+    let catalog = market.catalog();
+    let parsed: Vec<Strategy> = catalog
+        .iter()
+        .map(|(id, json)| Strategy::from_catalog(*id, json).expect("a valid entry").0)
+        .collect();
+    let now_ms = scenario.start_ms + WARM_UP_MS;
+    let updates = market.step(scenario.start_ms, now_ms).updates;
     let generated = started.elapsed();
     let mut con = rt.block_on(setup_connection(server.url()));
     let written = rt
-        .block_on(populate(&mut con, &keys, &workload))
+        .block_on(populate(&mut con, &keys, &parsed))
         .expect("universes written");
-    let updates = workload
-        .updates(NOW_MS - UPDATE_WINDOW_MS, NOW_MS, &mut seeded_rng(SEED + 1))
-        .expect("a one-minute window");
     rt.block_on(write_updates(&mut con, &keys, &updates))
         .expect("updates written");
+    rt.block_on(write_catalog(&mut con, &keys, &catalog))
+        .expect("catalog written");
     eprintln!(
         "tick_w100k: {} strategies, {} universes with {} members, {} updates; \
          generated in {generated:.1?}, written in {:.1?} ({})",
-        workload.strategies.len(),
+        parsed.len(),
         written.universes,
         written.members,
         updates.len(),
         started.elapsed() - generated,
         server.source(),
     );
+    World {
+        strategies: parsed.iter().map(SeedStrategy::of).collect(),
+        ids: parsed.iter().map(|s| s.id).collect(),
+        server,
+        keys,
+        con,
+        market,
+        now_ms,
+    }
+}
 
-    let all = workload.strategies.len();
+/// The seed-faithful tick on a slice of the strategies (module docs).
+fn seed_faithful(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, world: &mut World) {
+    let all = world.strategies.len();
     let evaluated = env_count("TICKGATE_BENCH_SEED_FAITHFUL_STRATEGIES")
         .unwrap_or(all / SEED_FAITHFUL_DIVISOR)
         .clamp(1, all);
-    let slice = &workload.strategies[..evaluated];
+    let slice = &world.strategies[..evaluated];
+    let url = world.server.url();
     let baseline = rt
         .block_on(Baseline::connect(
-            server.url(),
-            keys.clone(),
+            url,
+            world.keys.clone(),
             default_pool_size(),
             slice,
         ))
         .expect("the baseline's connection pool");
-
-    let mut group = c.benchmark_group("tick_w100k");
-    // Flat sampling: one tick per iteration, the same count in every sample — a linear
-    // ramp would need 55 ticks for ten samples.
-    group.sampling_mode(SamplingMode::Flat);
-    group.sample_size(SAMPLES);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(1));
-
     group.throughput(Throughput::Elements(evaluated as u64));
     let mut reported = false;
     group.bench_function("seed_faithful", |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
-                rt.block_on(clear_trigger_state(&mut con, &keys, &workload.strategies))
+                rt.block_on(clear_trigger_state(&mut world.con, &world.keys, &world.ids))
                     .expect("trigger state cleared");
                 let start = Instant::now();
-                let tick = rt.block_on(baseline.tick(NOW_MS)).expect("a baseline tick");
+                let tick = rt
+                    .block_on(baseline.tick(world.now_ms))
+                    .expect("a baseline tick");
                 let elapsed = start.elapsed();
                 timed += elapsed;
                 if !reported {
@@ -188,11 +226,20 @@ fn tick_w100k(c: &mut Criterion) {
             timed
         })
     });
+}
 
-    // tickgate: the engine service on the same Redis and workload. Catalog entries are
-    // written once; the engine loads them (and every universe) before anything is timed.
-    rt.block_on(write_catalog(&mut con, &keys, &workload));
-    rt.block_on(clear_trigger_state(&mut con, &keys, &workload.strategies))
+fn round_trips_of(engine: &Engine<RedisStore>) -> u64 {
+    engine
+        .store()
+        .counters()
+        .round_trips
+        .load(Ordering::Relaxed)
+}
+
+/// tickgate's engine on the same Redis and workload, after its cold start: the first step
+/// loads the catalog and every universe, then evaluates every strategy, measured once.
+fn start_engine(rt: &Runtime, world: &mut World) -> Engine<RedisStore> {
+    rt.block_on(clear_trigger_state(&mut world.con, &world.keys, &world.ids))
         .expect("trigger state cleared");
     let config = EngineConfig {
         tick_interval_ms: TICK_MS,
@@ -201,47 +248,41 @@ fn tick_w100k(c: &mut Criterion) {
         metrics_log_interval_ms: i64::MAX / 4,
         ..EngineConfig::default()
     };
-    let mut store_config = RedisStoreConfig::new(server.url());
-    store_config.keys = keys.clone();
+    let mut store_config = RedisStoreConfig::new(world.server.url());
+    store_config.keys = world.keys.clone();
     store_config.response_timeout = SETUP_RESPONSE_TIMEOUT;
     let store = rt
         .block_on(RedisStore::connect(&store_config))
         .expect("engine store");
     let mut engine = Engine::new(Arc::new(store), config);
-    // The first step loads the catalog and the universes, then evaluates every strategy:
-    // the cold start, measured once.
     let cold = Instant::now();
-    let round_trips_of =
-        |e: &Engine<RedisStore>| e.store().counters().round_trips.load(Ordering::Relaxed);
-    let rt_before = round_trips_of(&engine);
-    let report = rt.block_on(engine.step(NOW_MS));
-    let m = engine.metrics().clone();
+    let report = rt.block_on(engine.step(world.now_ms));
     eprintln!(
         "tick_w100k/tickgate cold start (catalog and universe load plus a full evaluation of \
-         all {all} strategies): {:.2?}, {} round trips, {} jobs",
+         all {} strategies): {:.2?}, {} round trips, {} jobs",
+        world.ids.len(),
         cold.elapsed(),
-        round_trips_of(&engine) - rt_before,
-        Metrics::get(&m.jobs_enqueued),
+        round_trips_of(&engine),
+        Metrics::get(&engine.metrics().jobs_enqueued),
     );
     assert!(report.ready, "the engine reached Redis");
+    engine
+}
 
-    // Steady state: every iteration is the next tick, 10 s later, after 10 s of updates at
-    // the workload's rate (written outside the timed section). One tick in six crosses a
-    // minute, so `1m` buckets roll over inside the samples.
-    let mut now = NOW_MS;
-    let mut update_rng = seeded_rng(SEED + 2);
-    let mut ticks = 0u64;
-    let mut round_trips = 0u64;
-    let mut ready = true;
-    group.throughput(Throughput::Elements(all as u64));
+/// Steady state: every iteration is the next tick, 10 s later, after the market's next
+/// 10 s of updates (written outside the timed section). One tick in six crosses a minute,
+/// so `1m` buckets roll over inside the samples.
+fn tickgate(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, world: &mut World) {
+    let mut engine = start_engine(rt, world);
+    let mut now = world.now_ms;
+    let (mut ticks, mut round_trips, mut ready) = (0u64, 0u64, true);
+    group.throughput(Throughput::Elements(world.ids.len() as u64));
     group.bench_function("tickgate", |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
-                let batch = workload
-                    .updates(now, now + TICK_MS, &mut update_rng)
-                    .expect("a ten-second window");
-                rt.block_on(write_updates(&mut con, &keys, &batch))
+                let batch = world.market.step(now, now + TICK_MS).updates;
+                rt.block_on(write_updates(&mut world.con, &world.keys, &batch))
                     .expect("updates written");
                 now += TICK_MS;
                 let before = round_trips_of(&engine);
@@ -258,37 +299,29 @@ fn tick_w100k(c: &mut Criterion) {
         "tick_w100k/tickgate: {ticks} steady ticks, {:.1} round trips per tick, {} jobs in all, \
          ready = {}",
         round_trips as f64 / ticks.max(1) as f64,
-        Metrics::get(&m.jobs_enqueued),
+        Metrics::get(&engine.metrics().jobs_enqueued),
         ready,
     );
-
-    group.finish();
-    drop(con);
-    // The server (a process or container) is removed here, after the last measurement.
-    drop(server);
 }
 
-/// Writes every strategy as a catalog entry (DESIGN §2.8 JSON) for the engine to load.
-async fn write_catalog(con: &mut MultiplexedConnection, keys: &KeySpace, workload: &Workload) {
-    for chunk in workload.strategies.chunks(CATALOG_BATCH) {
-        let mut pipe = redis::pipe();
-        for s in chunk {
-            let universe = match &s.universe {
-                Some(list) => serde_json::json!(list),
-                None => serde_json::json!("all"),
-            };
-            let entry = serde_json::json!({
-                "id": s.id, "user_id": s.user_id, "name": s.name,
-                "timeframe": s.timeframe, "universe": universe, "active": true,
-            });
-            pipe.cmd("HSET")
-                .arg(keys.catalog())
-                .arg(s.id)
-                .arg(entry.to_string())
-                .ignore();
-        }
-        let () = pipe.query_async(con).await.expect("catalog written");
-    }
+fn tick_w100k(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut world = setup(&rt);
+    let mut group = c.benchmark_group("tick_w100k");
+    // Flat sampling: one tick per iteration, the same count in every sample — a linear
+    // ramp would need 55 ticks for ten samples.
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(SAMPLES);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(1));
+    seed_faithful(&mut group, &rt, &mut world);
+    tickgate(&mut group, &rt, &mut world);
+    group.finish();
+    // The server (a process or container) is removed here, after the last measurement.
+    drop(world);
 }
 
 criterion_group!(benches, tick_w100k);

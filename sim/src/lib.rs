@@ -1,36 +1,28 @@
 //! `tickgate-sim`: the harness that proves tickgate right and fast against a real Redis.
 //!
-//! Map of the crate:
-//! - [`provision`]: a real Redis for tests, benches and simulations — `REDIS_URL`, a
-//!   container (`testcontainers`), or a local `redis-server` process — chosen by
-//!   `TICKGATE_REDIS`, cleaned up on drop.
-//! - [`workload`]: the reference workload W-100k (DESIGN §6) and smaller variants,
-//!   generated deterministically from a seed; writes universes and updates to Redis.
-//! - [`oracle`]: full evaluation of DESIGN §2.3–2.4 every tick — what the engine must
-//!   dispatch — and what the baselines would cost on the same world.
-//! - [`run`]: the simulation loop — the real engine on a manual clock, a market, workers,
-//!   faults — checked against the oracle every tick.
-//! - [`scenario`]: scenario files (TOML): population, activity, strategies, workers,
-//!   cleanup, engine instances and faults, every problem reported at once.
-//! - [`market`]: the synthetic market of a scenario and seed — US market hours, bursts,
-//!   listings, expiring options, the strategy catalog — generated minute by minute.
-//! - [`faults`]: pause, restart-empty and script-flush of the Redis under test, and its
-//!   probes (memory, a timed seed-faithful tick, the independent checker).
-//! - [`checker`]: a second Redis client (`fred`) reading the jobs stream, compared every
-//!   tick with what the workers read through redis-rs.
-//! - [`report`]: the markdown report and its SVG charts.
-//! - [`baseline`]: the seed-faithful tick (the original Go algorithm with its concurrency),
-//!   so every speed-up of tickgate is a ratio measured on the same Redis in the same run.
+//! # Layout
+//!
+//! Dependencies run one way: `world` and `oracle` depend on nothing here, `redis` on
+//! `oracle` (its cost model and independent reader), `run` on all three; `main` is the CLI.
+//!
+//! - [`world`]: what a run replays, all from one seed — seeded randomness, scenario files,
+//!   the synthetic market (the one world generator, also the W-100k bench's), one simulated
+//!   worker.
+//! - [`oracle`]: what must happen — the full evaluation through `tickgate::core`, the
+//!   seed's algorithm and its one cost model, and one checker per property: safety,
+//!   liveness, divergence, memory, and the independent `fred` reader.
+//! - [`redis`]: the server under test — provisioning, faults and probes, bulk setup writes,
+//!   the seed-faithful baseline and the seed's intersection script.
+//! - [`run`]: the simulation loop in named phases, its statistics, the report, and the
+//!   `tickgate-sim run` command behind the binary.
+//!
+//! The shorter paths below ([`provision`], [`scenario`], and the provisioning types at the
+//! root) are the ones the integration tests and benches name.
 
-pub mod baseline;
-pub mod checker;
-pub mod faults;
-pub mod market;
 pub mod oracle;
-pub mod provision;
-pub mod report;
+pub mod redis;
 pub mod run;
-pub mod scenario;
-pub mod workload;
+pub mod world;
 
-pub use provision::{ProvisionError, ProvisionSettings, RedisMode, RedisServer};
+pub use self::redis::provision::{self, ProvisionError, ProvisionSettings, RedisMode, RedisServer};
+pub use self::world::scenario;

@@ -20,6 +20,10 @@
 //! A strategy whose universe is missing in Redis runs in full ("missing universe data falls
 //! back to full execution"), after its two reads.
 //!
+//! Each strategy's outcome is a [`SeedStep`], and the round trips it made are asserted to
+//! be [`SeedStep::round_trips`]: the one cost model, which the simulator's oracle also
+//! counts on its own copy of the world (`crate::oracle::seed`).
+//!
 //! The seed's stage 3 answered steps 1–2 with a Lua script for universes above 1,000
 //! members; this baseline follows DESIGN §6's four-command description for every strategy
 //! (about 1% of W-100k's are affected), which keeps its round trips exactly countable.
@@ -37,12 +41,13 @@ use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use tickgate::core::catalog::{Strategy, Universe};
 use tickgate::redact::redact_url;
 use tickgate::store::KeySpace;
-use tickgate::{Bucket, Timeframe};
+use tickgate::{Bucket, StrategyId, Timeframe};
 use tokio::task::JoinSet;
 
-use crate::workload::StrategyDef;
+use crate::oracle::seed::SeedStep;
 
 /// go-redis's default `PoolSize` is 10 connections per `runtime.GOMAXPROCS` (= CPUs).
 pub const GO_REDIS_POOL_PER_CPU: usize = 10;
@@ -105,6 +110,19 @@ pub struct BaselineTick {
 }
 
 impl BaselineTick {
+    /// Counts one strategy's outcome.
+    pub fn count(&mut self, step: SeedStep) {
+        self.runs += u64::from(step.runs());
+        match step {
+            SeedStep::InvalidTimeframe => self.skipped_invalid_timeframe += 1,
+            SeedStep::GlobalDup | SeedStep::BucketDup => self.skipped_bucket_dup += 1,
+            SeedStep::NoUpdate => self.skipped_no_update += 1,
+            SeedStep::MissingUniverse => self.missing_universe += 1,
+            SeedStep::Run { tickers } => self.dispatched_tickers += tickers,
+            SeedStep::GlobalRun => {}
+        }
+    }
+
     fn add(&mut self, o: &BaselineTick) {
         self.runs += o.runs;
         self.dispatched_tickers += o.dispatched_tickers;
@@ -118,12 +136,25 @@ impl BaselineTick {
 
 /// One strategy as the baseline sees it: the original read its universe from Redis every
 /// tick, so only the id, the timeframe and the global flag are kept.
-#[derive(Debug, Clone)]
-struct Prepared {
-    id: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedStrategy {
+    pub id: StrategyId,
     /// `None` when the timeframe does not parse.
-    timeframe: Option<Timeframe>,
-    global: bool,
+    pub timeframe: Option<Timeframe>,
+    /// A global universe (`"all"`): the run marker instead of the per-ticker steps.
+    pub global: bool,
+}
+
+impl SeedStrategy {
+    /// The baseline's view of a strategy the engine knows (a missing universe is not
+    /// global: the seed reads it, finds it empty and runs in full).
+    pub fn of(s: &Strategy) -> SeedStrategy {
+        SeedStrategy {
+            id: s.id,
+            timeframe: s.timeframe.as_ref().ok().copied(),
+            global: s.universe == Universe::Global,
+        }
+    }
 }
 
 /// The seed-faithful evaluator: a go-redis-sized pool and the active strategies.
@@ -134,7 +165,7 @@ pub struct Baseline {
     /// Where the baseline's own trigger state (`LAST`, `RUN`) lives: `keys` by default; the
     /// simulator points it elsewhere so the baseline never touches the engine's claims.
     state_keys: KeySpace,
-    strategies: Arc<[Prepared]>,
+    strategies: Arc<[SeedStrategy]>,
 }
 
 impl Baseline {
@@ -143,7 +174,7 @@ impl Baseline {
         url: &str,
         keys: KeySpace,
         pool_size: usize,
-        strategies: &[StrategyDef],
+        strategies: &[SeedStrategy],
     ) -> Result<Baseline, BaselineError> {
         if !(1..=MAX_POOL_SIZE).contains(&pool_size) {
             return Err(BaselineError::PoolSize(pool_size));
@@ -164,19 +195,11 @@ impl Baseline {
                 .map_err(|e| fail(e.to_string()))?;
             pool.push(con);
         }
-        let strategies = strategies
-            .iter()
-            .map(|s| Prepared {
-                id: s.id,
-                timeframe: s.timeframe.parse().ok(),
-                global: s.universe.is_none(),
-            })
-            .collect();
         Ok(Baseline {
             pool,
             state_keys: keys.clone(),
             keys,
-            strategies,
+            strategies: strategies.into(),
         })
     }
 
@@ -244,7 +267,7 @@ impl Baseline {
 struct Shared {
     keys: KeySpace,
     state_keys: KeySpace,
-    strategies: Arc<[Prepared]>,
+    strategies: Arc<[SeedStrategy]>,
     buckets: BTreeMap<Timeframe, Bucket>,
     /// Index of the next strategy to evaluate.
     next: AtomicUsize,
@@ -268,60 +291,79 @@ async fn worker(
             break;
         };
         let Some(bucket) = s.timeframe.and_then(|tf| shared.buckets.get(&tf)) else {
-            tally.skipped_invalid_timeframe += 1;
+            tally.count(SeedStep::InvalidTimeframe);
             continue;
         };
+        let mut trips = RoundTrips { id: s.id, made: 0 };
         let outcome = if s.global {
-            global_strategy(&mut con, &shared.state_keys, s.id, *bucket, &mut tally).await
+            global_strategy(&mut con, &shared.state_keys, *bucket, &mut trips).await
         } else {
-            per_ticker(&mut con, &shared, s.id, *bucket, &mut tally).await
+            per_ticker(&mut con, &shared, *bucket, &mut trips).await
         };
-        if let Err(e) = outcome {
-            shared.failed.store(true, Ordering::Relaxed);
-            return Err(e);
+        match outcome {
+            Ok(step) => {
+                // The replay is the cost model's ground truth: it must make exactly the
+                // round trips the model charges for its outcome.
+                assert_eq!(
+                    trips.made,
+                    step.round_trips(),
+                    "{step:?} of strategy {}",
+                    s.id
+                );
+                tally.count(step);
+                tally.round_trips += trips.made;
+            }
+            Err(e) => {
+                shared.failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
         }
     }
     Ok(tally)
 }
 
-/// Sends one command, awaits its answer, counts the round trip.
-async fn round_trip<T: redis::FromRedisValue>(
-    con: &mut MultiplexedConnection,
-    cmd: &redis::Cmd,
-    op: &'static str,
-    id: u64,
-    tally: &mut BaselineTick,
-) -> Result<T, BaselineError> {
-    tally.round_trips += 1;
-    cmd.query_async(con)
-        .await
-        .map_err(|e| BaselineError::Redis {
-            op,
-            id,
-            reason: e.to_string(),
-        })
+/// The round trips one strategy's evaluation made.
+struct RoundTrips {
+    id: StrategyId,
+    made: u64,
+}
+
+impl RoundTrips {
+    /// Sends one command, awaits its answer, counts the round trip.
+    async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        con: &mut MultiplexedConnection,
+        cmd: &redis::Cmd,
+        op: &'static str,
+    ) -> Result<T, BaselineError> {
+        self.made += 1;
+        cmd.query_async(con)
+            .await
+            .map_err(|e| BaselineError::Redis {
+                op,
+                id: self.id,
+                reason: e.to_string(),
+            })
+    }
 }
 
 /// Steps 1–4 of the module docs for one strategy with an explicit universe.
 async fn per_ticker(
     con: &mut MultiplexedConnection,
     shared: &Shared,
-    id: u64,
     bucket: Bucket,
-    tally: &mut BaselineTick,
-) -> Result<(), BaselineError> {
-    let keys = &shared.keys;
+    trips: &mut RoundTrips,
+) -> Result<SeedStep, BaselineError> {
+    let (keys, id) = (&shared.keys, trips.id);
     let mut zrange = redis::cmd("ZRANGEBYSCORE");
     zrange.arg(keys.updates()).arg(bucket.start_ms).arg("+inf");
-    let updated: Vec<String> = round_trip(con, &zrange, "ZRANGEBYSCORE", id, tally).await?;
+    let updated: Vec<String> = trips.query(con, &zrange, "ZRANGEBYSCORE").await?;
 
     let mut smembers = redis::cmd("SMEMBERS");
     smembers.arg(keys.universe(id));
-    let universe: Vec<String> = round_trip(con, &smembers, "SMEMBERS", id, tally).await?;
+    let universe: Vec<String> = trips.query(con, &smembers, "SMEMBERS").await?;
     if universe.is_empty() {
-        tally.missing_universe += 1;
-        tally.runs += 1;
-        return Ok(());
+        return Ok(SeedStep::MissingUniverse);
     }
 
     // The original's intersectClientSide: a set of the updated tickers, probed per member.
@@ -332,14 +374,13 @@ async fn per_ticker(
         .filter(|t| updated.contains(t))
         .collect();
     if changed.is_empty() {
-        tally.skipped_no_update += 1;
-        return Ok(());
+        return Ok(SeedStep::NoUpdate);
     }
 
     let last_key = shared.state_keys.triggers(id);
     let mut hmget = redis::cmd("HMGET");
     hmget.arg(&last_key).arg(&changed);
-    let last: Vec<Option<String>> = round_trip(con, &hmget, "HMGET", id, tally).await?;
+    let last: Vec<Option<String>> = trips.query(con, &hmget, "HMGET").await?;
     let start = bucket.start_ms.to_string();
     let fire: Vec<&str> = changed
         .iter()
@@ -348,8 +389,7 @@ async fn per_ticker(
         .map(|(t, _)| *t)
         .collect();
     if fire.is_empty() {
-        tally.skipped_bucket_dup += 1;
-        return Ok(());
+        return Ok(SeedStep::BucketDup);
     }
 
     let mut hmset = redis::cmd("HMSET");
@@ -357,158 +397,31 @@ async fn per_ticker(
     for t in &fire {
         hmset.arg(*t).arg(&start);
     }
-    round_trip::<()>(con, &hmset, "HMSET", id, tally).await?;
-    tally.runs += 1;
-    tally.dispatched_tickers += fire.len() as u64;
-    Ok(())
+    trips.query::<()>(con, &hmset, "HMSET").await?;
+    Ok(SeedStep::Run {
+        tickers: fire.len() as u64,
+    })
 }
 
 /// The strategy-level rule for a global strategy: run once per bucket, via a run marker.
 async fn global_strategy(
     con: &mut MultiplexedConnection,
     keys: &KeySpace,
-    id: u64,
     bucket: Bucket,
-    tally: &mut BaselineTick,
-) -> Result<(), BaselineError> {
-    let marker = keys.strategy_run(id);
+    trips: &mut RoundTrips,
+) -> Result<SeedStep, BaselineError> {
+    let marker = keys.strategy_run(trips.id);
     let start = bucket.start_ms.to_string();
     let mut get = redis::cmd("GET");
     get.arg(&marker);
-    let seen: Option<String> = round_trip(con, &get, "GET", id, tally).await?;
+    let seen: Option<String> = trips.query(con, &get, "GET").await?;
     if seen.as_deref() == Some(start.as_str()) {
-        tally.skipped_bucket_dup += 1;
-        return Ok(());
+        return Ok(SeedStep::GlobalDup);
     }
     let mut set = redis::cmd("SET");
     set.arg(&marker).arg(&start);
-    round_trip::<()>(con, &set, "SET", id, tally).await?;
-    tally.runs += 1;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::RedisServer;
-    use crate::workload::{
-        Workload, WorkloadSpec, clear_trigger_state, populate, seeded_rng, write_updates,
-    };
-
-    const NOW_MS: i64 = 1_721_053_820_000;
-
-    /// The counts of a first tick, straight from the definition in the module docs.
-    fn expected_first_tick(strategies: &[StrategyDef], updates: &[(String, i64)]) -> BaselineTick {
-        let mut last: BTreeMap<&str, i64> = BTreeMap::new();
-        for (t, ts) in updates {
-            let slot = last.entry(t.as_str()).or_insert(*ts);
-            *slot = (*slot).max(*ts);
-        }
-        let mut want = BaselineTick::default();
-        for s in strategies {
-            let Ok(tf) = s.timeframe.parse::<Timeframe>() else {
-                want.skipped_invalid_timeframe += 1;
-                continue;
-            };
-            let start = tf.bucket(NOW_MS).expect("a bucket").start_ms;
-            want.round_trips += 2;
-            let Some(universe) = &s.universe else {
-                want.runs += 1;
-                continue;
-            };
-            if s.id >= 10_000 {
-                // Not populated: Redis has no universe for it.
-                want.missing_universe += 1;
-                want.runs += 1;
-                continue;
-            }
-            let changed = universe
-                .iter()
-                .filter(|t| last.get(t.as_str()).is_some_and(|ts| *ts >= start))
-                .count() as u64;
-            if changed == 0 {
-                want.skipped_no_update += 1;
-            } else {
-                want.round_trips += 2;
-                want.runs += 1;
-                want.dispatched_tickers += changed;
-            }
-        }
-        want
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn ticks_count_exactly_what_the_definition_says() {
-        let server = RedisServer::from_env().await.expect("a Redis");
-        let keys = KeySpace::new(server.key_prefix(), false);
-        let spec = WorkloadSpec {
-            tickers: 200,
-            strategies: 300,
-            max_universe: 400,
-            updates_per_minute: 60,
-            global_share: 0.02,
-            ..WorkloadSpec::w100k()
-        };
-        let w = Workload::generate(&spec, 5).expect("valid spec");
-        let mut con = redis::Client::open(server.url())
-            .expect("a URL")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("a connection");
-        populate(&mut con, &keys, &w).await.expect("populated");
-        let updates = w
-            .updates(NOW_MS - 60_000, NOW_MS, &mut seeded_rng(1))
-            .expect("a window");
-        write_updates(&mut con, &keys, &updates)
-            .await
-            .expect("written");
-        let mut strategies = w.strategies.clone();
-        let extra = |id: u64, timeframe: &str| StrategyDef {
-            id,
-            user_id: 1,
-            name: "extra".to_owned(),
-            timeframe: timeframe.to_owned(),
-            universe: Some(vec!["AAPL".to_owned()]),
-        };
-        strategies.push(extra(10_000, "5m"));
-        strategies.push(extra(10_001, "0m"));
-
-        let want = expected_first_tick(&strategies, &updates);
-        assert!(
-            want.runs > 0 && want.skipped_no_update > 0,
-            "a mixed tick: {want:?}"
-        );
-        let baseline = Baseline::connect(server.url(), keys.clone(), 4, &strategies)
-            .await
-            .expect("a pool");
-        let first = baseline.tick(NOW_MS).await.expect("a tick");
-        assert_eq!(first, want);
-
-        // Same bucket again: everything that ran is a bucket_dup now, and each such
-        // strategy saves exactly its write (HMSET or SET). Missing universes run again.
-        let second = baseline.tick(NOW_MS).await.expect("a tick");
-        let reran = first.missing_universe;
-        assert_eq!(second.runs, reran);
-        assert_eq!(second.skipped_bucket_dup, first.runs - reran);
-        assert_eq!(second.skipped_no_update, first.skipped_no_update);
-        assert_eq!(second.dispatched_tickers, 0);
-        assert_eq!(second.round_trips, first.round_trips - (first.runs - reran));
-
-        clear_trigger_state(&mut con, &keys, &strategies)
-            .await
-            .expect("cleared");
-        assert_eq!(baseline.tick(NOW_MS).await.expect("a tick"), first);
-    }
-
-    #[tokio::test]
-    async fn a_pool_size_outside_the_bounds_is_rejected() {
-        for size in [0, MAX_POOL_SIZE + 1] {
-            let result = Baseline::connect("redis://127.0.0.1:1", KeySpace::default(), size, &[]);
-            assert!(matches!(result.await, Err(BaselineError::PoolSize(s)) if s == size));
-        }
-    }
+    trips.query::<()>(con, &set, "SET").await?;
+    Ok(SeedStep::GlobalRun)
 }
 
 /// The seed's server-side intersection (`intersect_seed.lua`, kept verbatim in behaviour):
@@ -527,3 +440,6 @@ pub async fn intersect_seed(
         .invoke_async(con)
         .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use tickgate::core::calendar::MARKET_TIME_ZONE;
 
-use crate::scenario::DAY_MS;
+use tickgate::core::time::DAY_MS;
 
 /// Regular session open (hour, minute), New York time.
 pub(super) const OPEN: (i8, i8) = (9, 30);

@@ -9,6 +9,8 @@ use std::time::Duration;
 use fred::prelude::{Builder, ClientLike, Config, ReconnectPolicy, StreamsInterface};
 use fred::types::ConnectHandle;
 
+use super::Violation;
+
 /// Entries read per `XRANGE`: a tick's jobs fit in a few reads even at the W-100k rate
 /// (about 70,000 jobs per tick), and one reply stays a few megabytes.
 pub const CHECK_PAGE: u64 = 10_000;
@@ -92,4 +94,32 @@ impl Drop for JobsChecker {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The independent reader's check: the entries the workers read through redis-rs (`seen`)
+/// must be exactly those `fred` read (`appended`): same ids, same bytes, same order.
+pub fn check(now: i64, seen: &[Entry], appended: &[Entry]) -> Result<(), Violation> {
+    if seen == appended {
+        return Ok(());
+    }
+    Err(Violation::Checker {
+        tick_ms: now,
+        detail: first_difference(seen, appended),
+    })
+}
+
+/// Where two readings of the jobs stream first differ.
+fn first_difference(workers: &[Entry], fred: &[Entry]) -> String {
+    let at = workers
+        .iter()
+        .zip(fred)
+        .position(|(a, b)| a != b)
+        .unwrap_or(workers.len().min(fred.len()));
+    format!(
+        "{} entries vs {}; first difference at #{at}: {:?} vs {:?}",
+        workers.len(),
+        fred.len(),
+        workers.get(at).map(|e| &e.0),
+        fred.get(at).map(|e| &e.0)
+    )
 }

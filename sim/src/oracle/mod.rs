@@ -1,8 +1,30 @@
-//! The full-evaluation oracle: DESIGN §2.3–2.4 applied to its own copy of the world with
-//! [`tickgate::throttle::decide`], every strategy, every tick. Whatever the engine instances
-//! dispatch together must equal what it dispatches. It also counts what the baselines
-//! would have done on the same world: the run-everything mode (one run per strategy per
-//! bucket) and the seed-faithful algorithm's Redis round trips.
+//! What must happen, kept apart from the run loop (TigerBeetle's state checker): the full
+//! evaluation of DESIGN §2.3–2.4 on the oracle's own copy of the world, and one checker per
+//! property the simulator proves.
+//!
+//! - [`Oracle`] (this file): every strategy, every tick, through
+//!   [`tickgate::core::rule::decide_in`]. Whatever the engine instances dispatch together
+//!   must equal what it dispatches. It also counts what the baselines would have done on
+//!   the same world: the run-everything mode (one run per strategy per bucket) and the
+//!   seed's algorithm ([`seed`]).
+//! - [`seed`]: the seed's algorithm and its one cost model, shared with the seed-faithful
+//!   replay against Redis.
+//! - [`safety`]: no ticker dispatched twice for a strategy in one bucket without a failed
+//!   run between, from the dispatches alone.
+//! - [`liveness`]: every dispatch the oracle owes was made.
+//! - [`divergence`]: any other difference from the full evaluation.
+//! - [`memory`]: Redis memory stays under the scenario's bound.
+//! - [`fred`]: the independent reader — a second Redis client reads the jobs stream, which
+//!   must equal what the workers read through redis-rs.
+//! - [`violation`]: how a failed check is described (and its exit code).
+
+pub mod divergence;
+pub mod fred;
+pub mod liveness;
+pub mod memory;
+pub mod safety;
+pub mod seed;
+pub mod violation;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -12,6 +34,10 @@ use tickgate::core::jobs::{Job, JobMode};
 use tickgate::core::rule::{Decision, SkipReason, decide_in};
 use tickgate::{Bucket, Timeframe};
 use tickgate::{StrategyId, Ticker};
+
+pub use self::safety::Safety;
+pub use self::seed::{SeedModel, SeedStep};
+pub use self::violation::Violation;
 
 /// One dispatch: (strategy, bucket start, mode, symbols).
 pub type Dispatch = (StrategyId, i64, JobMode, BTreeSet<String>);
@@ -53,8 +79,9 @@ pub struct BaselineCounts {
     /// Runs the run-everything (legacy) mode makes this tick: every active strategy whose
     /// current bucket has not run yet.
     pub run_everything: u64,
-    /// Round trips the seed's algorithm makes this tick: per strategy ZRANGEBYSCORE and
-    /// SMEMBERS, then HMGET if something changed, then HMSET if something is new.
+    /// Round trips the seed's algorithm makes this tick on its own trigger state
+    /// ([`seed`]): per strategy ZRANGEBYSCORE and SMEMBERS, then HMGET if something
+    /// changed, then HMSET if something is new (GET and SET of a marker for globals).
     pub seed_round_trips: u64,
 }
 
@@ -74,6 +101,8 @@ pub struct Oracle {
     legacy_runs: BTreeMap<StrategyId, i64>,
     /// Skips of the last tick, by reason.
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// The seed's algorithm on the same world, with its own trigger state.
+    seed: SeedModel,
 }
 
 impl Oracle {
@@ -94,6 +123,7 @@ impl Oracle {
             runs: BTreeMap::new(),
             legacy_runs: BTreeMap::new(),
             skipped: BTreeMap::new(),
+            seed: SeedModel::default(),
         }
     }
 
@@ -102,6 +132,7 @@ impl Oracle {
         self.updates.clear();
         self.claims.clear();
         self.runs.clear();
+        self.seed.forget();
     }
 
     /// Records updates with `ZADD GT` semantics; invalid tickers are ignored (the engine's
@@ -146,14 +177,18 @@ impl Oracle {
                 |t, start| self.claims.get(id).and_then(|c| c.get(t)) == Some(&start),
                 |start| self.runs.get(id) == Some(&start),
             );
-            if s.timeframe.is_ok() {
-                if let Some(b) = bucket
-                    && self.legacy_runs.get(id) != Some(&b.start_ms)
-                {
-                    counts.run_everything += 1;
-                }
-                counts.seed_round_trips += seed_round_trips(s, &decision);
+            if s.timeframe.is_ok()
+                && let Some(b) = bucket
+                && self.legacy_runs.get(id) != Some(&b.start_ms)
+            {
+                counts.run_everything += 1;
             }
+            let unchanged = decision == Decision::Skip(SkipReason::NoUpdate);
+            let updates = &self.updates;
+            let seed = self
+                .seed
+                .step(s, bucket, unchanged, |t| updates.get(t).copied());
+            counts.seed_round_trips += seed.round_trips();
             match decision {
                 Decision::Run {
                     bucket,
@@ -227,19 +262,6 @@ impl Oracle {
     }
 }
 
-/// Round trips of the seed's per-strategy loop for one strategy and its decision.
-fn seed_round_trips(s: &Strategy, decision: &Decision) -> u64 {
-    match (&s.universe, decision) {
-        // Global strategies: one read of the run marker, one write when they run.
-        (Universe::Global, Decision::Run { .. }) => 2,
-        (Universe::Global, _) => 1,
-        (_, Decision::Skip(SkipReason::NoUpdate)) => 2,
-        (_, Decision::Skip(SkipReason::BucketDup)) => 3,
-        (_, Decision::Skip(SkipReason::InvalidTimeframe)) => 0,
-        (_, Decision::Run { .. }) => 4,
-    }
-}
-
 /// Merges dispatches per (strategy, bucket, mode).
 pub fn merged(dispatches: &BTreeSet<Dispatch>) -> Merged {
     let mut out: Merged = BTreeMap::new();
@@ -249,4 +271,22 @@ pub fn merged(dispatches: &BTreeSet<Dispatch>) -> Merged {
             .extend(symbols.iter().cloned());
     }
     out
+}
+
+/// A job as the checkers see it: its strategy, bucket, mode and symbols.
+pub fn dispatch_of(job: &Job) -> Dispatch {
+    let symbols = job.symbols.iter().flatten().cloned().collect();
+    (job.strategy_id, job.bucket_start_ms, job.mode, symbols)
+}
+
+/// The checks of one tick, in the order that names a difference best: a tick equal to the
+/// full evaluation passes; otherwise a repeat is a safety violation, a missing dispatch a
+/// liveness one, anything else a divergence.
+pub fn check_tick(now: i64, got: &Merged, want: &Merged, safety: &Safety) -> Result<(), Violation> {
+    if got == want {
+        return Ok(());
+    }
+    safety.check(now, got)?;
+    liveness::check(now, got, want)?;
+    divergence::check(now, got, want)
 }

@@ -94,7 +94,7 @@ pub(super) fn random_live_strike<R: Rng + ?Sized>(rng: &mut R) -> u64 {
 
 /// The `index`-th dormant contract: listed far out (a LEAPS), never traded, so never in
 /// `TICK:UPD`. They only fill universes larger than the population at the start, the
-/// normal shape of a big options-chain universe (as in `workload`). Distinct indexes give
+/// normal shape of a big options-chain universe (as at W-100k). Distinct indexes give
 /// distinct symbols; `None` past `roots.len() × DORMANT_PER_ROOT`.
 pub(super) fn dormant_option(roots: &[String], yymmdd: &str, index: usize) -> Option<String> {
     let root = roots.get(index / DORMANT_PER_ROOT)?;

@@ -3,6 +3,10 @@
 //! cleanup matter), updates that follow US market hours with bursts and late stamps, and
 //! the strategy catalog drawn from the population at the start.
 //!
+//! It is the one world generator: the simulator runs it on any scenario, and the W-100k
+//! bench (`benches/tick.rs`) on `fixtures/scenarios/w100k.toml`, DESIGN §6's reference
+//! workload.
+//!
 //! **Determinism.** Everything is a function of (scenario, seed, the sequence of calls):
 //! randomness comes only from generators seeded from the seed (one stream for market
 //! events, one for the catalog, one for [`Market::sample_listed`], so asking for a catalog
@@ -36,15 +40,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use jiff::civil::Date;
 use rand::RngExt;
 
+use tickgate::core::time::{DAY_MS, MINUTE_MS};
+
 use self::calendar::{Calendar, Day, add_days, yymmdd};
-use self::draw::{poisson, poisson_cap, sample_indexes, stream_seed};
 use self::names::{FAMOUS_CRYPTO, FAMOUS_STOCKS, crypto_pair};
-use crate::scenario::{ActivitySpec, DAY_MS, MINUTE_MS, Scenario, StrategySpec, TickerSpec};
-use crate::workload::{WorkloadRng, seeded_rng};
+use super::rng::{SimRng, poisson, poisson_cap, sample_indexes, seeded_rng, stream_seed};
+use super::scenario::{ActivitySpec, Scenario, StrategySpec, TickerSpec};
 
 mod calendar;
 mod catalog;
-pub(crate) mod draw;
 mod names;
 mod population;
 #[cfg(test)]
@@ -116,8 +120,8 @@ pub struct Market {
     activity: ActivitySpec,
     strategies: StrategySpec,
     seed: u64,
-    rng: WorkloadRng,
-    worker_rng: WorkloadRng,
+    rng: SimRng,
+    worker_rng: SimRng,
     calendar: Calendar,
     /// The New York day of the minute being generated.
     day: Day,
@@ -157,25 +161,7 @@ impl Market {
     pub fn new(scenario: &Scenario, seed: u64) -> Market {
         let calendar = Calendar::new();
         let start_ms = scenario.start_ms;
-        let mut activity = scenario.activity.clone();
-        // Scenarios are validated by `Scenario::parse`, but one built by hand must not make
-        // a draw panic: probabilities are clamped.
-        let prob = |p: f64| {
-            if p.is_finite() {
-                p.clamp(0.0, 1.0)
-            } else {
-                0.0
-            }
-        };
-        activity.burst_chance_per_minute = prob(activity.burst_chance_per_minute);
-        activity.late_share = prob(activity.late_share);
-        activity.late_max_ms = activity.late_max_ms.max(0);
-        if activity.late_max_ms == 0 {
-            activity.late_share = 0.0;
-        }
-        if !(activity.burst_multiplier >= 1.0 && activity.burst_multiplier.is_finite()) {
-            activity.burst_multiplier = 1.0;
-        }
+        let activity = sane_activity(&scenario.activity);
         // The busiest minute: a burst at the open rate plus the closed rate (crypto's
         // share of the open rate is at most the open rate).
         let peak = (f64::from(activity.updates_per_minute_open)
@@ -208,16 +194,22 @@ impl Market {
             pending: VecDeque::new(),
             minute_cap: poisson_cap(peak),
         };
-        // Listed long before the start: late stamps are never clamped for them.
-        for i in 0..market.tickers.stocks {
+        market.list_initial_population(start_ms);
+        market
+    }
+
+    /// The population at `start_ms`, listed long before it (late stamps are never clamped
+    /// for it), and the catalog's view of it.
+    fn list_initial_population(&mut self, start_ms: i64) {
+        for i in 0..self.tickers.stocks {
             let famous = FAMOUS_STOCKS.get(i).map(|s| (*s).to_owned());
-            market.list_fresh(Class::Stock, famous, i64::MIN, None);
+            self.list_fresh(Class::Stock, famous, i64::MIN, None);
         }
-        for i in 0..market.tickers.crypto {
+        for i in 0..self.tickers.crypto {
             let famous = FAMOUS_CRYPTO.get(i).map(|b| crypto_pair(b));
-            market.list_fresh(Class::Crypto, famous, i64::MIN, None);
+            self.list_fresh(Class::Crypto, famous, i64::MIN, None);
         }
-        market.list_initial_options(start_ms);
+        self.list_initial_options(start_ms);
 
         let names_of = |m: &Market, class: Class| -> Vec<String> {
             m.pools[class as usize]
@@ -225,21 +217,21 @@ impl Market {
                 .map(|&slot| m.names[slot as usize].clone())
                 .collect()
         };
-        market.initial_base = names_of(&market, Class::Stock);
-        market.initial_roots = market
+        self.initial_base = names_of(self, Class::Stock);
+        self.initial_roots = self
             .initial_base
             .iter()
             .filter(|s| !s.contains('.'))
             .cloned()
             .collect();
-        market.initial_base.extend(names_of(&market, Class::Crypto));
-        market.initial_options = names_of(&market, Class::Option);
-        market.dormant_expiry = market
+        let crypto = names_of(self, Class::Crypto);
+        self.initial_base.extend(crypto);
+        self.initial_options = names_of(self, Class::Option);
+        self.dormant_expiry = self
             .calendar
             .date_of(start_ms)
             .and_then(|d| add_days(d, DORMANT_EXPIRY_DAYS))
             .map(yymmdd);
-        market
     }
 
     /// Everything that happens in `[from_ms, to_ms)` (see the module docs): updates whose
@@ -453,4 +445,29 @@ impl Market {
         batch.sort_by_key(|p| p.arrival_ms);
         self.pending.extend(batch);
     }
+}
+
+/// The scenario's activity, made safe to draw from: scenarios are validated by
+/// `Scenario::parse`, but one built by hand must not make a draw panic, so probabilities
+/// are clamped, a late share without a late bound is dropped and the burst multiplier is
+/// at least 1.
+fn sane_activity(activity: &ActivitySpec) -> ActivitySpec {
+    let prob = |p: f64| {
+        if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    let mut activity = activity.clone();
+    activity.burst_chance_per_minute = prob(activity.burst_chance_per_minute);
+    activity.late_share = prob(activity.late_share);
+    activity.late_max_ms = activity.late_max_ms.max(0);
+    if activity.late_max_ms == 0 {
+        activity.late_share = 0.0;
+    }
+    if !(activity.burst_multiplier >= 1.0 && activity.burst_multiplier.is_finite()) {
+        activity.burst_multiplier = 1.0;
+    }
+    activity
 }

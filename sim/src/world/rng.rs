@@ -1,8 +1,19 @@
-//! Random draws the market needs, all from a caller's seeded generator and bounded.
+//! Seeded randomness: the simulator's one generator and the bounded draws the world makes
+//! with it. Nothing else in the simulator is random, and nothing here reads a clock or the
+//! OS: a seed gives the same stream on every platform (DESIGN §5).
 
 use std::collections::BTreeSet;
 
-use rand::{Rng, RngExt};
+use rand::{Rng, RngExt, SeedableRng};
+
+/// The generator of every random choice: PCG's output is specified, so a seed gives the
+/// same stream on every platform and version (DESIGN §5).
+pub type SimRng = rand_pcg::Pcg64;
+
+/// A [`SimRng`] from a seed.
+pub fn seeded_rng(seed: u64) -> SimRng {
+    SimRng::seed_from_u64(seed)
+}
 
 /// Poisson draws above this mean use the normal approximation: below it Knuth's method is
 /// exact and costs about `mean` uniforms; above it the approximation's error is far below
@@ -12,11 +23,11 @@ const POISSON_NORMAL_FROM: f64 = 30.0;
 /// A Poisson draw is capped at `mean + POISSON_CAP_SIGMAS·√mean + POISSON_CAP_SLACK`: the
 /// chance of reaching it is below 1e-20, so it never shapes the distribution; it only
 /// makes every loop that consumes a draw provably bounded.
-pub(crate) const POISSON_CAP_SIGMAS: f64 = 10.0;
-pub(crate) const POISSON_CAP_SLACK: f64 = 20.0;
+pub const POISSON_CAP_SIGMAS: f64 = 10.0;
+pub const POISSON_CAP_SLACK: f64 = 20.0;
 
 /// The cap of a Poisson draw of mean `lambda` (see [`POISSON_CAP_SIGMAS`]).
-pub(crate) fn poisson_cap(lambda: f64) -> u64 {
+pub fn poisson_cap(lambda: f64) -> u64 {
     let lambda = if lambda.is_finite() {
         lambda.max(0.0)
     } else {
@@ -26,7 +37,7 @@ pub(crate) fn poisson_cap(lambda: f64) -> u64 {
 }
 
 /// A Poisson draw of mean `lambda`, at most `cap`.
-pub(crate) fn poisson<R: Rng + ?Sized>(rng: &mut R, lambda: f64, cap: u64) -> u64 {
+pub fn poisson<R: Rng + ?Sized>(rng: &mut R, lambda: f64, cap: u64) -> u64 {
     if !lambda.is_finite() || lambda <= 0.0 {
         return 0;
     }
@@ -51,7 +62,7 @@ pub(crate) fn poisson<R: Rng + ?Sized>(rng: &mut R, lambda: f64, cap: u64) -> u6
 
 /// A standard normal draw (Box–Muller), for the log-normal universe sizes, whose tails
 /// matter (1% above 1,000 at W-100k), so Irwin–Hall's clipped tails would not do.
-pub(crate) fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     // 1 − U is in (0, 1], so the logarithm is finite.
     let u1 = 1.0 - rng.random::<f64>();
     let u2 = rng.random::<f64>();
@@ -59,7 +70,7 @@ pub(crate) fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
 }
 
 /// `x` rounded up or down at random, with the expected value `x` (for `x ≥ 0`).
-pub(crate) fn stochastic_round<R: Rng + ?Sized>(rng: &mut R, x: f64) -> usize {
+pub fn stochastic_round<R: Rng + ?Sized>(rng: &mut R, x: f64) -> usize {
     if !x.is_finite() || x <= 0.0 {
         return 0;
     }
@@ -70,7 +81,7 @@ pub(crate) fn stochastic_round<R: Rng + ?Sized>(rng: &mut R, x: f64) -> usize {
 
 /// `k` distinct indexes of `0..n` (Floyd's algorithm: `k` draws, no scratch of size `n`),
 /// in increasing order.
-pub(crate) fn sample_indexes<R: Rng + ?Sized>(rng: &mut R, n: usize, k: usize) -> BTreeSet<usize> {
+pub fn sample_indexes<R: Rng + ?Sized>(rng: &mut R, n: usize, k: usize) -> BTreeSet<usize> {
     let k = k.min(n);
     let mut picked = BTreeSet::new();
     for j in n - k..n {
@@ -84,7 +95,7 @@ pub(crate) fn sample_indexes<R: Rng + ?Sized>(rng: &mut R, n: usize, k: usize) -
 
 /// Moves a uniform sample of `k` elements of `items` to its front (partial Fisher–Yates)
 /// and returns it; `items` stays a permutation, so it serves the next sample unchanged.
-pub(crate) fn partial_shuffle<'a, T, R: Rng + ?Sized>(
+pub fn partial_shuffle<'a, T, R: Rng + ?Sized>(
     items: &'a mut [T],
     k: usize,
     rng: &mut R,
@@ -99,7 +110,7 @@ pub(crate) fn partial_shuffle<'a, T, R: Rng + ?Sized>(
 }
 
 /// SplitMix64's finaliser: derives independent stream seeds from one seed.
-pub(crate) fn stream_seed(seed: u64, stream: u64) -> u64 {
+pub fn stream_seed(seed: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

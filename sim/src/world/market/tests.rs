@@ -5,9 +5,10 @@ use tickgate::Ticker;
 use tickgate::Timeframe;
 
 use super::calendar::{CLOSE, Calendar, OPEN};
-use super::draw::{poisson, poisson_cap, sample_indexes};
 use super::*;
-use crate::scenario::{HOUR_MS, Scenario};
+use crate::world::rng::{poisson, poisson_cap, sample_indexes, seeded_rng};
+use crate::world::scenario::Scenario;
+use tickgate::core::time::HOUR_MS;
 
 fn fixture(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -455,7 +456,7 @@ fn worker_samples_are_distinct_listed_and_sorted() {
 
 #[test]
 fn draws_are_bounded_and_well_centred() {
-    let mut rng = crate::workload::seeded_rng(1);
+    let mut rng = seeded_rng(1);
     for lambda in [0.5, 5.0, 29.0, 31.0, 500.0, 3_000.0] {
         let cap = poisson_cap(lambda);
         let n = 2_000;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use tickgate::core::time::DAY_MS;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -10,15 +11,15 @@ fn fixture(name: &str) -> PathBuf {
         .join(format!("{name}.toml"))
 }
 
-fn problems(text: &str) -> Vec<ScenarioError> {
+fn problems(text: &str) -> Vec<Problem> {
     match Scenario::parse(text, "t") {
         Ok(s) => panic!("expected errors, parsed {s:?}"),
         Err(e) => e.0,
     }
 }
 
-fn paths(errors: &[ScenarioError]) -> Vec<&str> {
-    errors.iter().map(ScenarioError::path).collect()
+fn paths(errors: &[Problem]) -> Vec<&str> {
+    errors.iter().map(Problem::path).collect()
 }
 
 #[test]
@@ -132,7 +133,7 @@ fn every_problem_is_reported_at_once() {
     for e in &errors {
         assert!(e.to_string().starts_with(e.path()), "{e}");
     }
-    let shown = ScenarioErrors(errors).to_string();
+    let shown = Problems::new(SUBJECT, errors).to_string();
     assert!(shown.starts_with("11 problem(s)"), "{shown}");
     assert!(
         shown.contains("duration_ms = -5: must be 1 min..=731 days"),
@@ -167,7 +168,7 @@ fn unknown_keys_are_rejected() {
     assert!(
         errors
             .iter()
-            .all(|e| matches!(e, ScenarioError::UnknownKey { .. }))
+            .all(|e| matches!(e, Problem::UnknownKey { .. }))
     );
     let mut found = paths(&errors);
     found.sort_unstable();
@@ -303,17 +304,17 @@ fn wrong_shapes_are_named() {
     assert_eq!(paths(&errors), ["tickers", "engine.per_ticker_throttle"]);
     assert!(matches!(
         errors[0],
-        ScenarioError::WrongType {
+        Problem::WrongType {
             expected: "a table",
             ..
         }
     ));
     let syntax = Scenario::parse("[tickers\nstocks = 1", "t").unwrap_err().0;
-    assert!(matches!(syntax[..], [ScenarioError::Syntax { .. }]));
+    assert!(matches!(syntax[..], [Problem::Syntax { .. }]));
     let missing = Scenario::load(Path::new("/nonexistent/x.toml"))
         .unwrap_err()
         .0;
-    assert!(matches!(missing[..], [ScenarioError::Io { .. }]));
+    assert!(matches!(missing[..], [Problem::Io { .. }]));
 }
 
 #[test]

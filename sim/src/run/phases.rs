@@ -1,0 +1,440 @@
+//! The loop's state and its phases, in the order a tick runs them (module docs of
+//! [`super`]). Each phase is one method; the checks themselves live in [`crate::oracle`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tickgate::Ticker;
+use tickgate::core::jobs::{JobMode, JobRef};
+use tickgate::runtime::{Engine, Metrics};
+use tickgate::store::{Store, StoreError, StreamEntry, Verdict, WorkerSide};
+
+use super::stats::{Laps, RunStats};
+use super::{Faults, SAMPLE_EVERY_MS, SEED_FAITHFUL_SAMPLES, Sabotage, engine_config};
+use crate::oracle::fred::{self, Entry};
+use crate::oracle::{Dispatch, Merged, Oracle, Safety, Violation, check_tick, dispatch_of};
+use crate::oracle::{memory, merged};
+use crate::redis::baseline::SeedStrategy;
+use crate::world::market::Market;
+use crate::world::scenario::{FaultKind, Scenario};
+use crate::world::worker::Worker;
+
+/// Why a run stops early: the setup or Redis failed (a crash), or a check failed.
+#[derive(Debug)]
+pub(super) enum Stop {
+    Crash(StoreError),
+    Violation(Violation),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Stop {
+        Stop::Crash(e)
+    }
+}
+
+impl From<Violation> for Stop {
+    fn from(v: Violation) -> Stop {
+        Stop::Violation(v)
+    }
+}
+
+/// Everything a run holds between ticks.
+pub(super) struct Sim<'a, S: Store, F> {
+    scenario: &'a Scenario,
+    sabotage: Option<Sabotage>,
+    faults: &'a mut F,
+    market: Market,
+    worker: Worker,
+    /// The market's store handle: catalog, updates, samples.
+    feed: S,
+    /// The worker's store handle: jobs in, results out.
+    worker_store: S,
+    engines: Vec<Engine<S>>,
+    oracle: Oracle,
+    safety: Safety,
+    /// The strategies the seed-faithful samples evaluate (as at the start).
+    seed_strategies: Vec<SeedStrategy>,
+    seed_every_ms: i64,
+    next_seed_sample: i64,
+    next_sample: i64,
+    /// While Redis is paused the feed holds its updates back.
+    paused_until: Option<i64>,
+    held_updates: Vec<(String, i64)>,
+    /// Whether Redis answers this tick (not paused).
+    up: bool,
+    previous: i64,
+    log: Sha256,
+    stats: RunStats,
+    laps: Laps,
+}
+
+impl<'a, S, F> Sim<'a, S, F>
+where
+    S: Store + WorkerSide + 'static,
+    F: Faults,
+{
+    /// The world at the start: the market and its catalog (written through the feed), the
+    /// oracle over it, the engine instances and the worker, each with its own store handle.
+    pub async fn new<Fut>(
+        scenario: &'a Scenario,
+        seed: u64,
+        stores: &impl Fn() -> Fut,
+        faults: &'a mut F,
+        sabotage: Option<Sabotage>,
+    ) -> Result<Self, StoreError>
+    where
+        Fut: std::future::Future<Output = Result<S, StoreError>>,
+    {
+        let mut market = Market::new(scenario, seed);
+        let worker = Worker::new(&scenario.workers, seed);
+        let catalog = market.catalog();
+        let feed = stores().await?;
+        for (id, json) in &catalog {
+            feed.catalog_write(*id, Some(json), None).await?;
+        }
+        let oracle = Oracle::new(scenario.engine.per_ticker_throttle, &catalog);
+        let seed_strategies = oracle.strategies.values().map(SeedStrategy::of).collect();
+        let tick = scenario.tick_interval_ms;
+        let seed_every_ms = (scenario.duration_ms / SEED_FAITHFUL_SAMPLES / tick * tick).max(tick);
+        let mut engines = Vec::new();
+        for i in 0..scenario.engine.instances {
+            let store = Arc::new(stores().await?);
+            engines.push(Engine::new(store, engine_config(scenario, i)));
+        }
+        let worker_store = stores().await?;
+        Ok(Sim {
+            scenario,
+            sabotage,
+            faults,
+            market,
+            worker,
+            feed,
+            worker_store,
+            engines,
+            oracle,
+            safety: Safety::default(),
+            seed_strategies,
+            seed_every_ms,
+            next_seed_sample: scenario.start_ms + seed_every_ms,
+            next_sample: scenario.start_ms,
+            paused_until: None,
+            held_updates: Vec::new(),
+            up: true,
+            previous: scenario.start_ms - tick,
+            log: Sha256::new(),
+            stats: RunStats::new(),
+            laps: Laps::start(),
+        })
+    }
+
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// One tick at `now`: every phase, in order.
+    pub async fn tick(&mut self, now: i64) -> Result<(), Stop> {
+        self.apply_faults(now).await?;
+        self.feed(now).await?;
+        self.post_results(now).await?;
+        let (ready, step_us) = self.step_engines(now).await;
+        self.sample_seed_faithful(now, step_us).await;
+        let jobs = self.work(now).await?;
+        if ready {
+            self.check(now, &jobs)?;
+        }
+        self.laps.lap(&mut self.stats, "oracle");
+        self.sample(now).await?;
+        self.stats.ticks += 1;
+        self.previous = now;
+        Ok(())
+    }
+
+    /// What the run measured, once it is over.
+    pub fn finish(mut self, started: Instant) -> RunStats {
+        for engine in &self.engines {
+            self.stats.dead_letters += Metrics::get(&engine.metrics().dead_letters);
+        }
+        Laps::finish(&mut self.stats);
+        self.stats.digest = format!("{:x}", self.log.finalize());
+        self.stats.wall = started.elapsed();
+        self.stats
+    }
+
+    /// Phase 1: the scenario's faults due in `(previous, now]`; then the end of a pause.
+    async fn apply_faults(&mut self, now: i64) -> Result<(), Stop> {
+        let (scenario, previous) = (self.scenario, self.previous);
+        let supported = self.faults.supported();
+        for fault in scenario.faults.iter().filter(|f| {
+            let at = scenario.start_ms + f.at_ms;
+            previous < at && at <= now
+        }) {
+            if !supported && !matches!(fault.kind, FaultKind::MalformedResults { .. }) {
+                let skipped = format!("{:?} skipped: no Redis of this run's own", fault.kind);
+                self.stats.faults_applied.push(skipped);
+                continue;
+            }
+            let applied = format!("{:?} at +{} ms", fault.kind, fault.at_ms);
+            self.stats.faults_applied.push(applied);
+            self.inject(now, &fault.kind).await?;
+        }
+        if let Some(until) = self.paused_until
+            && now >= until
+        {
+            self.faults.resume().await.map_err(infra)?;
+            self.paused_until = None;
+        }
+        self.up = self.paused_until.is_none();
+        self.laps.lap(&mut self.stats, "faults");
+        Ok(())
+    }
+
+    async fn inject(&mut self, now: i64, kind: &FaultKind) -> Result<(), StoreError> {
+        match kind {
+            FaultKind::RedisPause { duration_ms } => {
+                self.faults.pause().await.map_err(infra)?;
+                self.paused_until = Some(now + duration_ms);
+            }
+            FaultKind::RedisRestartEmpty => {
+                self.faults.restart_empty().await.map_err(infra)?;
+                self.oracle.forget_redis_state();
+                // What was dispatched before is forgotten with the claims.
+                self.safety.forget();
+            }
+            FaultKind::ScriptFlush => self.faults.script_flush().await.map_err(infra)?,
+            FaultKind::MalformedResults { count } => {
+                let malformed: Vec<(String, String)> = (0..*count)
+                    .map(|i| ("0-0".to_owned(), format!("{{\"job_id\":\"malformed-{i}\"")))
+                    .collect();
+                self.worker_store.finish_jobs(&malformed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 2: the market's events of `[previous, now)`; its updates are written unless
+    /// Redis is paused (then held back), and recorded by the oracle.
+    async fn feed(&mut self, now: i64) -> Result<(), StoreError> {
+        let step = self.market.step(self.previous, now);
+        self.laps.lap(&mut self.stats, "market");
+        self.held_updates.extend(step.updates);
+        if !self.up || self.held_updates.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.held_updates);
+        if self.sabotage == Some(Sabotage::DropUpdates) {
+            self.oracle.record(&batch);
+            let kept: Vec<(String, i64)> = batch
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % 10 != 0)
+                .map(|(_, u)| u)
+                .collect();
+            once_more(|| write_updates(&self.feed, &kept)).await
+        } else {
+            once_more(|| write_updates(&self.feed, &batch)).await?;
+            self.oracle.record(&batch);
+            Ok(())
+        }
+    }
+
+    /// Phase 3: the worker's results due by `now`: failures release their claims (in the
+    /// oracle and in the safety checker's ledger), `used_symbols` replace universes.
+    async fn post_results(&mut self, now: i64) -> Result<(), StoreError> {
+        if self.up {
+            let due = self.worker.due(now);
+            for answer in &due {
+                if !answer.success {
+                    self.oracle.fail(&answer.job);
+                    self.safety.release(&answer.job);
+                }
+                if let Some(used) = &answer.used_symbols {
+                    self.oracle.discover(answer.job.strategy_id, used);
+                }
+            }
+            once_more(|| Worker::post(&self.worker_store, &due)).await?;
+        }
+        self.laps.lap(&mut self.stats, "feed and results");
+        Ok(())
+    }
+
+    /// Phase 4: every engine instance steps at `now`, in a fixed order, and persists what
+    /// it discovered. Returns whether any reached Redis, and their wall time in µs.
+    async fn step_engines(&mut self, now: i64) -> (bool, u64) {
+        let round_trips = |e: &Engine<S>| {
+            e.store()
+                .counters()
+                .round_trips
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let (mut any_ready, mut step_us) = (false, 0);
+        for engine in &mut self.engines {
+            let before = round_trips(engine);
+            let t = Instant::now();
+            let report = engine.step(now).await;
+            let us = t.elapsed().as_micros() as u64;
+            step_us += us;
+            self.stats.tick_us.saturating_record(us.max(1));
+            engine
+                .persister()
+                .pass(&**engine.store(), engine.metrics())
+                .await;
+            self.stats.round_trips += round_trips(engine) - before;
+            any_ready |= report.ready;
+        }
+        self.laps.lap(&mut self.stats, "engine");
+        (any_ready, step_us)
+    }
+
+    /// Phase 4b: now and then, the seed-faithful tick on the same data (its own claim
+    /// keys), timed beside tickgate's steps at the same instant.
+    async fn sample_seed_faithful(&mut self, now: i64, step_us: u64) {
+        if self.up && now >= self.next_seed_sample {
+            self.next_seed_sample += self.seed_every_ms;
+            match self
+                .faults
+                .seed_faithful_tick(now, &self.seed_strategies)
+                .await
+            {
+                Some(Ok(elapsed)) => {
+                    let us = (elapsed.as_micros() as u64).max(1);
+                    self.stats.seed_tick_us.saturating_record(us);
+                    self.stats.sampled_tick_us.saturating_record(step_us.max(1));
+                }
+                Some(Err(_)) => self.stats.seed_sample_errors += 1,
+                None => {}
+            }
+        }
+        self.laps.lap(&mut self.stats, "seed-faithful samples");
+    }
+
+    /// Phase 5: the worker takes every job through redis-rs; the independent reader must
+    /// have read the same entries; each job is answered. Returns the jobs taken.
+    async fn work(&mut self, now: i64) -> Result<BTreeSet<Dispatch>, Stop> {
+        let mut jobs = BTreeSet::new();
+        if self.up {
+            let mut taken = once_more(|| self.worker.take(&self.worker_store)).await?;
+            if self.sabotage == Some(Sabotage::HideJob) {
+                // A client bug that loses one entry: only the independent checker sees it.
+                taken.pop();
+            }
+            if let Some(appended) = self.faults.jobs_appended().await {
+                let appended = appended.map_err(infra)?;
+                let seen: Vec<Entry> = taken
+                    .iter()
+                    .map(|e| (e.id.clone(), e.payload.clone()))
+                    .collect();
+                fred::check(now, &seen, &appended)?;
+            }
+            for entry in taken {
+                self.answer(now, entry, &mut jobs).await?;
+            }
+        }
+        self.laps.lap(&mut self.stats, "workers");
+        Ok(jobs)
+    }
+
+    /// The worker answers one job (its draws: `world::worker`).
+    async fn answer(
+        &mut self,
+        now: i64,
+        entry: StreamEntry,
+        jobs: &mut BTreeSet<Dispatch>,
+    ) -> Result<(), StoreError> {
+        let market = &mut self.market;
+        let Some(answer) = self.worker.answer(now, entry, |n| market.sample_listed(n)) else {
+            return Ok(());
+        };
+        jobs.insert(dispatch_of(&answer.job));
+        self.stats.discoveries += u64::from(answer.used_symbols.is_some());
+        self.stats.failed_runs += u64::from(!answer.success);
+        if self.sabotage == Some(Sabotage::SkipClaims)
+            && answer.job.mode == JobMode::PerTicker
+            && let Some(job_ref) = JobRef::parse(&answer.job.job_id)
+        {
+            // The claims vanish as if the run had failed, but nobody is told.
+            let released = [(job_ref, Verdict::Failed)];
+            self.worker_store.complete_jobs(&released).await?;
+        }
+        Ok(())
+    }
+
+    /// Phase 6: the oracle's full evaluation at `now` against the union of the instances'
+    /// jobs; the decisions that pass go into the decision log.
+    fn check(&mut self, now: i64, jobs: &BTreeSet<Dispatch>) -> Result<(), Violation> {
+        let (want, counts) = self.oracle.tick(now);
+        self.stats.run_everything += counts.run_everything;
+        self.stats.seed_round_trips += counts.seed_round_trips;
+        for (reason, n) in &self.oracle.skipped {
+            *self.stats.skipped.entry(reason.as_str()).or_default() += n;
+        }
+        let (got, want) = (merged(jobs), merged(&want));
+        check_tick(now, &got, &want, &self.safety)?;
+        self.log(now, &got);
+        self.safety.record(&got);
+        Ok(())
+    }
+
+    /// Appends a tick's decisions to the decision log (the digest's input).
+    fn log(&mut self, now: i64, got: &Merged) {
+        for ((id, bucket, mode), symbols) in got {
+            self.log.update(format!(
+                "{now}\t{id}\t{bucket}\t{}\t{}\n",
+                mode.as_str(),
+                symbols.iter().cloned().collect::<Vec<_>>().join(",")
+            ));
+            self.stats.jobs += 1;
+            self.stats.dispatched_tickers += symbols.len() as u64;
+        }
+    }
+
+    /// Hourly: Redis memory (checked against the scenario's bound) and tracked tickers;
+    /// the safety ledger forgets buckets that are over.
+    async fn sample(&mut self, now: i64) -> Result<(), Violation> {
+        if now < self.next_sample {
+            return Ok(());
+        }
+        if let Some(bytes) = self.faults.used_memory().await {
+            self.stats.memory.push((now, bytes));
+            memory::check(now, bytes, self.scenario.cleanup.max_redis_memory_mb)?;
+        }
+        if self.up
+            && let Ok(n) = self.feed.tracked_tickers().await
+        {
+            self.stats.tracked.push((now, n));
+        }
+        self.next_sample += SAMPLE_EVERY_MS;
+        self.safety.retain_open(now, &self.oracle.strategies);
+        Ok(())
+    }
+}
+
+/// Runs a feed or worker call, retrying once if the connection broke: after a Redis
+/// restart the first call on an old connection fails and reconnects (a failed call wrote
+/// nothing, so the retry is safe).
+async fn once_more<T, Fut: std::future::Future<Output = Result<T, StoreError>>>(
+    call: impl Fn() -> Fut,
+) -> Result<T, StoreError> {
+    match call().await {
+        Err(StoreError::Disconnected { .. } | StoreError::Timeout { .. }) => call().await,
+        other => other,
+    }
+}
+
+fn infra(reason: String) -> StoreError {
+    StoreError::Redis {
+        op: "fault injection",
+        reason,
+    }
+}
+
+/// Writes updates through the store, dropping tickers the store would reject.
+async fn write_updates<S: Store>(store: &S, batch: &[(String, i64)]) -> Result<(), StoreError> {
+    let valid: Vec<&(String, i64)> = batch
+        .iter()
+        .filter(|(t, _)| Ticker::parse(t).is_ok())
+        .collect();
+    let pairs: Vec<(&str, i64)> = valid.iter().map(|(t, ts)| (t.as_str(), *ts)).collect();
+    store.record_updates(&pairs).await
+}

@@ -1,0 +1,108 @@
+//! What a run measured, gathered by the loop's phases and read by the report.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    pub ticks: u64,
+    pub jobs: u64,
+    pub dispatched_tickers: u64,
+    pub failed_runs: u64,
+    pub discoveries: u64,
+    /// Runs the run-everything (legacy) mode would have made.
+    pub run_everything: u64,
+    /// Round trips: tickgate (all instances, measured) and seed-faithful (counted by the
+    /// oracle's model of the seed, `crate::oracle::seed`).
+    pub round_trips: u64,
+    pub seed_round_trips: u64,
+    /// Tick latency (wall µs per instance step).
+    pub tick_us: Histogram<u64>,
+    /// Wall time of the seed-faithful tick at the sampled instants (see
+    /// [`super::SEED_FAITHFUL_SAMPLES`]), and of tickgate's steps at the same instants.
+    pub seed_tick_us: Histogram<u64>,
+    pub sampled_tick_us: Histogram<u64>,
+    /// Samples that failed (e.g. Redis restarting) and were skipped.
+    pub seed_sample_errors: u64,
+    /// (simulated ms, Redis used_memory bytes), sampled hourly (empty in memory mode).
+    pub memory: Vec<(i64, u64)>,
+    /// (simulated ms, tracked tickers), sampled hourly.
+    pub tracked: Vec<(i64, u64)>,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub dead_letters: u64,
+    pub faults_applied: Vec<String>,
+    pub digest: String,
+    pub wall: Duration,
+    /// Wall time by phase: market, feed writes and results, engine steps, workers, oracle.
+    pub phase_ms: BTreeMap<&'static str, u64>,
+}
+
+/// Largest latency the histograms record: ten minutes, in µs.
+const MAX_RECORDED_US: u64 = 600_000_000;
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_RECORDED_US, 3).expect("valid bounds")
+}
+
+impl RunStats {
+    /// Nothing measured yet.
+    pub fn new() -> RunStats {
+        RunStats {
+            ticks: 0,
+            jobs: 0,
+            dispatched_tickers: 0,
+            failed_runs: 0,
+            discoveries: 0,
+            run_everything: 0,
+            round_trips: 0,
+            seed_round_trips: 0,
+            tick_us: latency_histogram(),
+            seed_tick_us: latency_histogram(),
+            sampled_tick_us: latency_histogram(),
+            seed_sample_errors: 0,
+            memory: Vec::new(),
+            tracked: Vec::new(),
+            skipped: BTreeMap::new(),
+            dead_letters: 0,
+            faults_applied: Vec::new(),
+            digest: String::new(),
+            wall: Duration::ZERO,
+            phase_ms: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for RunStats {
+    fn default() -> RunStats {
+        RunStats::new()
+    }
+}
+
+/// Wall time by phase: each [`Laps::lap`] adds the time since the previous one to its
+/// phase, in µs until [`Laps::finish`] turns the totals into ms.
+#[derive(Debug)]
+pub(super) struct Laps {
+    since: Instant,
+}
+
+impl Laps {
+    pub fn start() -> Laps {
+        Laps {
+            since: Instant::now(),
+        }
+    }
+
+    pub fn lap(&mut self, stats: &mut RunStats, phase: &'static str) {
+        *stats.phase_ms.entry(phase).or_default() += self.since.elapsed().as_micros() as u64;
+        self.since = Instant::now();
+    }
+
+    pub fn finish(stats: &mut RunStats) {
+        for v in stats.phase_ms.values_mut() {
+            *v /= 1000;
+        }
+    }
+}
