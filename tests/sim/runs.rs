@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tickgate::store::{RedisStore, StoreError};
-use tickgate_sim::faults::RedisFaults;
+use tickgate_sim::redis::RedisFaults;
 use tickgate_sim::run::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
 use tickgate_sim::scenario::Scenario;
 use tickgate_suite::World;

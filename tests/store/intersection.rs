@@ -13,7 +13,7 @@ use tickgate::limits::DEFAULT_MAX_UNIVERSE;
 use tickgate::store::{
     Intersection, ModelStore, Store, StoreError, Universes, Updates, intersect_or_fall_back,
 };
-use tickgate_sim::baseline::intersect_seed;
+use tickgate_sim::redis::baseline::intersect_seed;
 use tickgate_suite::{T0_MS, World, ticker_pool};
 
 /// Cases: each writes up to 10,000 members and runs four intersections, ~50 ms apiece.
