@@ -25,6 +25,8 @@ use tickgate::store::{Catalog, KeySpace, RedisStore, RedisStoreConfig, WorkerSid
 use tickgate::{StrategyId, Ticker};
 use tickgate_sim::RedisServer;
 use tickgate_sim::oracle::{Dispatch, Oracle};
+use tickgate_sim::world::scenario::WorkerSpec;
+use tickgate_sim::world::worker::{Answer, Worker as SimWorker};
 
 /// 2024-06-03T13:30:00Z, a Monday market open: the origin of every test's time.
 pub const T0_MS: i64 = 1_717_421_400_000;
@@ -362,7 +364,8 @@ pub fn market_updates(rng: &mut Rng, pool: &[String], now: i64, count: u64) -> V
         .collect()
 }
 
-/// A worker that answers every job: failing some, reporting `used_symbols` for others.
+/// The test worker: the simulator's worker ([`tickgate_sim::world::worker::Worker`]) with no
+/// latency, failing and discovering by percentages, seeded from the test's [`Rng`].
 pub struct Worker {
     pub fail_percent: u64,
     pub discover_percent: u64,
@@ -378,11 +381,6 @@ pub struct Round {
     pub per_ticker: Vec<(StrategyId, i64, String)>,
 }
 
-/// Jobs a worker takes per read: small, so the loop below is exercised.
-const TAKE: usize = 64;
-/// Bound on reads per round: far above any test's jobs per tick.
-const MAX_READS: usize = 10_000;
-
 impl Worker {
     /// A worker that never fails and never discovers.
     pub const PERFECT: Worker = Worker {
@@ -390,35 +388,32 @@ impl Worker {
         discover_percent: 0,
     };
 
-    /// Takes every queued job and answers it. `pool` is where `used_symbols` come from.
+    /// Takes every queued job and answers it at once. `pool` is where `used_symbols` come
+    /// from.
     pub async fn round<S: WorkerSide>(&self, store: &S, rng: &mut Rng, pool: &[String]) -> Round {
+        let spec = WorkerSpec {
+            latency_ms: 0,
+            failure_rate: self.fail_percent as f64 / 100.0,
+            used_symbols_rate: self.discover_percent as f64 / 100.0,
+        };
+        let mut worker = SimWorker::new(&spec, rng.next_u64());
+        let answered = worker
+            .round(store, T0_MS, |n| {
+                (0..n).map(|_| rng.pick(pool).clone()).collect()
+            })
+            .await
+            .expect("worker round")
+            .answered;
         let mut round = Round::default();
-        for _ in 0..MAX_READS {
-            let entries = store.take_jobs("worker-1", TAKE).await.expect("take jobs");
-            if entries.is_empty() {
-                break;
-            }
-            let mut answers = Vec::with_capacity(entries.len());
-            for entry in entries {
-                let job: Job = serde_json::from_str(entry.payload.as_deref().expect("job field"))
-                    .expect("job JSON");
-                let result = self.answer(&job, rng, pool, &mut round);
-                answers.push((entry.id, result.to_string()));
-            }
-            store.finish_jobs(&answers).await.expect("finish jobs");
-        }
+        answered.iter().for_each(|a| round.record(a));
         round
     }
+}
 
-    /// Records `job` in `round` (checking the contract: symbols sorted) and returns its
-    /// result.
-    fn answer(
-        &self,
-        job: &Job,
-        rng: &mut Rng,
-        pool: &[String],
-        round: &mut Round,
-    ) -> serde_json::Value {
+impl Round {
+    /// Records an answered job, checking the contract: its symbols are sorted.
+    fn record(&mut self, answer: &Answer) {
+        let job = &answer.job;
         let listed = job.symbols.as_deref().unwrap_or_default();
         assert!(
             listed.is_sorted(),
@@ -428,28 +423,16 @@ impl Worker {
         let symbols: BTreeSet<String> = listed.iter().cloned().collect();
         if job.mode == JobMode::PerTicker {
             let of_job = |t: &String| (job.strategy_id, job.bucket_start_ms, t.clone());
-            round.per_ticker.extend(symbols.iter().map(of_job));
+            self.per_ticker.extend(symbols.iter().map(of_job));
         }
-        round
-            .dispatched
+        self.dispatched
             .insert((job.strategy_id, job.bucket_start_ms, job.mode, symbols));
-        let success = !rng.chance(self.fail_percent);
-        let mut result = serde_json::json!({
-            "job_id": job.job_id, "strategy_id": job.strategy_id, "success": success,
-            "alerts": [], "execution_time_ms": 3,
-        });
-        if rng.chance(self.discover_percent) {
-            let n = 1 + rng.below(6);
-            let used: Vec<String> = (0..n).map(|_| rng.pick(pool).clone()).collect();
-            result["used_symbols"] = serde_json::json!(used);
-            round.discovered.push((job.strategy_id, used));
+        if let Some(used) = &answer.used_symbols {
+            self.discovered.push((job.strategy_id, used.clone()));
         }
-        if !success {
-            result["error"] =
-                serde_json::json!({"type": "Timeout", "message": "test worker failed on purpose"});
-            round.failed.push(job.clone());
+        if !answer.success {
+            self.failed.push(job.clone());
         }
-        result
     }
 }
 
