@@ -442,3 +442,68 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
     let size = store.replace_universe(1, &largest).await.expect("max size");
     assert_eq!(size, DEFAULT_MAX_UNIVERSE);
 }
+
+/// Taking over from the original on the same Redis (DESIGN §3): its `STRAT:<id>:LAST`
+/// hashes have no `# bucket` field, and a ticker it already dispatched in the open bucket
+/// must not be dispatched again — also past the first HMGET's 998 tickers.
+#[tokio::test]
+async fn the_originals_trigger_hash_is_honoured_for_every_ticker() {
+    let world = World::new("takeover:").await;
+    let store = world.store().await;
+    let bucket = tf("5m").bucket(T0_MS).expect("in range");
+    let mut tickers = ticker_pool(1_200);
+    tickers.sort();
+    let mut written = redis::cmd("HSET");
+    written.arg(world.keys().triggers(7));
+    for t in &tickers {
+        written.arg(t.as_str()).arg(bucket.start_ms);
+    }
+    let _: () = written
+        .query_async(&mut world.connection().await)
+        .await
+        .expect("the original's HMSET");
+    let got = dispatch(&store, bucket, &tickers).await;
+    assert_eq!(
+        got.map(|d| d.tickers.len()),
+        None,
+        "tickers the original already dispatched in this bucket were claimed again"
+    );
+    assert!(jobs_by_id(&world).await.is_empty(), "a job was enqueued");
+}
+
+/// A claim never exists without its job (DESIGN §2.3 step 5): when the job cannot be
+/// enqueued (here the jobs stream's key is damaged), nothing is claimed either.
+#[tokio::test]
+async fn no_claim_is_written_when_its_job_cannot_be() {
+    let world = World::new("nojob:").await;
+    let store = world.store().await;
+    let mut con = world.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(world.keys().jobs())
+        .arg("not a stream")
+        .query_async(&mut con)
+        .await
+        .expect("SET");
+    let bucket = tf("5m").bucket(T0_MS).expect("in range");
+    let request = TickerDispatch {
+        strategy: 7,
+        user_id: 1,
+        bucket,
+        tickers: ticker_pool(3)
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let result = store.dispatch_tickers(T0_MS, &[request]).await;
+    assert!(
+        matches!(result, Err(StoreError::Script { .. })),
+        "{result:?}"
+    );
+    let claims: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg(world.keys().triggers(7))
+        .query_async(&mut con)
+        .await
+        .expect("HGETALL");
+    assert!(claims.is_empty(), "claims without a job: {claims:?}");
+}

@@ -1,6 +1,7 @@
 -- Step 5 of a tick (DESIGN §2.3) for a group of strategies: for each, atomically claim its
--- tickers for (strategy, bucket) AND enqueue one job for those newly claimed, so a claim
--- can never exist without its job. One call serves many strategies: the fixed cost of a
+-- tickers for (strategy, bucket) AND enqueue one job for those newly claimed. The job is
+-- written before the claims (lib/claim.lua decides, then commits): scripts do not roll
+-- back, so a failing XADD leaves no claim without its job. One call serves many strategies: the fixed cost of a
 -- script call is several times that of its few commands per strategy.
 -- KEYS[1] = jobs stream ALERT:JOBS, KEYS[1 + i] = trigger hash STRAT:<id>:LAST of strategy i
 -- ARGV[1] = stream MAXLEN (approximate); then per strategy i, in KEYS order: bucket start
@@ -17,9 +18,13 @@ for k = 2, #KEYS do
   local first = a + 6
   local last = a + 5 + tonumber(ARGV[a + 5])
   a = last + 1
-  local claimed, n = claim(KEYS[k], start, end_ms, ttl, first, last, true)
+  local claimed, plan = claim(KEYS[k], start, end_ms, first, last)
+  local job_n = false
+  local reply = {}
   if #claimed > 0 then
-    local job_id = id .. '-' .. start .. '-' .. n
+    -- The job first: if its XADD fails the script stops here, before any claim exists.
+    job_n = plan.jobs + 1
+    local job_id = id .. '-' .. start .. '-' .. job_n
     local quoted = {}
     for i, ticker in ipairs(claimed) do
       -- Tickers are printable ASCII: only '"' and '\' need escaping in JSON.
@@ -29,8 +34,12 @@ for k = 2, #KEYS do
       .. ',"user_id":' .. user .. ',"bucket_start_ms":' .. start
       .. ',"mode":"per_ticker","symbols":[' .. table.concat(quoted, ',') .. ']}'
     redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'job', job)
-    table.insert(claimed, 1, job_id)
+    reply = {job_id}
+    for _, ticker in ipairs(claimed) do
+      reply[#reply + 1] = ticker
+    end
   end
-  out[#out + 1] = claimed
+  commit(KEYS[k], start, ttl, plan, claimed, job_n)
+  out[#out + 1] = reply
 end
 return out
