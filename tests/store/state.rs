@@ -62,11 +62,16 @@ async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> 
         .arg(0)
         .arg(-1)
         .arg("WITHSCORES");
+    pipe.cmd("ZRANGE")
+        .arg(keys.updates_before())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
     #[allow(
         clippy::type_complexity,
         reason = "one tuple element per pipelined command"
     )]
-    let (catalog, version, changes, floor, sequence, mut feed, updates): (
+    let (catalog, version, changes, floor, sequence, mut feed, updates, before): (
         BTreeMap<StrategyId, String>,
         Option<u64>,
         Vec<(StrategyId, u64)>,
@@ -74,9 +79,11 @@ async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> 
         Vec<(String, u64)>,
         BTreeMap<String, String>,
         Vec<(String, i64)>,
+        Vec<(String, i64)>,
     ) = pipe.query_async(con).await.expect("state pipeline");
     let mut state = ModelState {
         updates: updates.iter().map(|(t, ts)| (parse(t), *ts)).collect(),
+        updates_before: before.iter().map(|(t, ts)| (parse(t), *ts)).collect(),
         catalog,
         version: version.unwrap_or(0),
         changes: changes.into_iter().collect(),

@@ -28,8 +28,12 @@ type TickerId = u32;
 /// What one tick should dispatch, and why the rest is skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Per-ticker proposals: (strategy, bucket, sorted tickers).
+    /// Per-ticker proposals: (strategy, bucket, sorted tickers). The first
+    /// [`Plan::closing`] are closing passes (DESIGN §2.3 step 6) of buckets that just closed.
     pub tickers: Vec<(StrategyId, Bucket, Vec<Ticker>)>,
+    /// How many of `tickers`, from the start, are closing passes: not skip-counted when
+    /// the store finds them claimed (skips describe the current buckets).
+    pub closing: usize,
     /// Whole-strategy runs: (strategy, bucket, mode, sorted symbols or none).
     pub strategies: Vec<(StrategyId, Bucket, JobMode, Vec<Ticker>)>,
     /// Dirty per-ticker strategies with universes above the Lua threshold: the service asks
@@ -54,6 +58,10 @@ struct Tracked {
     ran: bool,
     /// Some universe ticker was updated inside `bucket` (for the `no_update` count).
     has_update: bool,
+    /// The previous bucket while its closing pass (DESIGN §2.3 step 6) is due, with the
+    /// tickers known claimed in it: set when the bucket rolls, cleared once a plan has
+    /// nothing to close or the closing dispatch is done ([`Planner::claimed`]).
+    closing: Option<(Bucket, HashSet<TickerId>)>,
 }
 
 /// The planner's state; one per engine instance.
@@ -65,6 +73,9 @@ pub struct Planner {
     names: Vec<Ticker>,
     /// Last update time per ticker id, as of the previous read (`i64::MIN`: not seen).
     last_update: Vec<i64>,
+    /// Latest update time in an earlier minute than `last_update`, per ticker id
+    /// (`i64::MIN`: none): a closing pass sees an update in the closed bucket through it.
+    before: Vec<i64>,
     /// Ticker id → per-ticker strategies whose universe contains it.
     index: Vec<Vec<StrategyId>>,
     strategies: BTreeMap<StrategyId, Tracked>,
@@ -75,6 +86,8 @@ pub struct Planner {
     ahead: BTreeSet<TickerId>,
     /// Proposals of the tick in progress: strategy → (bucket, ticker ids).
     pending: BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
+    /// Closing-pass proposals of the tick in progress: strategy → (closed bucket, ids).
+    pending_closing: BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
 }
 
 impl Planner {
@@ -87,11 +100,13 @@ impl Planner {
             ids: HashMap::new(),
             names: Vec::new(),
             last_update: Vec::new(),
+            before: Vec::new(),
             index: Vec::new(),
             strategies: BTreeMap::new(),
             dirty: BTreeSet::new(),
             ahead: BTreeSet::new(),
             pending: BTreeMap::new(),
+            pending_closing: BTreeMap::new(),
         }
     }
 
@@ -103,6 +118,7 @@ impl Planner {
         self.ids.insert(t.clone(), id);
         self.names.push(t.clone());
         self.last_update.push(i64::MIN);
+        self.before.push(i64::MIN);
         self.index.push(Vec::new());
         id
     }
@@ -111,6 +127,7 @@ impl Planner {
     /// changed definition is fully evaluated next tick.
     pub fn upsert(&mut self, id: StrategyId, strategy: Option<Strategy>) {
         let strategy = strategy.filter(|s| s.active);
+        let mut kept = None;
         if let Some(old) = self.strategies.get(&id) {
             if Some(&old.strategy) == strategy.as_ref() {
                 return;
@@ -120,10 +137,20 @@ impl Planner {
                 self.index[*t as usize].retain(|s| *s != id);
             }
             self.dirty.remove(&id);
+            // Same timeframe (e.g. a discovered universe): the bucket, and a closing pass
+            // due for the previous one, carry over; the claim caches are re-learned.
+            if strategy
+                .as_ref()
+                .is_some_and(|s| s.timeframe == old.strategy.timeframe)
+            {
+                let closing = old.closing.map(|(b, _)| (b, HashSet::new()));
+                kept = Some((old.bucket, closing));
+            }
         }
         let Some(strategy) = strategy else {
             return;
         };
+        let (bucket, closing) = kept.unwrap_or((None, None));
         let mut universe = Vec::new();
         if let Universe::Tickers(set) = &strategy.universe {
             universe = set.iter().map(|t| self.intern(t)).collect();
@@ -139,10 +166,11 @@ impl Planner {
             Tracked {
                 strategy,
                 universe,
-                bucket: None,
+                bucket,
                 claimed: HashSet::new(),
                 ran: false,
                 has_update: false,
+                closing,
             },
         );
         self.dirty.insert(id);
@@ -163,6 +191,9 @@ impl Planner {
     pub fn invalidate(&mut self, id: StrategyId) {
         if let Some(t) = self.strategies.get_mut(&id) {
             t.claimed.clear();
+            if let Some((_, claimed)) = &mut t.closing {
+                claimed.clear();
+            }
             t.ran = false;
             self.dirty.insert(id);
         }
@@ -172,41 +203,69 @@ impl Planner {
     /// evaluates every strategy fully next tick, against what Redis holds from now on.
     pub fn forget_redis_state(&mut self) {
         self.last_update.fill(i64::MIN);
+        self.before.fill(i64::MIN);
         self.ahead.clear();
         for (id, t) in &mut self.strategies {
             t.claimed.clear();
+            t.closing = None;
             t.ran = false;
             t.has_update = false;
             self.dirty.insert(*id);
         }
     }
 
-    /// The earliest current bucket start of any strategy: the update set is read from here.
+    /// The earliest bucket start any strategy may still dispatch in at `now_ms`: its
+    /// current bucket, or the one it was in (a closing pass may be due): a full read covers
+    /// the update set from here.
     pub fn read_from_ms(&self, now_ms: i64) -> i64 {
         let timeframes: BTreeSet<Timeframe> = self
             .strategies
             .values()
             .filter_map(|t| t.strategy.timeframe.as_ref().ok().copied())
             .collect();
-        timeframes
+        let current = timeframes
             .iter()
             .filter_map(|tf| tf.bucket(now_ms).ok())
-            .map(|b| b.start_ms)
-            .min()
-            .unwrap_or(now_ms)
+            .map(|b| b.start_ms);
+        let previous = self.strategies.values().flat_map(|t| {
+            let closing = t.closing.as_ref().map(|(b, _)| b.start_ms);
+            t.bucket.map(|b| b.start_ms).into_iter().chain(closing)
+        });
+        current.chain(previous).min().unwrap_or(now_ms)
     }
 
     /// Plans one tick at `now_ms` from `updates`: tickers with their current update times,
     /// at least every one whose time changed since the previous call (a delta), or every
-    /// one updated since [`Planner::read_from_ms`] (a full read).
-    pub fn plan(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) -> Plan {
+    /// one updated since [`Planner::read_from_ms`] (a full read); `before`: the latest time
+    /// in an earlier minute of those that have one (the feed's `TICK:PRE`).
+    ///
+    /// The plan's closing passes (DESIGN §2.3 step 6: a strategy whose bucket rolled is
+    /// evaluated once more for the bucket that just closed) come first in
+    /// [`Plan::tickers`], before any proposal for a current bucket.
+    pub fn plan(
+        &mut self,
+        now_ms: i64,
+        updates: &BTreeMap<Ticker, i64>,
+        before: &BTreeMap<Ticker, i64>,
+    ) -> Plan {
         let mut plan = Plan::default();
         self.pending.clear();
+        self.pending_closing.clear();
         self.roll_buckets(now_ms);
-        self.propose_changed(now_ms, updates);
+        self.propose_changed(now_ms, updates, before);
         self.propose_dirty(&mut plan);
         let held: BTreeSet<StrategyId> = plan.server_side.iter().map(|(s, _)| *s).collect();
         self.classify(&mut plan, &held);
+        let closing = std::mem::take(&mut self.pending_closing);
+        for (s, t) in &mut self.strategies {
+            if !closing.contains_key(s) {
+                t.closing = None; // nothing (more) to close
+            }
+        }
+        plan.closing = closing.len();
+        for (s, (bucket, ids)) in closing {
+            plan.tickers.push((s, bucket, self.sorted_names(&ids)));
+        }
         // Server-side strategies keep their index hits pending: `add_changed` merges them
         // with the server's answer into one proposal.
         for (s, (bucket, ids)) in std::mem::take(&mut self.pending) {
@@ -220,7 +279,8 @@ impl Planner {
     }
 
     /// Moves every strategy to its bucket at `now_ms` (one bucket per timeframe, computed
-    /// once); a strategy whose bucket changed forgets the old bucket's claim cache.
+    /// once). A per-ticker strategy whose bucket moved on keeps the old bucket and its claim
+    /// cache for its closing pass.
     fn roll_buckets(&mut self, now_ms: i64) {
         let mut buckets: BTreeMap<Timeframe, Option<Bucket>> = BTreeMap::new();
         for tracked in self.strategies.values_mut() {
@@ -229,32 +289,50 @@ impl Planner {
             };
             let bucket = *buckets.entry(*tf).or_insert_with(|| tf.bucket(now_ms).ok());
             if bucket != tracked.bucket {
+                let claimed = std::mem::take(&mut tracked.claimed);
+                let per_ticker = matches!(
+                    run_shape(&tracked.strategy.universe, self.per_ticker),
+                    RunShape::PerTicker(_)
+                );
+                tracked.closing = match (tracked.bucket, bucket) {
+                    (Some(old), Some(new)) if per_ticker && old.end_ms <= new.start_ms => {
+                        Some((old, claimed))
+                    }
+                    _ => None,
+                };
                 tracked.bucket = bucket;
-                tracked.claimed.clear();
                 tracked.ran = false;
                 tracked.has_update = false;
             }
         }
     }
 
-    /// Proposes, through the index, every ticker whose time moved since the last read, and
+    /// Proposes, through the index, every ticker whose times moved since the last read, and
     /// those stamped ahead of the last tick's time.
-    fn propose_changed(&mut self, now_ms: i64, updates: &BTreeMap<Ticker, i64>) {
+    fn propose_changed(
+        &mut self,
+        now_ms: i64,
+        updates: &BTreeMap<Ticker, i64>,
+        before: &BTreeMap<Ticker, i64>,
+    ) {
         let mut changed: BTreeSet<TickerId> = std::mem::take(&mut self.ahead);
         for (ticker, ts) in updates {
-            let id = self.intern(ticker);
-            if self.last_update[id as usize] != *ts {
-                self.last_update[id as usize] = *ts;
-                changed.insert(id);
+            let id = self.intern(ticker) as usize;
+            let earlier = before.get(ticker).copied().unwrap_or(i64::MIN);
+            if self.last_update[id] != *ts || self.before[id] != earlier {
+                self.last_update[id] = *ts;
+                self.before[id] = earlier;
+                changed.insert(id as TickerId);
             }
         }
         for &id in &changed {
-            let ts = self.last_update[id as usize];
+            let (ts, earlier) = (self.last_update[id as usize], self.before[id as usize]);
             if ts > now_ms {
                 self.ahead.insert(id);
             }
             for &s in &self.index[id as usize] {
                 if let Some(t) = self.strategies.get_mut(&s) {
+                    propose_closing(&mut self.pending_closing, t, s, id, [ts, earlier]);
                     propose(&mut self.pending, t, s, id, ts);
                 }
             }
@@ -273,6 +351,12 @@ impl Planner {
             };
             if !self.per_ticker {
                 continue;
+            }
+            // The closing pass in process: the planner knows every time inside the closed
+            // bucket (it was current here), and a dirty strategy at a roll is rare.
+            for &id in t.universe.iter().filter(|_| t.closing.is_some()) {
+                let times = [self.last_update[id as usize], self.before[id as usize]];
+                propose_closing(&mut self.pending_closing, t, s, id, times);
             }
             if t.universe.len() > self.lua_threshold {
                 plan.server_side.push((s, bucket));
@@ -348,15 +432,19 @@ impl Planner {
 
     /// Records that `tickers` of `s` are claimed in `bucket` (newly by us, or already by
     /// someone: after a dispatch, every proposed ticker is claimed either way).
+    /// A closing dispatch ends the closing pass.
     pub fn claimed(&mut self, s: StrategyId, bucket: Bucket, tickers: &[Ticker]) {
         let ids: Vec<TickerId> = tickers
             .iter()
             .filter_map(|t| self.ids.get(t).copied())
             .collect();
-        if let Some(t) = self.strategies.get_mut(&s)
-            && t.bucket == Some(bucket)
-        {
+        let Some(t) = self.strategies.get_mut(&s) else {
+            return;
+        };
+        if t.bucket == Some(bucket) {
             t.claimed.extend(ids);
+        } else if t.closing.as_ref().is_some_and(|(b, _)| *b == bucket) {
+            t.closing = None;
         }
     }
 
@@ -372,6 +460,30 @@ impl Planner {
     /// Sizes of the explicit universes, for the metrics gauges.
     pub fn universe_sizes(&self) -> impl Iterator<Item = usize> + '_ {
         self.strategies.values().map(|t| t.universe.len())
+    }
+}
+
+/// Proposes ticker `id` for the closing pass of `s` if one of its `times` (last, and latest
+/// in an earlier minute) lies inside the closed bucket and it is not known claimed there.
+fn propose_closing(
+    pending: &mut BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
+    t: &Tracked,
+    s: StrategyId,
+    id: TickerId,
+    times: [i64; 2],
+) {
+    let Some((bucket, claimed)) = &t.closing else {
+        return;
+    };
+    let inside = times
+        .iter()
+        .any(|ts| (bucket.start_ms..bucket.end_ms).contains(ts));
+    if inside && !claimed.contains(&id) {
+        pending
+            .entry(s)
+            .or_insert_with(|| (*bucket, BTreeSet::new()))
+            .1
+            .insert(id);
     }
 }
 

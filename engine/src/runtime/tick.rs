@@ -2,16 +2,16 @@
 //! incrementally, ask Redis for the changed tickers of large dirty universes, and dispatch
 //! — each claim atomic with its job, batched.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use super::metrics::Metrics;
 use super::step::Engine;
 use crate::core::planner::{Plan, Planner};
 use crate::core::rule::SkipReason;
-use crate::core::ticker::{StrategyId, Ticker};
+use crate::core::ticker::StrategyId;
 use crate::store::{
-    FeedCursor, Intersection, Store, StoreError, StrategyDispatch, TickerDispatch,
+    FeedCursor, FeedRead, Intersection, Store, StoreError, StrategyDispatch, TickerDispatch,
     intersect_or_fall_back,
 };
 
@@ -23,7 +23,7 @@ impl<S: Store> Engine<S> {
     pub(super) async fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let updates = self.read_updates(now_ms).await?;
-        let plan = self.planner.plan(now_ms, &updates);
+        let plan = self.planner.plan(now_ms, &updates.updates, &updates.before);
         let m = &self.metrics;
         for (reason, n) in &plan.skipped {
             m.skipped(*reason, *n);
@@ -51,7 +51,7 @@ impl<S: Store> Engine<S> {
     /// Reads what changed in the update set since the last tick: a delta, or a full read on
     /// start, after Redis lost its state, or when a strategy's bucket starts before what the
     /// planner knows. The planner diffs either against what it knew, so both plan the same.
-    async fn read_updates(&mut self, now_ms: i64) -> Result<BTreeMap<Ticker, i64>, StoreError> {
+    async fn read_updates(&mut self, now_ms: i64) -> Result<FeedRead, StoreError> {
         let since_ms = self.planner.read_from_ms(now_ms);
         let mut cursor = self.feed.clone();
         if since_ms < self.known_from_ms {
@@ -76,8 +76,8 @@ impl<S: Store> Engine<S> {
         if read.full {
             self.known_from_ms = since_ms;
         }
-        self.feed = read.cursor;
-        Ok(read.updates)
+        self.feed = read.cursor.clone();
+        Ok(read)
     }
 
     /// Asks Redis for the changed tickers of the plan's large dirty universes (Lua, falling
@@ -128,9 +128,12 @@ impl<S: Store> Engine<S> {
             })
             .collect();
         let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
-        for (r, d) in requests.iter().zip(&dispatched) {
+        for (i, (r, d)) in requests.iter().zip(&dispatched).enumerate() {
             self.planner.claimed(r.strategy, r.bucket, &r.tickers);
-            count_run(&self.metrics, d.is_some());
+            // A closing pass found all claimed is no skip: skips describe current buckets.
+            if i >= plan.closing || d.is_some() {
+                count_run(&self.metrics, d.is_some());
+            }
         }
         let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
         for (r, job) in wholes.iter().zip(&runs) {

@@ -35,6 +35,14 @@ impl KeySpace {
         format!("{}TICK:UPD", self.prefix)
     }
 
+    /// ZSET ticker → its latest update ms in an earlier minute than its time in
+    /// [`KeySpace::updates`] (kept by `record.lua`): a closing pass (DESIGN §2.3 step 6)
+    /// still sees an update inside a bucket that a newer one in the next bucket hid before
+    /// the engine read it. Every bucket boundary is a minute boundary.
+    pub fn updates_before(&self) -> String {
+        format!("{}TICK:PRE", self.prefix)
+    }
+
     /// ZSET ticker → write sequence number of its latest write to [`KeySpace::updates`]:
     /// readers fetch only what changed since their last read.
     pub fn update_sequence(&self) -> String {

@@ -154,7 +154,11 @@ pub struct FeedRead {
     pub full: bool,
     /// The cursor to read from next time.
     pub cursor: FeedCursor,
+    /// Ticker → its last update ms (`TICK:UPD`).
     pub updates: BTreeMap<Ticker, i64>,
+    /// Ticker → its latest update ms in an earlier minute than its last (`TICK:PRE`), for
+    /// the tickers of `updates` that have one: what a closing pass needs (DESIGN §2.3).
+    pub before: BTreeMap<Ticker, i64>,
 }
 
 /// Every failure of a store operation.
@@ -212,6 +216,10 @@ pub struct StoreCounters {
     pub lua_fallbacks: AtomicU64,
     /// Members read from Redis that are not valid tickers (written by someone else); skipped.
     pub invalid_stored_members: AtomicU64,
+    /// Update times read from Redis that are not whole milliseconds of a supported instant
+    /// (a direct writer's fractional or huge score): that ticker is skipped, the others
+    /// are read (DESIGN §2.3, isolation).
+    pub invalid_scores: AtomicU64,
     /// Round trips to Redis (a pipeline is one).
     pub round_trips: AtomicU64,
 }

@@ -142,8 +142,8 @@ pub struct FeedReply {
     pub kind: FeedKind,
     /// Where the reader stands after this read.
     pub cursor: FeedCursor,
-    /// (member, score) pairs, still raw.
-    pub pairs: Vec<(String, f64)>,
+    /// (member, score, earlier-minute score) triples, still raw.
+    pub triples: Vec<(String, f64, Option<f64>)>,
 }
 
 /// One strategy's answer in a `dispatch.lua` reply: the job issued and the tickers it
@@ -151,22 +151,24 @@ pub struct FeedReply {
 pub type DispatchAnswer = Option<(JobRef, Vec<String>)>;
 
 impl Scripts {
-    /// `record.lua` — KEYS: updates, sequence, feed meta. ARGV: ts1, ticker1, ts2, … (one
+    /// `record.lua` — KEYS: updates, sequence, feed meta, earlier-minute times. ARGV: ts1, ticker1, ts2, … (one
     /// write chunk). Reply: the write sequence number taken.
     pub fn record(&self, keys: &KeySpace, chunk: &[(Ticker, i64)]) -> ScriptInvocation<'_> {
         let mut call = self.record.call();
         call.key(keys.updates())
             .key(keys.update_sequence())
-            .key(keys.update_feed());
+            .key(keys.update_feed())
+            .key(keys.updates_before());
         for (ticker, ts_ms) in chunk {
             call.arg(*ts_ms).arg(ticker.as_str());
         }
         call
     }
 
-    /// `read_updates.lua` — KEYS: updates, sequence, feed meta. ARGV: cursor epoch ('' for
-    /// none), cursor seq, since ms (full read), the epoch to set if none, the most changes
-    /// answered as a delta. Reply: `{kind, epoch, seq, ticker1, ms1, …}`; see
+    /// `read_updates.lua` — KEYS: updates, sequence, feed meta, earlier-minute times. ARGV:
+    /// cursor epoch ('' for none), cursor seq, since ms (full read), the epoch to set if
+    /// none, the most changes answered as a delta. Reply: `{kind, epoch, seq, ticker1, ms1,
+    /// before1, …}`; see
     /// [`Scripts::decode_read_updates`].
     pub fn read_updates(
         &self,
@@ -179,6 +181,7 @@ impl Scripts {
         call.key(keys.updates())
             .key(keys.update_sequence())
             .key(keys.update_feed())
+            .key(keys.updates_before())
             .arg(cursor.epoch.as_deref().unwrap_or(""))
             .arg(cursor.seq)
             .arg(since_ms)
@@ -190,7 +193,7 @@ impl Scripts {
     /// Decodes the reply of [`Scripts::read_updates`].
     pub fn decode_read_updates(&self, reply: Vec<Value>) -> Result<FeedReply, StoreError> {
         let lua = &self.read_updates;
-        if reply.len() < 3 || reply.len().is_multiple_of(2) {
+        if reply.len() < 3 || !reply.len().is_multiple_of(3) {
             return Err(lua.error(format!("{} values in the reply", reply.len())));
         }
         let mut values = reply.into_iter();
@@ -202,7 +205,12 @@ impl Scripts {
         };
         let epoch: String = lua.decode(next())?;
         let seq: u64 = lua.decode(next())?;
-        let pairs: Vec<(String, f64)> = lua.decode(Value::Array(values.collect()))?;
+        let rest: Vec<Value> = values.collect();
+        let mut triples = Vec::with_capacity(rest.len() / 3);
+        for t in rest.chunks_exact(3) {
+            let before: Option<f64> = lua.decode(t[2].clone())?;
+            triples.push((lua.decode(t[0].clone())?, lua.decode(t[1].clone())?, before));
+        }
         let cursor = FeedCursor {
             epoch: Some(epoch),
             seq,
@@ -210,7 +218,7 @@ impl Scripts {
         Ok(FeedReply {
             kind,
             cursor,
-            pairs,
+            triples,
         })
     }
 
@@ -420,7 +428,7 @@ impl Scripts {
         call
     }
 
-    /// `cleanup_chunk.lua` — KEYS: updates, sequence. ARGV: cutoff ms, most members to
+    /// `cleanup_chunk.lua` — KEYS: updates, sequence, earlier-minute times. ARGV: cutoff ms, most members to
     /// remove. Reply: the number removed.
     pub fn cleanup_chunk(
         &self,
@@ -431,6 +439,7 @@ impl Scripts {
         let mut call = self.cleanup_chunk.call();
         call.key(keys.updates())
             .key(keys.update_sequence())
+            .key(keys.updates_before())
             .arg(cutoff_ms)
             .arg(chunk_members);
         call

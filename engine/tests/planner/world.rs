@@ -11,7 +11,8 @@ use tickgate::core::catalog::{Strategy, Universe};
 use tickgate::core::jobs::JobMode;
 use tickgate::core::planner::{Plan, Planner};
 use tickgate::core::rule::{self, Decision, SkipReason};
-use tickgate::{Bucket, StrategyId, Ticker};
+use tickgate::core::time::MINUTE_MS;
+use tickgate::{Bucket, StrategyId, Ticker, Timeframe};
 
 /// A dispatch the store accepted: what it claimed, or the whole run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ struct OpenJob {
 pub struct Store {
     /// Ticker → last update (`ZADD GT`).
     pub updates: BTreeMap<Ticker, i64>,
+    /// Ticker → latest update in an earlier minute than its last (`TICK:PRE`).
+    before: BTreeMap<Ticker, i64>,
     /// (strategy, ticker) → bucket start of its last claim.
     claims: BTreeMap<(StrategyId, Ticker), i64>,
     /// Strategy → newest bucket start claimed (a claim for a bucket that ended before it
@@ -49,8 +52,28 @@ pub struct Store {
 
 impl Store {
     pub fn record(&mut self, ticker: &Ticker, ts_ms: i64) {
+        let minute = |ms: i64| ms.div_euclid(MINUTE_MS);
+        if let Some(&last) = self.updates.get(ticker) {
+            let earlier = if minute(ts_ms) > minute(last) {
+                Some(last)
+            } else {
+                (minute(ts_ms) < minute(last)).then_some(ts_ms)
+            };
+            if let Some(e) = earlier {
+                let slot = self.before.entry(ticker.clone()).or_insert(e);
+                *slot = (*slot).max(e);
+            }
+        }
         let slot = self.updates.entry(ticker.clone()).or_insert(ts_ms);
         *slot = (*slot).max(ts_ms);
+    }
+
+    /// The time of `t` inside `bucket`, if it has one: its last, or its latest in an
+    /// earlier minute.
+    fn time_inside(&self, t: &Ticker, bucket: Bucket) -> Option<i64> {
+        let inside = |ts: &i64| (bucket.start_ms..bucket.end_ms).contains(ts);
+        let last = self.updates.get(t).copied().filter(inside);
+        last.or_else(|| self.before.get(t).copied().filter(inside))
     }
 
     /// Claims `tickers` of `s` in `bucket`: returns those newly claimed (the job's symbols).
@@ -150,13 +173,17 @@ pub struct World {
     known_from_ms: i64,
     /// The next read is full (start, lost state, a delta too large).
     full_read_due: bool,
+    /// Strategy → (timeframe, bucket) at the previous tick, for the closing passes.
+    previous: BTreeMap<StrategyId, (Timeframe, Bucket)>,
 }
 
 /// What one tick dispatched and skipped, and what the rule says it should have.
 #[derive(Debug, Default)]
 pub struct TickOutcome {
-    pub dispatched: BTreeMap<StrategyId, Dispatched>,
-    pub expected: BTreeMap<StrategyId, Dispatched>,
+    /// (strategy, bucket start) → what the store accepted: a strategy may have a closing
+    /// pass and a run in its current bucket in one tick.
+    pub dispatched: BTreeMap<(StrategyId, i64), Dispatched>,
+    pub expected: BTreeMap<(StrategyId, i64), Dispatched>,
     pub plan: Plan,
     /// The rule's skips: strategy → reason.
     pub rule_skips: BTreeMap<StrategyId, SkipReason>,
@@ -193,6 +220,7 @@ impl World {
             written: BTreeSet::new(),
             known_from_ms: i64::MAX,
             full_read_due: true,
+            previous: BTreeMap::new(),
         }
     }
 
@@ -200,7 +228,11 @@ impl World {
     pub fn upsert(&mut self, id: StrategyId, strategy: Option<Strategy>) {
         match strategy.clone().filter(|s| s.active) {
             Some(s) => self.catalog.insert(id, s),
-            None => self.catalog.remove(&id),
+            None => {
+                // Removed: the planner forgets it, and with it any bucket to close.
+                self.previous.remove(&id);
+                self.catalog.remove(&id)
+            }
         };
         self.planner.upsert(id, strategy);
     }
@@ -254,25 +286,76 @@ impl World {
 
     /// What the runtime reads: every ticker updated since `read_from_ms` (a full read),
     /// or the tickers written since the last read with their current times (a delta).
-    fn read(&mut self) -> BTreeMap<Ticker, i64> {
+    /// With each ticker read, its latest time in an earlier minute if it has one.
+    fn read(&mut self) -> (BTreeMap<Ticker, i64>, BTreeMap<Ticker, i64>) {
         let since = self.planner.read_from_ms(self.now_ms);
         let written = std::mem::take(&mut self.written);
-        if self.full_read_due || since < self.known_from_ms {
+        let updates: BTreeMap<Ticker, i64> = if self.full_read_due || since < self.known_from_ms {
             self.full_read_due = false;
             self.known_from_ms = since;
             let updates = self.store.updates.iter();
-            return updates
+            updates
                 .filter(|(_, ts)| **ts >= since)
                 .map(|(t, ts)| (t.clone(), *ts))
-                .collect();
+                .collect()
+        } else {
+            written
+                .into_iter()
+                .map(|t| {
+                    let ts = self.store.updates[&t];
+                    (t, ts)
+                })
+                .collect()
+        };
+        let before = updates
+            .keys()
+            .filter_map(|t| Some((t.clone(), *self.store.before.get(t)?)))
+            .collect();
+        (updates, before)
+    }
+
+    /// The closing passes the rule owes (DESIGN §2.3 step 6): a per-ticker strategy whose
+    /// bucket moved on since the previous tick, with the same timeframe, runs on the tickers
+    /// updated inside the closed bucket and not claimed there.
+    fn decide_closing(&self, outcome: &mut TickOutcome) {
+        for (&s, strategy) in &self.catalog {
+            let (Some(&(tf, closed)), Some(now)) =
+                (self.previous.get(&s), self.bucket_of(strategy))
+            else {
+                continue;
+            };
+            if strategy.timeframe.as_ref().ok() != Some(&tf) || closed.end_ms > now.start_ms {
+                continue;
+            }
+            if !matches!(
+                rule::run_shape(&strategy.universe, self.per_ticker),
+                rule::RunShape::PerTicker(_)
+            ) {
+                continue;
+            }
+            let store = &self.store;
+            let decision = rule::decide_in(
+                strategy,
+                self.per_ticker,
+                Some(closed),
+                |t| store.time_inside(t, closed),
+                |t, start| store.claims.get(&(s, t.clone())) == Some(&start),
+                |_| true,
+            );
+            if let Decision::Run {
+                bucket,
+                mode,
+                symbols,
+            } = decision
+            {
+                let d = Dispatched {
+                    bucket,
+                    mode,
+                    symbols,
+                };
+                outcome.expected.insert((s, bucket.start_ms), d);
+            }
         }
-        written
-            .into_iter()
-            .map(|t| {
-                let ts = self.store.updates[&t];
-                (t, ts)
-            })
-            .collect()
     }
 
     /// The full evaluation of every active strategy on the state before dispatch.
@@ -294,7 +377,7 @@ impl World {
                     symbols,
                 } => {
                     outcome.expected.insert(
-                        s,
+                        (s, bucket.start_ms),
                         Dispatched {
                             bucket,
                             mode,
@@ -322,10 +405,16 @@ impl World {
     /// One tick at `now_ms`, as `runtime/tick.rs` runs it: read, plan, ask the server for
     /// large dirty universes, dispatch through the store, tell the planner what is claimed.
     pub fn tick(&mut self) -> Result<TickOutcome, TestCaseError> {
-        let updates = self.read();
+        let (updates, before) = self.read();
         let mut outcome = TickOutcome::default();
+        self.decide_closing(&mut outcome);
         self.decide_all(&mut outcome);
-        let mut plan = self.planner.plan(self.now_ms, &updates);
+        self.previous = self
+            .catalog
+            .iter()
+            .filter_map(|(s, st)| Some((*s, (*st.timeframe.as_ref().ok()?, self.bucket_of(st)?))))
+            .collect();
+        let mut plan = self.planner.plan(self.now_ms, &updates, &before);
         let mut proposals = std::mem::take(&mut plan.tickers);
         for (s, bucket) in std::mem::take(&mut plan.server_side) {
             let changed = self.intersect(s, bucket.start_ms);
@@ -335,30 +424,35 @@ impl World {
             }
         }
         let mut proposed = BTreeSet::new();
-        for (s, bucket, tickers) in &proposals {
-            prop_assert!(proposed.insert(*s), "two proposals for strategy {}", s);
+        for (i, (s, bucket, tickers)) in proposals.iter().enumerate() {
+            let key = (*s, bucket.start_ms);
+            prop_assert!(proposed.insert(key), "two proposals for {:?}", key);
             prop_assert!(tickers.is_sorted(), "unsorted proposal {:?}", tickers);
             let claimed = self.store.claim(*s, *bucket, tickers);
             if claimed.is_empty() {
-                outcome.refused.push(*s);
+                // A closing pass found all claimed is no skip (see `runtime/tick.rs`).
+                if i >= plan.closing {
+                    outcome.refused.push(*s);
+                }
             } else {
                 let d = Dispatched {
                     bucket: *bucket,
                     mode: JobMode::PerTicker,
                     symbols: claimed,
                 };
-                outcome.dispatched.insert(*s, d);
+                outcome.dispatched.insert(key, d);
             }
         }
         for (s, bucket, mode, symbols) in &plan.strategies {
-            prop_assert!(proposed.insert(*s), "two proposals for strategy {}", s);
+            let key = (*s, bucket.start_ms);
+            prop_assert!(proposed.insert(key), "two proposals for {:?}", key);
             if self.store.run(*s, *bucket) {
                 let d = Dispatched {
                     bucket: *bucket,
                     mode: *mode,
                     symbols: symbols.clone(),
                 };
-                outcome.dispatched.insert(*s, d);
+                outcome.dispatched.insert(key, d);
             } else {
                 outcome.refused.push(*s);
             }

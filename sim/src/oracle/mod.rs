@@ -94,6 +94,13 @@ pub struct Oracle {
     /// Ticker → last update. Hash maps (never iterated, so order cannot leak into results)
     /// because the oracle probes every universe ticker of every strategy every tick.
     pub updates: FastMap<Ticker, i64>,
+    /// Ticker → its latest update in an earlier minute than its last (what `TICK:PRE`
+    /// keeps): a closing pass still sees an update the next one replaced.
+    before: FastMap<Ticker, i64>,
+    /// Strategy → (timeframe, bucket) at the previous tick: a strategy whose bucket moved on
+    /// with the same timeframe is evaluated once more for the bucket that closed
+    /// (DESIGN §2.3 step 6).
+    previous: BTreeMap<StrategyId, (Timeframe, Bucket)>,
     /// Strategy → ticker → bucket start of its claim.
     claims: FastMap<StrategyId, FastMap<Ticker, i64>>,
     runs: BTreeMap<StrategyId, i64>,
@@ -119,6 +126,8 @@ impl Oracle {
             max_universe: tickgate::limits::DEFAULT_MAX_UNIVERSE,
             strategies,
             updates: FastMap::default(),
+            before: FastMap::default(),
+            previous: BTreeMap::new(),
             claims: FastMap::default(),
             runs: BTreeMap::new(),
             legacy_runs: BTreeMap::new(),
@@ -130,6 +139,8 @@ impl Oracle {
     /// Redis lost everything it held (restart empty): update times and claims.
     pub fn forget_redis_state(&mut self) {
         self.updates.clear();
+        // Not `previous`: the engine still closes the bucket it was in, on what Redis holds.
+        self.before.clear();
         self.claims.clear();
         self.runs.clear();
         self.seed.forget();
@@ -137,18 +148,72 @@ impl Oracle {
 
     /// Records updates with `ZADD GT` semantics; invalid tickers are ignored (the engine's
     /// store rejects them).
+    /// The latest time in an earlier minute is kept beside the last one.
     pub fn record(&mut self, updates: &[(String, i64)]) {
         for (t, ts) in updates {
-            if let Ok(t) = Ticker::parse(t) {
-                let slot = self.updates.entry(t).or_insert(*ts);
-                *slot = (*slot).max(*ts);
+            let Ok(t) = Ticker::parse(t) else { continue };
+            let minute = |ms: i64| ms.div_euclid(60_000);
+            let last = self.updates.get(&t).copied();
+            let earlier = match last {
+                Some(last) if minute(*ts) > minute(last) => Some(last),
+                Some(last) if minute(*ts) < minute(last) => Some(*ts),
+                _ => None,
+            };
+            if let Some(e) = earlier {
+                let slot = self.before.entry(t.clone()).or_insert(e);
+                *slot = (*slot).max(e);
             }
+            self.updates.insert(t, last.map_or(*ts, |l| l.max(*ts)));
         }
     }
 
     /// Removes update entries older than `cutoff_ms`, as a cleanup run does.
     pub fn cleanup(&mut self, cutoff_ms: i64) {
         self.updates.retain(|_, ts| *ts >= cutoff_ms);
+        let updates = &self.updates;
+        self.before.retain(|t, _| updates.contains_key(t));
+    }
+
+    /// The closing passes due at `now` (DESIGN §2.3 step 6), before anything of the current
+    /// buckets: per-ticker strategies whose bucket moved on since the previous tick, on the
+    /// tickers updated inside the closed bucket (last time, or latest in an earlier minute)
+    /// and not claimed in it.
+    fn close_buckets(&mut self, current: &BTreeMap<StrategyId, Bucket>) -> BTreeSet<Dispatch> {
+        let mut out = BTreeSet::new();
+        for (id, s) in &self.strategies {
+            let (Some(&(tf, closed)), Some(now_bucket)) = (self.previous.get(id), current.get(id))
+            else {
+                continue;
+            };
+            if s.timeframe.as_ref().ok() != Some(&tf) || closed.end_ms > now_bucket.start_ms {
+                continue;
+            }
+            if !matches!(
+                tickgate::core::rule::run_shape(&s.universe, self.per_ticker),
+                tickgate::core::rule::RunShape::PerTicker(_)
+            ) {
+                continue;
+            }
+            let inside = |ts: &i64| (closed.start_ms..closed.end_ms).contains(ts);
+            let time_inside = |t: &Ticker| {
+                let last = self.updates.get(t).copied().filter(inside);
+                last.or_else(|| self.before.get(t).copied().filter(inside))
+            };
+            let claims = self.claims.get(id);
+            let decision = decide_in(
+                s,
+                self.per_ticker,
+                Some(closed),
+                time_inside,
+                |t, start| claims.and_then(|c| c.get(t)) == Some(&start),
+                |_| true,
+            );
+            if let Decision::Run { mode, symbols, .. } = decision {
+                let symbols = symbols.iter().map(|t| t.as_str().to_owned()).collect();
+                out.insert((*id, closed.start_ms, mode, symbols));
+            }
+        }
+        out
     }
 
     /// Full evaluation of every strategy at `now`; claims what it dispatches.
@@ -205,9 +270,15 @@ impl Oracle {
                 Decision::Skip(reason) => *self.skipped.entry(reason).or_default() += 1,
             }
         }
+        let closing = self.close_buckets(&current);
+        self.previous.clear();
         for (id, b) in current {
             self.legacy_runs.insert(id, b.start_ms);
+            if let Some(Ok(tf)) = self.strategies.get(&id).map(|s| &s.timeframe) {
+                self.previous.insert(id, (*tf, b));
+            }
         }
+        out.extend(closing);
         for (id, start, mode, symbols) in &out {
             if *mode == JobMode::PerTicker {
                 let claims = self.claims.entry(*id).or_default();

@@ -64,8 +64,7 @@ impl Updates for ModelStore {
             state.feed_seq += 1;
             let seq = state.feed_seq;
             for (ticker, ts_ms) in chunk {
-                let slot = state.updates.entry(ticker.clone()).or_insert(*ts_ms);
-                *slot = (*slot).max(*ts_ms);
+                record_one(&mut state, ticker, *ts_ms);
                 state.update_sequence.insert(ticker.clone(), seq);
             }
         }
@@ -93,7 +92,7 @@ impl Updates for ModelStore {
         let delta = cursor.epoch.as_deref() == Some(epoch.as_str())
             && cursor.seq <= state.feed_seq
             && changed.len() as u64 <= FEED_DELTA_MAX;
-        let updates = if delta {
+        let updates: BTreeMap<Ticker, i64> = if delta {
             changed
                 .into_iter()
                 .filter_map(|t| Some((t.clone(), *state.updates.get(t)?)))
@@ -106,6 +105,10 @@ impl Updates for ModelStore {
                 .map(|(t, ts)| (t.clone(), *ts))
                 .collect()
         };
+        let before = updates
+            .keys()
+            .filter_map(|t| Some((t.clone(), *state.updates_before.get(t)?)))
+            .collect();
         Ok(FeedRead {
             full: !delta,
             cursor: FeedCursor {
@@ -113,6 +116,7 @@ impl Updates for ModelStore {
                 seq: state.feed_seq,
             },
             updates,
+            before,
         })
     }
 
@@ -230,9 +234,11 @@ impl Maintenance for ModelStore {
         let ModelState {
             updates,
             update_sequence,
+            updates_before,
             ..
         } = &mut *state;
         update_sequence.retain(|t, _| updates.contains_key(t));
+        updates_before.retain(|t, _| updates.contains_key(t));
         let removed = (before - state.updates.len()) as u64;
         // The same call count as the chunked Redis loop: one per full chunk, plus the call
         // that finds fewer than a chunk (possibly none) left.
@@ -252,6 +258,23 @@ impl Store for ModelStore {
     fn counters(&self) -> &StoreCounters {
         &self.counters
     }
+}
+
+/// Records one update as `record.lua` does: the time only rises (`ZADD GT`), and
+/// `updates_before` keeps the latest time in an earlier minute than the ticker's time.
+fn record_one(state: &mut ModelState, ticker: &Ticker, ts_ms: i64) {
+    let minute = |ms: i64| ms.div_euclid(60_000);
+    let before = match state.updates.get(ticker) {
+        Some(&cur) if minute(ts_ms) > minute(cur) => Some(cur),
+        Some(&cur) if minute(ts_ms) < minute(cur) => Some(ts_ms),
+        _ => None,
+    };
+    if let Some(b) = before {
+        let slot = state.updates_before.entry(ticker.clone()).or_insert(b);
+        *slot = (*slot).max(b);
+    }
+    let slot = state.updates.entry(ticker.clone()).or_insert(ts_ms);
+    *slot = (*slot).max(ts_ms);
 }
 
 /// Bumps the version and records that `id` changed at it, dropping the oldest records

@@ -11,6 +11,8 @@ use crate::store::StreamEntry;
 pub struct ModelState {
     /// `TICK:UPD`: ticker → last update ms.
     pub updates: BTreeMap<Ticker, i64>,
+    /// `TICK:PRE`: ticker → its latest update ms in an earlier minute than its last.
+    pub updates_before: BTreeMap<Ticker, i64>,
     /// `TICK:SEQ`: ticker → write sequence number of its latest write.
     pub update_sequence: BTreeMap<Ticker, u64>,
     /// `TICK:SEQ:META` field `seq`: the last write sequence number issued.

@@ -179,26 +179,6 @@ pub(super) fn script_error(script: &'static str, e: RedisError) -> StoreError {
     }
 }
 
-pub(super) fn decode_scores(
-    op: &'static str,
-    pairs: Vec<(String, f64)>,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    pairs
-        .into_iter()
-        .map(|(m, score)| {
-            // Scores are integral milliseconds below 2^53, so f64 holds them exactly.
-            if score.fract() == 0.0 && score.abs() < 9.0e15 {
-                Ok((m, score as i64))
-            } else {
-                Err(StoreError::Redis {
-                    op,
-                    reason: format!("member {m:?} has a non-millisecond score {score}"),
-                })
-            }
-        })
-        .collect()
-}
-
 impl Store for RedisStore {
     fn counters(&self) -> &StoreCounters {
         &self.counters

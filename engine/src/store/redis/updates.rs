@@ -2,11 +2,30 @@
 
 use std::collections::BTreeMap;
 
-use super::{RedisStore, command_error, decode_scores, invoke, script_error};
+use super::{RedisStore, command_error, invoke, script_error};
 use crate::core::ticker::{Ticker, check_timestamp};
 use crate::limits::WRITE_CHUNK_MEMBERS;
 use crate::store::scripts::FeedKind;
-use crate::store::{FeedCursor, FeedRead, StoreError, Updates, validate_updates};
+use crate::store::{
+    FeedCursor, FeedRead, Store, StoreCounters, StoreError, Updates, validate_updates,
+};
+
+impl RedisStore {
+    /// An update time read from Redis, if it is whole milliseconds of a supported instant;
+    /// else counted and logged, and the ticker skipped.
+    fn stamp(&self, member: &str, score: f64) -> Option<i64> {
+        // Integral and below 2^53, f64 holds the milliseconds exactly.
+        let ms = (score.fract() == 0.0 && score.abs() < 9.0e15).then_some(score as i64);
+        match ms.and_then(|ms| check_timestamp(ms).ok()) {
+            Some(ms) => Some(ms),
+            None => {
+                StoreCounters::bump(&self.counters().invalid_scores, 1);
+                tracing::warn!(key = %self.keys().updates(), member, score, "update time is not a millisecond instant; ticker skipped");
+                None
+            }
+        }
+    }
+}
 
 impl Updates for RedisStore {
     async fn record_updates<S: AsRef<str> + Sync>(
@@ -37,15 +56,25 @@ impl Updates for RedisStore {
             .map_err(|e| script_error(scripts.read_updates.name, e))?;
         let reply = scripts.decode_read_updates(reply)?;
         let mut updates = BTreeMap::new();
-        for (member, ts_ms) in decode_scores(scripts.read_updates.name, reply.pairs)? {
-            if let Some(t) = self.parse_members(vec![member]).pop() {
-                updates.insert(t, ts_ms);
+        let mut before = BTreeMap::new();
+        for (member, score, before_score) in reply.triples {
+            // One bad score costs only its ticker (DESIGN §2.3, isolation).
+            let Some(ts_ms) = self.stamp(&member, score) else {
+                continue;
+            };
+            let Some(t) = self.parse_members(vec![member]).pop() else {
+                continue;
+            };
+            if let Some(b) = before_score.and_then(|b| self.stamp(t.as_str(), b)) {
+                before.insert(t.clone(), b);
             }
+            updates.insert(t, ts_ms);
         }
         Ok(FeedRead {
             full: reply.kind == FeedKind::Full,
             cursor: reply.cursor,
             updates,
+            before,
         })
     }
 
