@@ -1,6 +1,8 @@
 //! The engine against a real Redis: `Engine::step` driven by the test's time and checked
 //! against the full-evaluation oracle; `AlertService` driven by a manual clock.
 
+// The closing pass of a bucket, through TICK:PRE; a damaged score costs only its ticker.
+mod closing;
 // A mixed catalog over three buckets, a worker that fails and discovers: jobs equal the
 // oracle's decisions after every step.
 mod e2e;

@@ -1,0 +1,106 @@
+//! The closing pass (DESIGN §2.3 step 6): an update after a bucket's last tick and before
+//! its end is dispatched for that bucket at the first tick at or after its end — also when
+//! a newer update of the same ticker, inside the next bucket, replaced it in `TICK:UPD`
+//! before the engine read it. And a damaged score costs only its ticker.
+
+use std::collections::BTreeSet;
+
+use tickgate::core::catalog::CatalogEntry;
+use tickgate::core::jobs::JobMode;
+use tickgate::core::time::{MINUTE_MS, SECOND_MS};
+use tickgate::store::{Store, Updates};
+use tickgate_suite::{Rng, T0_MS, TICK_MS, Worker, World, engine_config, ticker_names};
+
+/// One 1m strategy on `A` and `B`.
+fn catalog() -> Vec<CatalogEntry> {
+    let universe = Some(vec!["A".to_owned(), "B".to_owned()]);
+    vec![CatalogEntry::new(1, 7, "one minute", "1m", universe)]
+}
+
+/// (bucket start, symbols) of every per-ticker job the worker takes now.
+async fn jobs(world: &World, rng: &mut Rng) -> BTreeSet<(i64, BTreeSet<String>)> {
+    let round = Worker::PERFECT
+        .round(world.market(), rng, &ticker_names(2))
+        .await;
+    round
+        .dispatched
+        .into_iter()
+        .filter(|(_, _, mode, _)| *mode == JobMode::PerTicker)
+        .map(|(_, start, _, symbols)| (start, symbols))
+        .collect()
+}
+
+fn set(tickers: &[&str]) -> BTreeSet<String> {
+    tickers.iter().map(|t| (*t).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
+    let world = World::builder("closing:").catalog(catalog()).build().await;
+    let mut engine = world.engine(engine_config("closing-1")).await;
+    let mut rng = Rng(3);
+    let b = T0_MS; // bucket [T0, T0 + 1 min)
+    // Ticks on 10 s multiples; the bucket's last is at :50 and sees nothing.
+    for k in 0..6 {
+        assert!(engine.step(b + k * TICK_MS).await.ready);
+    }
+    assert!(jobs(&world, &mut rng).await.is_empty());
+    let market = world.market();
+    // A at :55 and B at :58, after the last tick; then A again at :00.2 of the next
+    // bucket, before the engine's next read: TICK:UPD holds only that one for A.
+    let (end, late) = (b + MINUTE_MS, b + 55 * SECOND_MS);
+    market.record_updates(&[("A", late)]).await.expect("record");
+    market
+        .record_updates(&[("B", late + 3_000)])
+        .await
+        .expect("record");
+    market
+        .record_updates(&[("A", end + 200)])
+        .await
+        .expect("record");
+
+    let report = engine.step(end + 500).await;
+    assert!(report.ready);
+    let want = BTreeSet::from([(b, set(&["A", "B"])), (end, set(&["A"]))]);
+    assert_eq!(jobs(&world, &mut rng).await, want);
+    // The closing pass is done: nothing more for the closed bucket, ever.
+    market
+        .record_updates(&[("B", late + 4_000)])
+        .await
+        .expect("record");
+    for k in 1..4 {
+        assert!(engine.step(end + 500 + k * TICK_MS).await.ready);
+    }
+    assert!(jobs(&world, &mut rng).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fractional_score_costs_only_its_ticker() {
+    let world = World::builder("fraction:").catalog(catalog()).build().await;
+    let mut engine = world.engine(engine_config("fraction-1")).await;
+    let mut rng = Rng(4);
+    // A direct writer's damaged score beside a good update.
+    let _: () = redis::cmd("ZADD")
+        .arg(world.keys().updates())
+        .arg((T0_MS as f64) + 0.5)
+        .arg("A")
+        .query_async(&mut world.connection().await)
+        .await
+        .expect("ZADD");
+    world
+        .market()
+        .record_updates(&[("B", T0_MS + 1)])
+        .await
+        .expect("record");
+    let report = engine.step(T0_MS + TICK_MS).await;
+    assert!(report.ready, "one bad score must not fail the tick");
+    assert_eq!(
+        jobs(&world, &mut rng).await,
+        BTreeSet::from([(T0_MS, set(&["B"]))])
+    );
+    let counters = engine.store().counters();
+    let skipped = counters
+        .invalid_scores
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(skipped, 1);
+}
