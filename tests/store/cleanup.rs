@@ -6,15 +6,17 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use redis::aio::MultiplexedConnection;
+use tickgate::config::EngineConfig;
 use tickgate::core::calendar::Timeframe;
+use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::time::{DAY_MS, HOUR_MS};
 use tickgate::limits::CLEANUP_CHUNK_MEMBERS;
 use tickgate::store::{
-    CleanupReport, Dispatch, Intersection, Maintenance, ModelStore, TickerDispatch, Universes,
-    Updates,
+    Catalog, CleanupReport, Dispatch, Intersection, Maintenance, ModelStore, TickerDispatch,
+    Universes, Updates,
 };
 use tickgate::{StrategyId, Ticker};
-use tickgate_suite::{T0_MS, World, ticker_pool};
+use tickgate_suite::{T0_MS, TICK_MS, World, engine_config, ticker_pool};
 
 /// Cases of the no-decision-change property; the model makes each case microseconds.
 const CASES: u32 = 2_000;
@@ -353,4 +355,62 @@ async fn two_instances_cleaning_at_once_share_the_work() {
             .removed,
         0
     );
+}
+
+/// Cleanup at service level never runs before the catalog is loaded: with no active
+/// timeframe known, the raw retention would remove what a quarterly strategy still needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_cleanup_before_the_catalog_is_loaded() {
+    let universe = Some(vec!["Q".to_owned()]);
+    let quarterly = CatalogEntry::new(1, 1, "quarterly", "1q", universe);
+    let world = World::builder("unloaded:")
+        .catalog([quarterly])
+        .build()
+        .await;
+    // The catalog cannot be read (a damaged key), so the engine never loads it.
+    let mut con = world.connection().await;
+    let json: String = redis::cmd("HGET")
+        .arg(world.keys().catalog())
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .expect("HGET");
+    let _: () = redis::cmd("SET")
+        .arg(world.keys().catalog())
+        .arg("damaged")
+        .query_async(&mut con)
+        .await
+        .expect("SET");
+    let now = T0_MS + 30 * DAY_MS;
+    // Updated 20 days ago, inside the quarter: older than the raw 1-day retention.
+    let store = world.market();
+    store
+        .record_updates(&[("Q", now - 20 * DAY_MS)])
+        .await
+        .expect("record");
+    let config = EngineConfig {
+        retention_ms: DAY_MS,
+        cleanup_initial_delay_ms: 0,
+        ..engine_config("unloaded-1")
+    };
+    let mut engine = world.engine(config).await;
+    let report = engine.step(now).await;
+    assert!(!report.ready, "the catalog is unreadable");
+    assert_eq!(report.cleanup, None, "no cleanup before the catalog loads");
+    assert_eq!(store.tracked_tickers().await.expect("zcard"), 1);
+    // Once the catalog loads, cleanup runs with the quarter's retention: Q stays.
+    let _: () = redis::cmd("DEL")
+        .arg(world.keys().catalog())
+        .query_async(&mut con)
+        .await
+        .expect("DEL");
+    store
+        .catalog_write(1, Some(&json), None)
+        .await
+        .expect("catalog write");
+    let report = engine.step(now + TICK_MS).await;
+    assert!(report.ready);
+    let cleanup = report.cleanup.expect("due now that the catalog is loaded");
+    assert!(cleanup.effective_retention_ms > 90 * DAY_MS, "{cleanup:?}");
+    assert_eq!(store.tracked_tickers().await.expect("zcard"), 1);
 }

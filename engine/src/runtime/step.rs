@@ -179,12 +179,15 @@ impl<S: Store> Engine<S> {
     }
 
     /// Runs the retention cleanup if it is due: first `cleanup_initial_delay_ms` after the
-    /// first step, then every `cleanup_interval_ms`. A failure is retried at the next run.
+    /// first step, then every `cleanup_interval_ms`, never before the catalog has loaded.
+    /// A failure is retried at the next run.
     async fn cleanup_if_due(&mut self, now_ms: i64) -> Option<CleanupReport> {
         let due = *self
             .next_cleanup_ms
             .get_or_insert(now_ms + self.config.cleanup_initial_delay_ms);
-        if now_ms < due {
+        // Until the catalog is loaded the active timeframes are unknown, so the effective
+        // retention is too: the raw one could remove what a quarterly strategy still needs.
+        if now_ms < due || self.loaded_at_ms.is_none() {
             return None;
         }
         self.next_cleanup_ms = Some(now_ms + self.config.cleanup_interval_ms);
