@@ -9,6 +9,8 @@
 //! - [`planner`]: the incremental tick — the rule's decisions, with work proportional to
 //!   what changed.
 //! - [`jobs`]: job ids, the job and result JSON.
+//! - [`ledger`]: the claims one instance made in open buckets, written back after Redis
+//!   loses them.
 //! - [`discovery`]: what a worker's `used_symbols` does to a universe.
 //! - [`retention`]: the effective retention of update times.
 
@@ -16,6 +18,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod discovery;
 pub mod jobs;
+pub mod ledger;
 pub mod planner;
 pub mod retention;
 pub mod rule;
