@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Mutation check (issue 10): applies each small break below, one at a time, to a
+# throw-away copy of the committed checkout, runs the narrowest tests meant to catch it,
+# and prints caught / SURVIVED for each. Exit status: 0 when every mutation is caught,
+# 1 when one survived, 2 when one no longer applies or no longer builds (the table is out
+# of date with the code: fix the table, never the test).
+#
+#   scripts/mutants.sh            # every mutation
+#   scripts/mutants.sh NAME...    # only these
+#   scripts/mutants.sh --list     # names and what each breaks
+#
+# Redis as the tests get it (TICKGATE_REDIS; `process` without Docker). The checkout is
+# never touched: the copy is a `git worktree` of HEAD under $TMPDIR (uncommitted changes
+# are not tested), built into target/mutants so that successive mutations rebuild only
+# what changed. Expect about 1–3 minutes per mutation on a 2-core machine.
+set -euo pipefail
+
+root="$(git rev-parse --show-toplevel)"
+cd "$root"
+
+# name ~~ file ~~ perl substitution (applied with perl -0pi -e: `.` never matches a
+# newline, `\n` does) ~~ cargo test arguments
+mutations=(
+  "no-claim-check ~~ engine/src/store/lua/lib/claim.lua ~~ s/if value ~= start and not seen\[ticker\] then/if not seen[ticker] then/ ~~ --test main store::claims"
+  "bucket-start-gt ~~ engine/src/core/rule.rs ~~ s/is_some_and\(\|ts\| ts >= bucket.start_ms\)/is_some_and(|ts| ts > bucket.start_ms)/ ~~ -p tickgate --lib rule"
+  "planner-start-gt ~~ engine/src/core/planner.rs ~~ s/if ts < bucket.start_ms \{/if ts <= bucket.start_ms {/ ~~ -p tickgate --test main planner"
+  "no-zadd-gt ~~ engine/src/store/lua/record.lua ~~ s/redis.call\('ZADD', KEYS\[1\], 'GT', /redis.call('ZADD', KEYS[1], / ~~ --test main store::model"
+  "b11-no-closing-pass ~~ engine/src/core/planner.rs ~~ s/(\(Some\(old\), Some\(new\)\)) if per_ticker && old.end_ms <= new.start_ms =>/\1 if false =>/ ~~ --test main runtime::closing"
+  "b11-closing-ignores-pre ~~ engine/src/core/planner.rs ~~ s/let inside = times\n\s*\.iter\(\)\n\s*\.any\(\|ts\| \(bucket.start_ms..bucket.end_ms\).contains\(ts\)\);/let inside = (bucket.start_ms..bucket.end_ms).contains(&times[0]);/ ~~ --test main runtime::closing"
+  "b11-no-pre-kept ~~ engine/src/store/lua/record.lua ~~ s/if #before > 0 then/if false then/ ~~ --test main runtime::closing"
+  "b2-fractional-score-fails-read ~~ engine/src/store/redis/updates.rs ~~ s/let Some\(ts_ms\) = self.stamp\(&member, score\) else \{\n\s*continue;/let Some(ts_ms) = self.stamp(&member, score) else {\n                return Err(StoreError::Timeout { op: \"mutant\" });/ ~~ --test main runtime::closing::a_fractional"
+  "future-stamps-not-reexamined ~~ engine/src/core/planner.rs ~~ s/if ts > now_ms \{\n\s*self.ahead.insert\(id\);\n\s*\}// ~~ -p tickgate --test main planner"
+  "cleanup-before-load ~~ engine/src/runtime/step.rs ~~ s/if now_ms < due \|\| self.loaded_at_ms.is_none\(\) \{/if now_ms < due {/ ~~ --test main store::cleanup::no_cleanup_before"
+  "raw-retention ~~ engine/src/core/retention.rs ~~ s/\.fold\(configured_ms, i64::max\)/.fold(configured_ms, |a, _| a)/ ~~ --test main store::cleanup"
+  "week-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let start_day = FIRST_MONDAY_DAY \+ week.div_euclid\(n\) \* n \* 7;/let start_day = FIRST_MONDAY_DAY + ((week + 1).div_euclid(n) * n - 1) * 7;/ ~~ -p tickgate --test main calendar"
+  "quarter-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let first = quarter.div_euclid\(n\) \* n;/let first = (quarter + 1).div_euclid(n) * n - 1;/ ~~ -p tickgate --test main calendar"
+  "year-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let first = \(year - 1970\).div_euclid\(n\) \* n;/let first = (year - 1969).div_euclid(n) * n - 1;/ ~~ -p tickgate --test main calendar"
+  "b8-claim-check-stops-at-998 ~~ engine/src/store/lua/lib/claim.lua ~~ s/local values = dropped and \{\} or redis.call\('HMGET', key, unpack\(part\)\)/local values = {}/ ~~ --test main store::claims::the_originals_trigger_hash"
+)
+
+# Sets name, file, subst and tests from one table row.
+split() {
+  local row="$1"
+  name="${row%% ~~ *}"
+  row="${row#* ~~ }"
+  file="${row%% ~~ *}"
+  row="${row#* ~~ }"
+  subst="${row%% ~~ *}"
+  tests="${row#* ~~ }"
+}
+
+usage_list() {
+  for m in "${mutations[@]}"; do
+    split "$m"
+    printf '%-32s %s  (cargo test %s)\n' "$name" "$file" "$tests"
+  done
+}
+
+if [[ "${1:-}" == "--list" ]]; then
+  usage_list
+  exit 0
+fi
+wanted=("$@")
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/tickgate-mutants.XXXXXX")"
+copy="$tmp/tree"
+cleanup() {
+  git -C "$root" worktree remove --force "$copy" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+git worktree add --quiet --detach "$copy" HEAD
+export CARGO_TARGET_DIR="$root/target/mutants"
+
+caught=0 survived=0 broken=0
+for m in "${mutations[@]}"; do
+  split "$m"
+  if ((${#wanted[@]})) && [[ ! " ${wanted[*]} " == *" $name "* ]]; then
+    continue
+  fi
+  git -C "$copy" checkout --quiet -- .
+  perl -0pi -e "$subst" "$copy/$file"
+  if git -C "$copy" diff --quiet; then
+    printf '%-32s NOT APPLIED (the pattern no longer matches %s)\n' "$name" "$file"
+    broken=$((broken + 1))
+    continue
+  fi
+  # shellcheck disable=SC2086 # the test arguments are words
+  if ! (cd "$copy" && cargo test --quiet --no-run $tests >"$tmp/$name.build" 2>&1); then
+    printf '%-32s DOES NOT BUILD (see the mutation; log: %s)\n' "$name" "$tmp/$name.build"
+    broken=$((broken + 1))
+    continue
+  fi
+  # shellcheck disable=SC2086
+  if (cd "$copy" && cargo test --quiet $tests >"$tmp/$name.log" 2>&1); then
+    printf '%-32s SURVIVED  (cargo test %s passed)\n' "$name" "$tests"
+    survived=$((survived + 1))
+  else
+    failed="$(grep -E '^test .* FAILED$|^    [a-z_:]+$' "$tmp/$name.log" | head -3 | tr -s ' \n' ' ')"
+    printf '%-32s caught    by %s\n' "$name" "${failed:-cargo test $tests}"
+    caught=$((caught + 1))
+  fi
+done
+git -C "$copy" checkout --quiet -- .
+
+echo "mutations: $caught caught, $survived survived, $broken out of date"
+if ((broken > 0)); then
+  exit 2
+fi
+if ((survived > 0)); then
+  exit 1
+fi
