@@ -113,6 +113,10 @@ pub const DISPATCH_GROUP_TICKERS: usize = 5_000;
 /// hundred MB at most.
 pub const STREAM_MAXLEN: u64 = 1_000_000;
 
+/// Approximate cap on the dead-letter stream (`MAXLEN ~`). It has no consumer group: it is
+/// for people to read, so its oldest letters may go; a million is a few hundred MB at most.
+pub const DEAD_STREAM_MAXLEN: u64 = 1_000_000;
+
 /// Change records kept for other instances (`TICKGATE:CHANGES`); an instance that falls
 /// further behind than this reloads the whole catalog instead.
 pub const CHANGE_RECORDS_MAX: u64 = 100_000;

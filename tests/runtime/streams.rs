@@ -1,13 +1,15 @@
 //! Jobs and results over Redis Streams: a job a worker never acknowledges is re-delivered
-//! after the visibility timeout and dead-lettered after `max_deliveries`; malformed results
-//! go to the dead-letter stream, counted, and the consumer carries on.
+//! after the visibility timeout and dead-lettered after `max_deliveries` (its claims
+//! released); malformed results and results of jobs never issued go to the dead-letter
+//! stream, counted, and the consumer carries on; a dead letter that cannot be written
+//! leaves its result pending.
 
 use tickgate::config::EngineConfig;
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::jobs::Job;
 use tickgate::core::time::SECOND_MS;
 use tickgate::runtime::Metrics;
-use tickgate::store::{Settlement, Updates, WorkerSide};
+use tickgate::store::{Settlement, Universes, Updates, WorkerSide};
 use tickgate_suite::{T0_MS, TICK_MS, World, engine_config};
 
 /// A world with one strategy whose two tickers were updated just before T0.
@@ -82,20 +84,142 @@ async fn unacknowledged_jobs_are_redelivered_then_dead_lettered() {
     for k in 5..=8 {
         step(k).await;
     }
-    assert!(
-        market
-            .take_jobs("other-worker", 10)
-            .await
-            .expect("take")
-            .is_empty(),
-        "no third delivery"
-    );
     let dead = dead_letters(&world).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let fields: std::collections::BTreeMap<_, _> = dead[0].1.iter().cloned().collect();
     assert_eq!(fields.get("job"), first[0].payload.as_ref());
     assert!(fields["reason"].contains("2 deliveries"), "{fields:?}");
     assert!(market.pending_jobs(10).await.expect("pending").is_empty());
+    // No third delivery, but its claims were released (DESIGN §2.8): the same tick
+    // dispatched its tickers again, as a new job of the same bucket.
+    assert_eq!(Metrics::get(&metrics.claims_released), 2);
+    let retried = market.take_jobs("other-worker", 10).await.expect("take");
+    assert_eq!(
+        retried.len(),
+        1,
+        "the dead job's tickers are dispatched again"
+    );
+    let retried: Job =
+        serde_json::from_str(retried[0].payload.as_deref().expect("job")).expect("json");
+    assert_ne!(
+        retried.job_id, job.job_id,
+        "a new job, not a third delivery"
+    );
+    assert_eq!(
+        (retried.bucket_start_ms, retried.symbols),
+        (job.bucket_start_ms, job.symbols)
+    );
+}
+
+async fn post_result(world: &World, result: &str) {
+    let _: String = redis::cmd("XADD")
+        .arg(world.keys().results())
+        .arg("*")
+        .arg("result")
+        .arg(result)
+        .query_async(&mut world.connection().await)
+        .await
+        .expect("XADD");
+}
+
+/// B9 (DESIGN §2.8): results naming a job the strategy never issued are dead-lettered and
+/// change nothing — their `used_symbols` least of all — while a duplicate of a real result
+/// is acknowledged as late, not dead-lettered, and changes nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_of_jobs_never_issued_change_nothing() {
+    let world = one_strategy("never-issued:").await;
+    let market = world.market();
+    let mut engine = world.engine(engine_config("never-1")).await;
+    assert!(engine.step(T0_MS).await.ready);
+    let taken = market.take_jobs("w", 10).await.expect("take");
+    let job: Job = serde_json::from_str(taken[0].payload.as_deref().expect("job")).expect("json");
+    let result = |job_id: &str, used: &str| {
+        format!(
+            r#"{{"job_id":"{job_id}","strategy_id":1,"success":true,"used_symbols":["{used}"]}}"#
+        )
+    };
+    let real = format!(
+        r#"{{"job_id":"{}","strategy_id":1,"success":true}}"#,
+        job.job_id
+    );
+    market
+        .finish_jobs(&[(taken[0].id.clone(), real)])
+        .await
+        .expect("result");
+    let start = job.bucket_start_ms;
+    let next_bucket = start + 3_600_000;
+    // A number above every job issued in the bucket, a bucket never claimed, a duplicate.
+    post_result(&world, &result(&format!("1-{start}-2"), "EVIL")).await;
+    post_result(&world, &result(&format!("1-{next_bucket}-1"), "EVIL")).await;
+    post_result(&world, &result(&job.job_id, "LATE")).await;
+
+    assert!(engine.step(T0_MS + TICK_MS).await.ready);
+    let m = engine.metrics();
+    assert_eq!(Metrics::get(&m.dead_letters), 2);
+    assert_eq!(
+        Metrics::get(&m.results_ok),
+        2,
+        "the real result and its duplicate"
+    );
+    assert_eq!(Metrics::get(&m.results_late), 1);
+    assert_eq!(Metrics::get(&m.universe_discoveries), 0);
+    let universe = market.universes(&[1]).await.expect("universe").remove(0);
+    let names: Vec<&str> = universe.iter().flatten().map(|t| t.as_str()).collect();
+    assert_eq!(names, ["AAPL", "X:BTCUSD"], "a result changed the universe");
+    let dead = dead_letters(&world).await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (_, fields) in &dead {
+        assert!(
+            fields
+                .iter()
+                .any(|(k, v)| k == "reason" && v.contains("never issued")),
+            "{fields:?}"
+        );
+    }
+}
+
+/// Results delivered to the engines and not acknowledged.
+async fn pending_results(world: &World) -> usize {
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(world.keys().results())
+        .arg(tickgate::store::ENGINE_GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut world.connection().await)
+        .await
+        .expect("XPENDING");
+    pending.len()
+}
+
+/// B4: a dead letter that cannot be written (the dead-letter key holds a string) leaves its
+/// result pending — never acknowledged unrecorded — and the engine carries on: the error is
+/// counted, the tick still runs, and once the key is repaired the letter is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_that_cannot_be_written_leaves_its_result_pending() {
+    let world = one_strategy("dead-key:").await;
+    let mut engine = world.engine(engine_config("dead-key-1")).await;
+    let mut con = world.connection().await;
+    let _: () = redis::cmd("SET")
+        .arg(world.keys().dead())
+        .arg("not a stream")
+        .query_async(&mut con)
+        .await
+        .expect("SET");
+    post_result(&world, "poison").await;
+    let report = engine.step(T0_MS).await;
+    assert!(report.ready && report.jobs_enqueued == 1, "{report:?}");
+    assert_eq!(Metrics::get(&engine.metrics().dead_letter_failures), 1);
+    assert_eq!(pending_results(&world).await, 1);
+    let _: () = redis::cmd("DEL")
+        .arg(world.keys().dead())
+        .query_async(&mut con)
+        .await
+        .expect("DEL");
+    assert!(engine.step(T0_MS + TICK_MS).await.ready);
+    assert_eq!(pending_results(&world).await, 0);
+    let dead = dead_letters(&world).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

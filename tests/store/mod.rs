@@ -12,5 +12,7 @@ mod feed;
 mod intersection;
 // Store-vs-model state machine over every store operation, state compared after every step.
 mod model;
+// Settlement on both stores: late and never-issued results, dead letters, reaped jobs.
+mod results;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;

@@ -243,9 +243,12 @@ async fn strategy_keys<C: ConnectionLike + Send>(
     };
     for (name, value) in hash {
         match name.strip_prefix("# job ") {
-            Some(n) => {
+            Some(job) => {
+                let (start, n) = job.split_once('-').expect("'# job <start>-<n>'");
                 let tickers = value.split(' ').map(parse).collect();
-                trigger.open_jobs.insert(num(n) as u64, tickers);
+                trigger
+                    .open_jobs
+                    .insert((num(start), num(n) as u64), tickers);
             }
             None => {
                 trigger.claims.insert(parse(&name), num(&value));

@@ -89,6 +89,28 @@ impl Verdict {
     }
 }
 
+/// What settling one job found (see `lua/lib/settle.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobStatus {
+    /// The job was issued and still open: settled now.
+    Open,
+    /// Nothing open by that name: a duplicate or late result of a job already settled, or
+    /// whose bucket's records are gone (a newer bucket dropped them, or they expired). It
+    /// may well have been issued; it changes nothing and is not a dead letter.
+    Gone,
+    /// Never issued: the strategy's trigger state proves it (a bucket newer than any it
+    /// claimed, or a job number above every one issued in that bucket).
+    NeverIssued,
+}
+
+/// What settling one job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Settled {
+    pub status: JobStatus,
+    /// Claims released (a whole-strategy run counts 1).
+    pub released: u64,
+}
+
 /// One stream entry: its id and its payload field (`None` if the field is missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEntry {
@@ -118,8 +140,9 @@ pub enum Reaped {
     Nothing,
     /// Re-enqueued as a new entry, for any worker to take.
     Redelivered,
-    /// Moved to the dead-letter stream.
-    Dead,
+    /// Moved to the dead-letter stream, and settled as failed: `released` claims of `job`
+    /// (read from the entry; `None` when it could not be) were released.
+    Dead { job: Option<JobRef>, released: u64 },
 }
 
 /// Strategies changed since a version (catalog entries or universes).
@@ -175,6 +198,14 @@ pub enum StoreError {
     },
     #[error("Redis rejected {op}: {reason}")]
     Redis { op: &'static str, reason: String },
+    #[error(
+        "{count} dead letter(s) not written (first: result {result_id}: {reason}); those results stay pending"
+    )]
+    DeadLetters {
+        count: usize,
+        result_id: String,
+        reason: String,
+    },
 }
 
 /// How step 3 of a tick (DESIGN §2.3) is computed for one strategy.
@@ -311,15 +342,18 @@ pub trait Settlement: Send + Sync {
         pending: bool,
     ) -> impl Future<Output = Result<Vec<StreamEntry>, StoreError>> + Send;
 
-    /// Settles jobs with their workers' verdicts, in order: each is forgotten and, on
-    /// failure, exactly its claims still held for its bucket are released. Idempotent.
-    /// Returns the claims released per job.
+    /// Settles jobs with their workers' verdicts, in order: each open job is forgotten and,
+    /// on failure, exactly its claims still held for its bucket are released. A job settles
+    /// only itself, however late its result (its record names its bucket). Idempotent.
+    /// Returns, per job, whether it was open, gone or never issued, and the claims released.
     fn complete_jobs(
         &self,
         jobs: &[(JobRef, Verdict)],
-    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Settled>, StoreError>> + Send;
 
-    /// Acknowledges result entries, in order, each dead-lettered first if so asked.
+    /// Acknowledges result entries, in order, each dead-lettered first if so asked. An entry
+    /// whose dead letter cannot be written stays pending (the others are acknowledged), and
+    /// the call answers [`StoreError::DeadLetters`].
     fn ack_results(&self, acks: &[Ack]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Up to `max` jobs that workers took and have not acknowledged, with how many times
@@ -329,9 +363,10 @@ pub trait Settlement: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<PendingJob>, StoreError>> + Send;
 
-    /// Re-delivers a stale job as a new entry, or dead-letters it after `max_deliveries`;
-    /// only if it is still pending with `job.deliveries` (so concurrent engine instances
-    /// reap each stale delivery once).
+    /// Re-delivers a stale job as a new entry, or dead-letters it after `max_deliveries`
+    /// and settles it as failed (its claims are released, DESIGN §2.8); only if it is still
+    /// pending with `job.deliveries` (so concurrent engine instances reap each stale
+    /// delivery once).
     fn reap_job(
         &self,
         job: &PendingJob,

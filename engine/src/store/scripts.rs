@@ -8,11 +8,15 @@
 
 use redis::{Script, ScriptInvocation, Value};
 
+use super::WORKER_GROUP;
 use super::keys::KeySpace;
-use super::{FeedCursor, Reaped, StoreError, StrategyDispatch, TickerDispatch, Verdict};
+use super::{
+    Ack, FeedCursor, JobStatus, Reaped, Settled, StoreError, StrategyDispatch, TickerDispatch,
+    Verdict,
+};
 use crate::core::jobs::JobRef;
 use crate::core::ticker::{StrategyId, Ticker};
-use crate::limits::{CHANGE_RECORDS_MAX, FEED_DELTA_MAX, STREAM_MAXLEN};
+use crate::limits::{CHANGE_RECORDS_MAX, DEAD_STREAM_MAXLEN, FEED_DELTA_MAX, STREAM_MAXLEN};
 
 /// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
 /// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
@@ -22,6 +26,7 @@ pub const RECORD_SCRIPT: &str = include_str!("lua/record.lua");
 
 const CLAIM_LIB: &str = include_str!("lua/lib/claim.lua");
 const CHANGE_LOG_LIB: &str = include_str!("lua/lib/change_log.lua");
+const SETTLE_LIB: &str = include_str!("lua/lib/settle.lua");
 
 /// The consumer name under which engine instances take over stale jobs, briefly.
 const REAPER_CONSUMER: &str = "tickgate-reaper";
@@ -71,6 +76,7 @@ pub struct Scripts {
     pub dispatch: Lua,
     pub dispatch_strategy: Lua,
     pub complete_job: Lua,
+    pub ack_results: Lua,
     pub reap_job: Lua,
     pub catalog_write: Lua,
     pub replace_universe: Lua,
@@ -99,10 +105,15 @@ impl Default for Scripts {
             ),
             complete_job: Lua::new(
                 "complete_job.lua",
-                &[],
+                &[SETTLE_LIB],
                 include_str!("lua/complete_job.lua"),
             ),
-            reap_job: Lua::new("reap_job.lua", &[], include_str!("lua/reap_job.lua")),
+            ack_results: Lua::new("ack_results.lua", &[], include_str!("lua/ack_results.lua")),
+            reap_job: Lua::new(
+                "reap_job.lua",
+                &[SETTLE_LIB],
+                include_str!("lua/reap_job.lua"),
+            ),
             catalog_write: Lua::new(
                 "catalog_write.lua",
                 &[CHANGE_LOG_LIB],
@@ -124,6 +135,16 @@ impl Default for Scripts {
                 include_str!("lua/intersect_adaptive.lua"),
             ),
         }
+    }
+}
+
+/// The [`JobStatus`] of a `complete_job.lua` status code.
+fn job_status(lua: &Lua, code: u64) -> Result<JobStatus, StoreError> {
+    match code {
+        0 => Ok(JobStatus::Gone),
+        1 => Ok(JobStatus::Open),
+        2 => Ok(JobStatus::NeverIssued),
+        other => Err(lua.error(format!("unknown job status {other}"))),
     }
 }
 
@@ -311,7 +332,8 @@ impl Scripts {
     }
 
     /// `complete_job.lua` — KEYS: trigger hash, run key. ARGV: bucket start, the job number
-    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: claims released.
+    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: `{status, released}`;
+    /// see [`Scripts::decode_complete_job`].
     pub fn complete_job(
         &self,
         keys: &KeySpace,
@@ -333,16 +355,61 @@ impl Scripts {
         call
     }
 
-    /// `reap_job.lua` — KEYS: jobs stream, dead-letter stream. ARGV: entry id, deliveries
-    /// seen, max deliveries, MAXLEN, group, reaper consumer. Reply: 0 nothing, 1
-    /// re-delivered, 2 dead-lettered; see [`Scripts::decode_reap_job`].
+    /// Decodes a [`Scripts::complete_job`] reply.
+    pub fn decode_complete_job(&self, reply: Value) -> Result<Settled, StoreError> {
+        let lua = &self.complete_job;
+        let (status, released): (u64, u64) = lua.decode(reply)?;
+        Ok(Settled {
+            status: job_status(lua, status)?,
+            released,
+        })
+    }
+
+    /// `ack_results.lua` — KEYS: results stream, dead-letter stream. ARGV: group, dead-letter
+    /// MAXLEN, then per entry: id, `1` to dead-letter it (else `0`), reason, payload. Reply:
+    /// the entries left pending with their errors; see [`Scripts::decode_ack_results`].
+    pub fn ack_results(&self, keys: &KeySpace, group: &str, acks: &[Ack]) -> ScriptInvocation<'_> {
+        let mut call = self.ack_results.call();
+        call.key(keys.results())
+            .key(keys.dead())
+            .arg(group)
+            .arg(DEAD_STREAM_MAXLEN);
+        for Ack { entry, dead_reason } in acks {
+            call.arg(&entry.id)
+                .arg(if dead_reason.is_some() { "1" } else { "0" })
+                .arg(dead_reason.as_deref().unwrap_or(""))
+                .arg(entry.payload.as_deref().unwrap_or(""));
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::ack_results`] reply: `Ok` when every entry was acknowledged,
+    /// else [`StoreError::DeadLetters`] naming the first entry left pending.
+    pub fn decode_ack_results(&self, reply: Value) -> Result<(), StoreError> {
+        let failed: Vec<String> = self.ack_results.decode(reply)?;
+        match failed.as_slice() {
+            [] => Ok(()),
+            [result_id, reason, ..] => Err(StoreError::DeadLetters {
+                count: failed.len() / 2,
+                result_id: result_id.clone(),
+                reason: reason.clone(),
+            }),
+            [odd] => Err(self.ack_results.error(format!("odd reply {odd:?}"))),
+        }
+    }
+
+    /// `reap_job.lua` — KEYS: jobs stream, dead-letter stream, and, when `job` is known (read
+    /// from the entry), its strategy's trigger hash and run key. ARGV: entry id, deliveries
+    /// seen, max deliveries, dead-letter MAXLEN, group, reaper consumer, then for `job` its
+    /// id, bucket start and number (or `run`). Reply: `{outcome, released}`; see
+    /// [`Scripts::decode_reap_job`].
     pub fn reap_job(
         &self,
         keys: &KeySpace,
         entry_id: &str,
         deliveries: u64,
         max_deliveries: u64,
-        group: &str,
+        job: Option<&JobRef>,
     ) -> ScriptInvocation<'_> {
         let mut call = self.reap_job.call();
         call.key(keys.jobs())
@@ -350,18 +417,29 @@ impl Scripts {
             .arg(entry_id)
             .arg(deliveries)
             .arg(max_deliveries)
-            .arg(STREAM_MAXLEN)
-            .arg(group)
+            .arg(DEAD_STREAM_MAXLEN)
+            .arg(WORKER_GROUP)
             .arg(REAPER_CONSUMER);
+        if let Some(job) = job {
+            call.key(keys.triggers(job.strategy))
+                .key(keys.strategy_run(job.strategy))
+                .arg(job.id())
+                .arg(job.bucket_start_ms);
+            match job.seq {
+                Some(n) => call.arg(n),
+                None => call.arg("run"),
+            };
+        }
         call
     }
 
-    /// Decodes a [`Scripts::reap_job`] reply.
-    pub fn decode_reap_job(&self, reply: Value) -> Result<Reaped, StoreError> {
-        match self.reap_job.decode::<u64>(reply)? {
+    /// Decodes a [`Scripts::reap_job`] reply for `job` (as passed to it).
+    pub fn decode_reap_job(&self, reply: Value, job: Option<JobRef>) -> Result<Reaped, StoreError> {
+        let (outcome, released): (u64, u64) = self.reap_job.decode(reply)?;
+        match outcome {
             0 => Ok(Reaped::Nothing),
             1 => Ok(Reaped::Redelivered),
-            2 => Ok(Reaped::Dead),
+            2 => Ok(Reaped::Dead { job, released }),
             other => Err(self.reap_job.error(format!("unknown outcome {other}"))),
         }
     }

@@ -2,11 +2,11 @@
 
 use super::{ModelState, ModelStore, TriggerState};
 use crate::core::calendar::Bucket;
-use crate::core::jobs::{JobMode, JobRef, job_json};
+use crate::core::jobs::{Job, JobMode, JobRef, job_json};
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::store::{
-    Ack, Dispatch, Dispatched, PendingJob, Reaped, Settlement, StoreError, StrategyDispatch,
-    StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
+    Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
+    StrategyDispatch, StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -32,7 +32,9 @@ impl Dispatch for ModelStore {
                 .expect("claim created it");
             trigger.jobs_issued += 1;
             let seq = trigger.jobs_issued;
-            trigger.open_jobs.insert(seq, claimed.clone());
+            trigger
+                .open_jobs
+                .insert((r.bucket.start_ms, seq), claimed.clone());
             let job = JobRef {
                 strategy: r.strategy,
                 bucket_start_ms: r.bucket.start_ms,
@@ -123,7 +125,7 @@ impl Settlement for ModelStore {
         Ok(entries)
     }
 
-    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<u64>, StoreError> {
+    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<Settled>, StoreError> {
         let mut state = self.lock();
         Ok(jobs
             .iter()
@@ -170,8 +172,15 @@ impl Settlement for ModelStore {
         let json = state.jobs[i].clone();
         if job.deliveries >= max_deliveries {
             let reason = format!("not acknowledged after {} deliveries", job.deliveries);
-            state.dead.push((job.id.clone(), reason, Some(json)));
-            return Ok(Reaped::Dead);
+            state
+                .dead
+                .push((job.id.clone(), reason, Some(json.clone())));
+            // Settled as failed, as `reap_job.lua` does: its claims are released.
+            let job = serde_json::from_str::<Job>(&json)
+                .ok()
+                .and_then(|j| JobRef::parse(&j.job_id));
+            let released = job.map_or(0, |j| complete(&mut state, &j, Verdict::Failed).released);
+            return Ok(Reaped::Dead { job, released });
         }
         state.jobs.push(json);
         let again = state.jobs.len() - 1;
@@ -214,34 +223,49 @@ impl WorkerSide for ModelStore {
     }
 }
 
-/// Settles one job on the model (`complete_job.lua`).
-fn complete(state: &mut ModelState, job: &JobRef, verdict: Verdict) -> u64 {
+/// Settles one job on the model (`lua/lib/settle.lua`).
+fn complete(state: &mut ModelState, job: &JobRef, verdict: Verdict) -> Settled {
+    let settled = |status, released| Settled { status, released };
+    let start = job.bucket_start_ms;
     let Some(seq) = job.seq else {
-        if verdict == Verdict::Failed
-            && state.strategy_runs.get(&job.strategy) == Some(&job.bucket_start_ms)
-        {
-            state.strategy_runs.remove(&job.strategy);
-            return 1;
-        }
-        return 0;
+        return match state.strategy_runs.get(&job.strategy) {
+            Some(&last) if last == start => {
+                if verdict == Verdict::Failed {
+                    state.strategy_runs.remove(&job.strategy);
+                    return settled(JobStatus::Open, 1);
+                }
+                settled(JobStatus::Open, 0)
+            }
+            Some(&last) if start > last => settled(JobStatus::NeverIssued, 0),
+            _ => settled(JobStatus::Gone, 0),
+        };
     };
     let Some(trigger) = state.triggers.get_mut(&job.strategy) else {
-        return 0;
+        return settled(JobStatus::Gone, 0);
     };
-    let Some(tickers) = trigger.open_jobs.remove(&seq) else {
-        return 0;
+    let Some(tickers) = trigger.open_jobs.remove(&(start, seq)) else {
+        let newest = trigger.newest_bucket_ms;
+        let never = start > newest || (start == newest && seq > trigger.jobs_issued);
+        return settled(
+            if never {
+                JobStatus::NeverIssued
+            } else {
+                JobStatus::Gone
+            },
+            0,
+        );
     };
     if verdict == Verdict::Succeeded {
-        return 0;
+        return settled(JobStatus::Open, 0);
     }
     let mut released = 0;
     for t in tickers {
-        if trigger.claims.get(&t) == Some(&job.bucket_start_ms) {
+        if trigger.claims.get(&t) == Some(&start) {
             trigger.claims.remove(&t);
             released += 1;
         }
     }
-    released
+    settled(JobStatus::Open, released)
 }
 
 /// Index into the model's `jobs` of an entry id `"<n>-0"` (n counts from 1).
@@ -265,7 +289,11 @@ fn claim(
         return Vec::new(); // stale: a newer bucket was claimed already
     }
     if bucket.start_ms > trigger.newest_bucket_ms {
-        *trigger = fresh();
+        // Dropped, but the job counter lives on: job numbers never repeat.
+        *trigger = TriggerState {
+            jobs_issued: trigger.jobs_issued,
+            ..fresh()
+        };
     }
     let mut claimed = Vec::new();
     for ticker in tickers {
