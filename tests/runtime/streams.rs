@@ -2,14 +2,14 @@
 //! after the visibility timeout and dead-lettered after `max_deliveries` (its claims
 //! released); malformed results and results of jobs never issued go to the dead-letter
 //! stream, counted, and the consumer carries on; a dead letter that cannot be written
-//! leaves its result pending.
+//! leaves its result pending; lagging workers pause dispatch (backpressure).
 
 use tickgate::config::EngineConfig;
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::jobs::Job;
-use tickgate::core::time::SECOND_MS;
+use tickgate::core::time::{HOUR_MS, SECOND_MS};
 use tickgate::runtime::Metrics;
-use tickgate::store::{Settlement, Universes, Updates, WorkerSide};
+use tickgate::store::{Settlement, TRIGGER_BUCKET_FIELD, Universes, Updates, WorkerSide};
 use tickgate_suite::{T0_MS, TICK_MS, World, engine_config};
 
 /// A world with one strategy whose two tickers were updated just before T0.
@@ -303,4 +303,73 @@ async fn malformed_results_are_dead_lettered_and_the_consumer_continues() {
         serde_json::from_str(retried[0].payload.as_deref().expect("job")).expect("json");
     assert_eq!(retried.symbols, job.symbols);
     assert_ne!(retried.job_id, job.job_id);
+}
+
+/// Backpressure (DESIGN §2.8): while the workers leave more than `jobs_stream_max` jobs
+/// unacknowledged, the engine claims and enqueues nothing and is not ready; once they catch
+/// up, the next step dispatches what changed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_workers_pause_dispatch_and_nothing_is_lost() {
+    let entry = |id, ticker: &str| CatalogEntry::new(id, 9, "s", "1h", Some(vec![ticker.into()]));
+    let world = World::builder("backpressure:")
+        .catalog([entry(1, "AAPL"), entry(2, "MSFT")])
+        .build()
+        .await;
+    let market = world.market();
+    let record = async |ts: i64| {
+        market
+            .record_updates(&[("AAPL", ts), ("MSFT", ts)])
+            .await
+            .expect("record")
+    };
+    let config = EngineConfig {
+        jobs_stream_max: 1,
+        ..engine_config("backpressure-1")
+    };
+    let mut engine = world.engine(config).await;
+    record(T0_MS - 5).await;
+    let first = engine.step(T0_MS).await;
+    assert!(first.ready && first.jobs_enqueued == 2, "{first:?}");
+
+    // The next bucket: two jobs unacknowledged, one allowed.
+    let next = T0_MS + HOUR_MS;
+    record(next + 1).await;
+    let held = engine.step(next + TICK_MS).await;
+    assert!(!held.ready && held.backpressure, "{held:?}");
+    assert_eq!(held.jobs_enqueued, 0);
+    assert_eq!(Metrics::get(&engine.metrics().backpressure_steps), 1);
+    let newest: Option<i64> = redis::cmd("HGET")
+        .arg(world.keys().triggers(1))
+        .arg(TRIGGER_BUCKET_FIELD)
+        .query_async(&mut world.connection().await)
+        .await
+        .expect("HGET");
+    assert_eq!(
+        newest,
+        Some(T0_MS - T0_MS.rem_euclid(HOUR_MS)),
+        "claimed under backpressure"
+    );
+
+    // The workers catch up: the changes made meanwhile are dispatched.
+    let taken = market.take_jobs("w", 10).await.expect("take");
+    let answers: Vec<(String, String)> = taken
+        .iter()
+        .map(|e| {
+            let job: Job = serde_json::from_str(e.payload.as_deref().expect("job")).expect("json");
+            let result = format!(
+                r#"{{"job_id":"{}","strategy_id":{},"success":true}}"#,
+                job.job_id, job.strategy_id
+            );
+            (e.id.clone(), result)
+        })
+        .collect();
+    market.finish_jobs(&answers).await.expect("finish");
+    let resumed = engine.step(next + 2 * TICK_MS).await;
+    assert!(resumed.ready && !resumed.backpressure, "{resumed:?}");
+    assert_eq!(resumed.jobs_enqueued, 2);
+    let jobs = market.take_jobs("w", 10).await.expect("take");
+    for e in &jobs {
+        let job: Job = serde_json::from_str(e.payload.as_deref().expect("job")).expect("json");
+        assert_eq!(job.bucket_start_ms, next - next.rem_euclid(HOUR_MS));
+    }
 }

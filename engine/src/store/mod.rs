@@ -145,6 +145,15 @@ pub enum Reaped {
     Dead { job: Option<JobRef>, released: u64 },
 }
 
+/// What trimming the streams found (see [`Settlement::trim_streams`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamsReport {
+    /// Jobs the workers have not acknowledged: pending plus not yet delivered.
+    pub jobs_backlog: u64,
+    /// Entries trimmed from the jobs and results streams.
+    pub trimmed: u64,
+}
+
 /// Strategies changed since a version (catalog entries or universes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changes {
@@ -355,6 +364,11 @@ pub trait Settlement: Send + Sync {
     /// whose dead letter cannot be written stays pending (the others are acknowledged), and
     /// the call answers [`StoreError::DeadLetters`].
     fn ack_results(&self, acks: &[Ack]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Trims the jobs and results streams, only below the oldest entry any consumer group
+    /// still needs (pending, or not yet delivered): streams never lose unread work (DESIGN
+    /// §2.8). Bounded work per call. Reports the workers' backlog, for backpressure.
+    fn trim_streams(&self) -> impl Future<Output = Result<StreamsReport, StoreError>> + Send;
 
     /// Up to `max` jobs that workers took and have not acknowledged, with how many times
     /// each was delivered.

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::core::jobs::JobRef;
 use crate::core::ticker::{StrategyId, Ticker};
-use crate::limits::{CHANGE_RECORDS_MAX, DEAD_STREAM_MAXLEN, FEED_DELTA_MAX, STREAM_MAXLEN};
+use crate::limits::{CHANGE_RECORDS_MAX, DEAD_STREAM_MAXLEN, FEED_DELTA_MAX};
 
 /// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
 /// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
@@ -78,6 +78,7 @@ pub struct Scripts {
     pub complete_job: Lua,
     pub ack_results: Lua,
     pub reap_job: Lua,
+    pub trim_stream: Lua,
     pub catalog_write: Lua,
     pub replace_universe: Lua,
     pub cleanup_chunk: Lua,
@@ -114,6 +115,7 @@ impl Default for Scripts {
                 &[SETTLE_LIB],
                 include_str!("lua/reap_job.lua"),
             ),
+            trim_stream: Lua::new("trim_stream.lua", &[], include_str!("lua/trim_stream.lua")),
             catalog_write: Lua::new(
                 "catalog_write.lua",
                 &[CHANGE_LOG_LIB],
@@ -236,8 +238,8 @@ impl Scripts {
     }
 
     /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV:
-    /// stream MAXLEN, then per strategy: bucket start, bucket end, ttl, strategy id, user
-    /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
+    /// per strategy: bucket start, bucket end, ttl, strategy id, user id, ticker count n, n
+    /// sorted tickers. Reply: per strategy, `{}` (nothing newly
     /// claimed) or `{job_id, ticker…}`; see [`Scripts::decode_dispatch`].
     pub fn dispatch(
         &self,
@@ -246,7 +248,7 @@ impl Scripts {
         ttl_ms: impl Fn(&TickerDispatch) -> i64,
     ) -> ScriptInvocation<'_> {
         let mut call = self.dispatch.call();
-        call.key(keys.jobs()).arg(STREAM_MAXLEN);
+        call.key(keys.jobs());
         for r in group {
             call.key(keys.triggers(r.strategy))
                 .arg(r.bucket.start_ms)
@@ -294,7 +296,7 @@ impl Scripts {
     }
 
     /// `dispatch_strategy.lua` — KEYS: the run key, the jobs stream. ARGV: bucket start,
-    /// bucket end, ttl, strategy id, user id, MAXLEN, mode, then the sorted symbols (none: no
+    /// bucket end, ttl, strategy id, user id, mode, then the sorted symbols (none: no
     /// symbol filter). Reply: the job id, or nil when the bucket already ran or is stale.
     pub fn dispatch_strategy(
         &self,
@@ -310,7 +312,6 @@ impl Scripts {
             .arg(ttl_ms)
             .arg(r.strategy)
             .arg(r.user_id)
-            .arg(STREAM_MAXLEN)
             .arg(r.mode.as_str());
         for t in &r.symbols {
             call.arg(t.as_str());
@@ -442,6 +443,14 @@ impl Scripts {
             2 => Ok(Reaped::Dead { job, released }),
             other => Err(self.reap_job.error(format!("unknown outcome {other}"))),
         }
+    }
+
+    /// `trim_stream.lua` — KEYS: a stream. ARGV: the group whose backlog is reported.
+    /// Reply: `{entries trimmed, backlog}`.
+    pub fn trim_stream(&self, stream: String, group: &str) -> ScriptInvocation<'_> {
+        let mut call = self.trim_stream.call();
+        call.key(stream).arg(group);
+        call
     }
 
     /// `catalog_write.lua` — KEYS: catalog, version, change log, floor. ARGV: strategy id,

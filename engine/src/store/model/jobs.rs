@@ -6,7 +6,8 @@ use crate::core::jobs::{Job, JobMode, JobRef, job_json};
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::store::{
     Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
-    StrategyDispatch, StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
+    StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
+    check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -144,6 +145,17 @@ impl Settlement for ModelStore {
             state.delivery.results_pending.remove(&entry.id);
         }
         Ok(())
+    }
+
+    /// The model keeps every entry (its entry ids are positions), so it trims nothing; the
+    /// backlog is what Redis reports: pending plus not yet delivered.
+    async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
+        let state = self.lock();
+        let undelivered = state.jobs.len() - state.delivery.jobs_next;
+        Ok(StreamsReport {
+            jobs_backlog: (undelivered + state.delivery.jobs_pending.len()) as u64,
+            trimmed: 0,
+        })
     }
 
     async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {

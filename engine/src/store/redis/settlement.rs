@@ -10,8 +10,8 @@ use super::{RedisStore, command_error, pipelined};
 use crate::core::jobs::{Job, JobRef};
 use crate::limits::PIPELINE_CALLS_MAX;
 use crate::store::{
-    Ack, ENGINE_GROUP, PendingJob, Reaped, Settled, Settlement, StoreError, StreamEntry, Verdict,
-    WORKER_GROUP,
+    Ack, ENGINE_GROUP, PendingJob, Reaped, Settled, Settlement, StoreError, StreamEntry,
+    StreamsReport, Verdict, WORKER_GROUP,
 };
 
 /// The entries of an `XREADGROUP` reply, with the payload `field` of each.
@@ -133,6 +133,29 @@ impl Settlement for RedisStore {
             }
         }
         left_pending.map_or(Ok(()), Err)
+    }
+
+    /// One round trip: `trim_stream.lua` on the jobs stream (reporting the workers'
+    /// backlog) and on the results stream.
+    async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
+        let scripts = self.scripts();
+        let calls = [
+            scripts.trim_stream(self.keys().jobs(), WORKER_GROUP),
+            scripts.trim_stream(self.keys().results(), ENGINE_GROUP),
+        ];
+        let mut report = StreamsReport::default();
+        for (i, reply) in pipelined(self, &scripts.trim_stream, &calls)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            let (trimmed, backlog): (u64, u64) = scripts.trim_stream.decode(reply)?;
+            report.trimmed += trimmed;
+            if i == 0 {
+                report.jobs_backlog = backlog;
+            }
+        }
+        Ok(report)
     }
 
     async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
