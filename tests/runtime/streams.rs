@@ -373,3 +373,38 @@ async fn lagging_workers_pause_dispatch_and_nothing_is_lost() {
         assert_eq!(job.bucket_start_ms, next - next.rem_euclid(HOUR_MS));
     }
 }
+
+/// A result later than the next bucket's claim still settles its own job: its claims are
+/// gone (nothing to release), but it was issued, so its `used_symbols` replace the universe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_later_than_the_next_bucket_still_counts_its_discovery() {
+    let world = one_strategy("late-discovery:").await;
+    let market = world.market();
+    let mut engine = world.engine(engine_config("late-1")).await;
+    assert!(engine.step(T0_MS).await.ready);
+    let taken = market.take_jobs("slow-worker", 10).await.expect("take");
+    let job: Job = serde_json::from_str(taken[0].payload.as_deref().expect("job")).expect("json");
+    // The next bucket is claimed while the worker is still running b1's job.
+    let next = T0_MS + HOUR_MS;
+    market
+        .record_updates(&[("AAPL", next + 1)])
+        .await
+        .expect("record");
+    assert_eq!(engine.step(next + TICK_MS).await.jobs_enqueued, 1);
+    let result = format!(
+        r#"{{"job_id":"{}","strategy_id":1,"success":true,"used_symbols":["AAPL","MSFT"]}}"#,
+        job.job_id
+    );
+    market
+        .finish_jobs(&[(taken[0].id.clone(), result)])
+        .await
+        .expect("result");
+    assert!(engine.step(next + 2 * TICK_MS).await.ready);
+    let m = engine.metrics();
+    assert_eq!(Metrics::get(&m.dead_letters), 0);
+    assert_eq!(Metrics::get(&m.results_late), 0, "its job was still open");
+    assert_eq!(Metrics::get(&m.universe_discoveries), 1);
+    let universe = market.universes(&[1]).await.expect("universe").remove(0);
+    let names: Vec<&str> = universe.iter().flatten().map(|t| t.as_str()).collect();
+    assert_eq!(names, ["AAPL", "MSFT"]);
+}

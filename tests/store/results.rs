@@ -5,6 +5,7 @@
 
 use tickgate::core::calendar::{Bucket, Timeframe};
 use tickgate::core::jobs::{JobMode, JobRef};
+use tickgate::core::time::HOUR_MS;
 use tickgate::limits::DEFAULT_MAX_UNIVERSE;
 use tickgate::store::{
     Ack, Dispatch, Dispatched, JobStatus, ModelStore, Reaped, Settled, Settlement, StoreError,
@@ -76,8 +77,8 @@ async fn late_result_of_the_previous_bucket<S: Dispatch + Settlement>(store: &S)
         assert_ne!(j2.job.id(), j1.id());
         assert_eq!(
             settle(store, j1, late).await,
-            settled(JobStatus::Gone, 0),
-            "b1's late {late:?} result settled something"
+            settled(JobStatus::Open, 0),
+            "b1's late {late:?} result: its job was issued, and its claims are gone"
         );
         assert_eq!(
             settle(store, j2.job, Verdict::Failed).await,
@@ -87,6 +88,36 @@ async fn late_result_of_the_previous_bucket<S: Dispatch + Settlement>(store: &S)
         let again = dispatch(store, id, b2, &t).await.expect("re-dispatchable");
         assert_eq!(again.tickers, t, "b2's tickers are retried in b2");
     }
+}
+
+/// The records of open jobs outlive a newer bucket's claim (a late result still finds its
+/// job, so its `used_symbols` count), but only for the bucket dropped or within the trigger
+/// grace: records of results that never come cannot keep a live hash growing.
+async fn records_outlive_the_drop_for_a_while<S: Dispatch + Settlement>(store: &S) {
+    let minute = tf("1m");
+    let t = ticker_pool(1);
+    let b1 = minute.bucket(T0_MS).expect("ok");
+    let b2 = minute.bucket(b1.end_ms).expect("ok");
+    let later = minute.bucket(b1.start_ms + 2 * HOUR_MS).expect("ok");
+    let (id, other) = (14, 15);
+    let j1 = dispatch(store, id, b1, &t).await.expect("b1").job;
+    let k1 = dispatch(store, other, b1, &t).await.expect("b1").job;
+    dispatch(store, id, b2, &t).await.expect("b2");
+    dispatch(store, other, b2, &t).await.expect("b2");
+    let open = settled(JobStatus::Open, 0);
+    assert_eq!(
+        settle(store, j1, Verdict::Succeeded).await,
+        open,
+        "one bucket late"
+    );
+    // Two hours on, a claim drops k1's record: older than the dropped bucket and the grace.
+    dispatch(store, other, later, &t).await.expect("later");
+    let gone = settled(JobStatus::Gone, 0);
+    assert_eq!(
+        settle(store, k1, Verdict::Succeeded).await,
+        gone,
+        "records pruned"
+    );
 }
 
 /// A claim for a newer bucket drops the hash, even when it claims nothing; an older bucket
@@ -143,10 +174,17 @@ async fn never_issued_or_late<S: Dispatch + Settlement>(store: &S) {
         never,
         "beyond # jobs"
     );
+    let open = settled(JobStatus::Open, 0);
+    assert_eq!(settle(store, j1, failed).await, open, "late: claims gone");
+    assert_eq!(settle(store, j1, failed).await, gone, "late and repeated");
+    let unknown = JobRef {
+        seq: Some(99),
+        ..j1
+    };
     assert_eq!(
-        settle(store, j1, failed).await,
+        settle(store, unknown, failed).await,
         gone,
-        "late: an older bucket"
+        "an older bucket"
     );
     let other = JobRef { strategy: 11, ..j2 };
     assert_eq!(settle(store, other, failed).await, gone, "no trigger state");
@@ -180,6 +218,8 @@ async fn a_result_settles_only_the_job_it_names_however_late() {
     late_result_of_the_previous_bucket(&model).await;
     numbers_survive_the_drop(&redis).await;
     numbers_survive_the_drop(&model).await;
+    records_outlive_the_drop_for_a_while(&redis).await;
+    records_outlive_the_drop_for_a_while(&model).await;
 }
 
 #[tokio::test]

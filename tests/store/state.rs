@@ -245,7 +245,12 @@ async fn strategy_keys<C: ConnectionLike + Send>(
         match name.strip_prefix("# job ") {
             Some(job) => {
                 let (start, n) = job.split_once('-').expect("'# job <start>-<n>'");
-                let tickers = value.split(' ').map(parse).collect();
+                // Emptied when the job's claims were dropped (a newer bucket).
+                let tickers = value
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(parse)
+                    .collect();
                 trigger
                     .open_jobs
                     .insert((num(start), num(n) as u64), tickers);

@@ -53,11 +53,12 @@ impl<S: Store> Engine<S> {
     /// that the strategy's trigger state proves never issued (`JobStatus::NeverIssued`: a
     /// bucket newer than any it claimed, or a number above every job issued in it) is
     /// counted, logged with its ids and dead-lettered, and changes nothing. A result that
-    /// finds its job open settles it (a failure releases its claims) and only then may its
-    /// `used_symbols` replace the universe. A result that finds nothing open (a duplicate,
-    /// or later than its bucket's records) may be of an issued job: it is acknowledged,
-    /// counted as late, and changes nothing — so a result never touches another job's
-    /// claims or records, however late it arrives.
+    /// finds its job open settles it (a failure releases its claims still held) and only
+    /// then may its `used_symbols` replace the universe; job records outlive a newer
+    /// bucket's claim for the trigger grace, so a late result still counts. A result that
+    /// finds nothing open (a duplicate, or later than its record) may be of an issued job:
+    /// it is acknowledged, counted as late, and changes nothing — so a result never touches
+    /// another job's claims or records, however late it arrives.
     async fn settle_batch(
         &mut self,
         entries: Vec<crate::store::StreamEntry>,

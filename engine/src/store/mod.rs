@@ -92,11 +92,12 @@ impl Verdict {
 /// What settling one job found (see `lua/lib/settle.lua`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobStatus {
-    /// The job was issued and still open: settled now.
+    /// The job was issued and still open: settled now (a result later than a newer
+    /// bucket's claim still finds its job for a while, and releases nothing).
     Open,
-    /// Nothing open by that name: a duplicate or late result of a job already settled, or
-    /// whose bucket's records are gone (a newer bucket dropped them, or they expired). It
-    /// may well have been issued; it changes nothing and is not a dead letter.
+    /// Nothing open by that name: a duplicate of a result already settled, or one later
+    /// than its job's record (kept for the trigger grace after a newer bucket's claim, or
+    /// expired). It may well have been issued; it changes nothing and is not a dead letter.
     Gone,
     /// Never issued: the strategy's trigger state proves it (a bucket newer than any it
     /// claimed, or a job number above every one issued in that bucket).

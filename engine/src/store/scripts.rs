@@ -237,18 +237,19 @@ impl Scripts {
         })
     }
 
-    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV:
-    /// per strategy: bucket start, bucket end, ttl, strategy id, user id, ticker count n, n
-    /// sorted tickers. Reply: per strategy, `{}` (nothing newly
+    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV: the
+    /// trigger grace, then per strategy: bucket start, bucket end, ttl, strategy id, user
+    /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
     /// claimed) or `{job_id, ticker…}`; see [`Scripts::decode_dispatch`].
     pub fn dispatch(
         &self,
         keys: &KeySpace,
         group: &[TickerDispatch],
+        grace_ms: i64,
         ttl_ms: impl Fn(&TickerDispatch) -> i64,
     ) -> ScriptInvocation<'_> {
         let mut call = self.dispatch.call();
-        call.key(keys.jobs());
+        call.key(keys.jobs()).arg(grace_ms);
         for r in group {
             call.key(keys.triggers(r.strategy))
                 .arg(r.bucket.start_ms)

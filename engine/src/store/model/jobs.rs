@@ -4,6 +4,7 @@ use super::{ModelState, ModelStore, TriggerState};
 use crate::core::calendar::Bucket;
 use crate::core::jobs::{Job, JobMode, JobRef, job_json};
 use crate::core::ticker::{StrategyId, Ticker};
+use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
     Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
     StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
@@ -301,9 +302,21 @@ fn claim(
         return Vec::new(); // stale: a newer bucket was claimed already
     }
     if bucket.start_ms > trigger.newest_bucket_ms {
-        // Dropped, but the job counter lives on: job numbers never repeat.
+        // The claims are dropped, but the job counter lives on (job numbers never repeat)
+        // and so do the records of open jobs of the bucket dropped or of one that started
+        // within the grace, emptied: a late result still finds its job, and releases
+        // nothing (a claim with its start now belongs to a later job).
+        let keep_from = trigger
+            .newest_bucket_ms
+            .min(bucket.start_ms - DEFAULT_TRIGGER_GRACE_MS);
+        let open_jobs = std::mem::take(&mut trigger.open_jobs)
+            .into_keys()
+            .filter(|(start, _)| *start >= keep_from)
+            .map(|job| (job, Vec::new()))
+            .collect();
         *trigger = TriggerState {
             jobs_issued: trigger.jobs_issued,
+            open_jobs,
             ..fresh()
         };
     }

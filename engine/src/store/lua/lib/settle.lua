@@ -6,10 +6,12 @@
 -- strings, from the job id '<id>-<start>-<n>' / '<id>-<start>-run'). Forgets the job and,
 -- if it failed, releases exactly the claims it made that are still held for its bucket.
 -- Returns status, released:
---  * 1 — the job was open (issued and not settled yet): settled now;
---  * 0 — nothing open by that name: a duplicate or late result of a job already settled, or
---    whose bucket's records are gone (a newer bucket dropped them, or they expired). It may
---    well have been issued, so it changes nothing and is not a dead letter;
+--  * 1 — the job was open (issued and not settled yet): settled now. Its record outlives a
+--    newer bucket's claim for a while (lib/claim.lua), emptied, so a late result still
+--    counts as issued and releases nothing;
+--  * 0 — nothing open by that name: a duplicate of a result already settled, or one later
+--    than its record (pruned after the grace, or expired). It may well have been issued,
+--    so it changes nothing and is not a dead letter;
 --  * 2 — never issued: the strategy's live state proves it. '# bucket' is the newest bucket
 --    start ever claimed into the hash and '# jobs' counts every job issued while the hash
 --    lives (it survives the drop), so a per-ticker job with a later start, or with the same
