@@ -6,7 +6,7 @@
 //! | updates | [`Updates`] | record ticker updates, read what changed since a cursor |
 //! | universes | [`Universes`] | read, replace and intersect strategy universes |
 //! | dispatch | [`Dispatch`] | claim + job, atomically, batched |
-//! | settlement | [`Settlement`] | results in, releases, re-delivery, dead letters |
+//! | settlement | [`Settlement`] | results in, releases, re-delivery, dead letters, stream trimming |
 //! | catalog | [`Catalog`] | strategy entries and the change log |
 //! | maintenance | [`Maintenance`] | retention cleanup |
 //! | worker side | [`WorkerSide`] | take jobs, post results (test and simulated workers) |
