@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub max_deliveries: u64,
     /// Unacknowledged jobs examined per step.
     pub max_pending_checked: usize,
+    /// Jobs the workers may leave unacknowledged before the engine stops dispatching.
+    pub jobs_stream_max: u64,
     /// Real-time bound on `stop()`.
     pub shutdown_deadline_ms: u64,
     /// This instance's consumer name on the results stream (unique per instance).
@@ -100,6 +102,7 @@ impl Default for EngineConfig {
             job_visibility_ms: DEFAULT_JOB_VISIBILITY_MS,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_pending_checked: DEFAULT_MAX_PENDING_CHECKED,
+            jobs_stream_max: DEFAULT_JOBS_STREAM_MAX,
             shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
             consumer: "tickgate-1".to_owned(),
         }
@@ -234,6 +237,8 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
         1,
         100_000,
     );
+    let jobs_max = &mut e.jobs_stream_max;
+    r.count("jobs_stream_max", jobs_max, 1, 100_000_000);
     r.ms("shutdown_deadline_ms", &mut shutdown_ms, 1, 10 * MINUTE_MS);
     r.string("consumer", &mut e.consumer);
     if e.consumer.is_empty() {

@@ -64,6 +64,12 @@ pub const DEFAULT_MAX_DELIVERIES: u64 = 3;
 /// Unacknowledged jobs examined per step: bounds the step; the rest wait a tick.
 pub const DEFAULT_MAX_PENDING_CHECKED: usize = 1_000;
 
+/// Jobs the workers may leave unacknowledged (pending or not yet read) before the engine
+/// stops dispatching (backpressure, DESIGN §2.8): the old `MAXLEN ~` cap of the stream, a
+/// few hundred MB of jobs, about 2.5 minutes of W-100k's jobs. Nothing is claimed meanwhile,
+/// so nothing is lost: the tickers are dispatched once the workers catch up.
+pub const DEFAULT_JOBS_STREAM_MAX: u64 = 1_000_000;
+
 /// Real-time bound on a graceful stop: one step in progress finishes well within it.
 pub const DEFAULT_SHUTDOWN_DEADLINE_MS: u64 = 5_000;
 
@@ -109,9 +115,9 @@ pub const DISPATCH_GROUP_STRATEGIES: usize = 50;
 /// when the strategies are large (a single larger strategy still gets a call of its own).
 pub const DISPATCH_GROUP_TICKERS: usize = 5_000;
 
-/// Approximate cap on the jobs, results and dead-letter streams (`MAXLEN ~`): a few
-/// hundred MB at most.
-pub const STREAM_MAXLEN: u64 = 1_000_000;
+/// Approximate cap on the dead-letter stream (`MAXLEN ~`). It has no consumer group: it is
+/// for people to read, so its oldest letters may go; a million is a few hundred MB at most.
+pub const DEAD_STREAM_MAXLEN: u64 = 1_000_000;
 
 /// Change records kept for other instances (`TICKGATE:CHANGES`); an instance that falls
 /// further behind than this reloads the whole catalog instead.

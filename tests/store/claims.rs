@@ -11,8 +11,8 @@ use tickgate::core::ticker::MAX_TIMESTAMP_MS;
 use tickgate::core::time::{HOUR_MS, MINUTE_MS, SECOND_MS};
 use tickgate::limits::{DEFAULT_MAX_UNIVERSE, DEFAULT_TRIGGER_GRACE_MS};
 use tickgate::store::{
-    Dispatch, Dispatched, FeedCursor, Maintenance, ModelStore, RedisStore, Settlement, StoreError,
-    StrategyDispatch, TickerDispatch, Universes, Updates, Verdict,
+    Dispatch, Dispatched, FeedCursor, JobStatus, Maintenance, ModelStore, RedisStore, Settled,
+    Settlement, StoreError, StrategyDispatch, TickerDispatch, Universes, Updates, Verdict,
 };
 use tickgate::{InputError, StrategyId, Ticker};
 use tickgate_suite::{T0_MS, World, ticker_pool};
@@ -241,8 +241,12 @@ async fn dispatch<S: Dispatch>(store: &S, b: Bucket, tickers: &[Ticker]) -> Opti
 }
 
 async fn fail<S: Settlement>(store: &S, job: JobRef) -> u64 {
+    settle(store, job, Verdict::Failed).await.released
+}
+
+async fn settle<S: Settlement>(store: &S, job: JobRef, verdict: Verdict) -> Settled {
     store
-        .complete_jobs(&[(job, Verdict::Failed)])
+        .complete_jobs(&[(job, verdict)])
         .await
         .expect("complete")[0]
 }
@@ -326,11 +330,8 @@ async fn whole_lifecycle<S: Dispatch + Settlement>(store: &S) {
         0,
         "an old bucket's failure releases nothing"
     );
-    let ok = store
-        .complete_jobs(&[(next, Verdict::Succeeded)])
-        .await
-        .expect("complete");
-    assert_eq!(ok, [0]);
+    let ok = settle(store, next, Verdict::Succeeded).await;
+    assert_eq!((ok.status, ok.released), (JobStatus::Open, 0));
     assert!(run(b2).await.is_none(), "a success keeps the bucket run");
 }
 

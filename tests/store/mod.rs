@@ -12,5 +12,9 @@ mod feed;
 mod intersection;
 // Store-vs-model state machine over every store operation, state compared after every step.
 mod model;
+// Settlement on both stores: late and never-issued results, dead letters, reaped jobs.
+mod results;
+// Streams trimmed only below what every consumer group has acknowledged.
+mod trim;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;

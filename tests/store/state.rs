@@ -250,9 +250,17 @@ async fn strategy_keys<C: ConnectionLike + Send>(
     };
     for (name, value) in hash {
         match name.strip_prefix("# job ") {
-            Some(n) => {
-                let tickers = value.split(' ').map(parse).collect();
-                trigger.open_jobs.insert(num(n) as u64, tickers);
+            Some(job) => {
+                let (start, n) = job.split_once('-').expect("'# job <start>-<n>'");
+                // Emptied when the job's claims were dropped (a newer bucket).
+                let tickers = value
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(parse)
+                    .collect();
+                trigger
+                    .open_jobs
+                    .insert((num(start), num(n) as u64), tickers);
             }
             None => {
                 trigger.claims.insert(parse(&name), num(&value));

@@ -1,13 +1,16 @@
 //! Jobs and results as they travel through Redis Streams (DESIGN §2.8). Field names stay
 //! compatible with the seed's Python workers.
 //!
-//! A job id names what it claimed: `<strategy>-<bucket start ms>-<n>` for the n-th
-//! per-ticker job of that bucket, `<strategy>-<bucket start ms>-run` for a whole-strategy
-//! run. So any engine instance can settle any result from the id alone.
+//! A job id names what it claimed: `<strategy>-<bucket start ms>-<n>` for a per-ticker
+//! job of that bucket (n counts the strategy's per-ticker jobs and never repeats while its
+//! trigger state lives, across buckets), `<strategy>-<bucket start ms>-run` for a
+//! whole-strategy run. So any engine instance can settle any result from the id alone, and
+//! a result settles only the job it names, however late it arrives.
 
 use serde::{Deserialize, Serialize};
 
 use super::ticker::{StrategyId, Ticker, excerpt};
+use super::time::MINUTE_MS;
 
 /// How a job selects symbols: the `mode` field of the job JSON. An unknown mode does not
 /// parse (a worker must not guess what to run).
@@ -140,9 +143,21 @@ pub enum ResultError {
         job_id: String,
         strategy_id: StrategyId,
     },
+    #[error("result job_id {job_id:?} was never issued: {why}")]
+    NeverIssued { job_id: String, why: &'static str },
 }
 
-/// Parses and checks a result payload.
+/// Why a job id whose bucket start is not on a minute was never issued.
+pub const BUCKET_START_OFF_MINUTE: &str =
+    "its bucket start is not on a minute, as every bucket start is";
+
+/// Why a job id the strategy's trigger state disowns was never issued.
+pub const NEWER_THAN_ISSUED: &str =
+    "its strategy never claimed that bucket, or issued fewer jobs in it";
+
+/// Parses and checks a result payload. A result whose job id cannot be one tickgate issued
+/// (malformed, another strategy's, a bucket start off the minute) is an error; whether an
+/// id of the right shape was issued is for the store to say (`complete_jobs`).
 pub fn parse_result(raw: Option<&str>) -> Result<(JobRef, WorkerResult), ResultError> {
     let raw = raw.ok_or(ResultError::MissingField)?;
     let result: WorkerResult = serde_json::from_str(raw).map_err(|e| ResultError::Json {
@@ -155,6 +170,14 @@ pub fn parse_result(raw: Option<&str>) -> Result<(JobRef, WorkerResult), ResultE
         return Err(ResultError::StrategyMismatch {
             job_id: excerpt(&result.job_id),
             strategy_id: result.strategy_id,
+        });
+    }
+    // Every bucket of every timeframe starts on a UTC minute (DESIGN §2.2: minutes, hours,
+    // or midnight in New York, whose offsets are whole hours).
+    if job.bucket_start_ms.rem_euclid(MINUTE_MS) != 0 {
+        return Err(ResultError::NeverIssued {
+            job_id: excerpt(&result.job_id),
+            why: BUCKET_START_OFF_MINUTE,
         });
     }
     Ok((job, result))
@@ -231,8 +254,12 @@ mod tests {
             parse_result(Some(r#"{"job_id":"2-5-1","strategy_id":1,"success":true}"#)),
             Err(ResultError::StrategyMismatch { .. })
         ));
+        assert!(matches!(
+            parse_result(Some(r#"{"job_id":"1-5-1","strategy_id":1,"success":true}"#)),
+            Err(ResultError::NeverIssued { .. })
+        ));
         let (job, r) = parse_result(Some(
-            r#"{"job_id":"1-5-1","strategy_id":1,"success":false,"used_symbols":["A"],"extra":1}"#,
+            r#"{"job_id":"1-60000-1","strategy_id":1,"success":false,"used_symbols":["A"],"extra":1}"#,
         ))
         .expect("valid");
         assert_eq!((job.seq, r.success), (Some(1), false));

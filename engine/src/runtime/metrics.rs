@@ -38,8 +38,19 @@ pub struct Metrics {
     pub results_failed: AtomicU64,
     /// Claims released by failed results.
     pub claims_released: AtomicU64,
-    /// Malformed results and undeliverable jobs moved to the dead-letter stream.
+    /// Malformed results, results of jobs never issued and undeliverable jobs moved to the
+    /// dead-letter stream.
     pub dead_letters: AtomicU64,
+    /// Results that found no open job to settle (a duplicate, or later than their bucket's
+    /// records): acknowledged, they change nothing.
+    pub results_late: AtomicU64,
+    /// Dead letters that could not be written: their results stay pending and are retried.
+    pub dead_letter_failures: AtomicU64,
+    /// Steps that dispatched nothing because the workers left more than `jobs_stream_max`
+    /// jobs unacknowledged (backpressure).
+    pub backpressure_steps: AtomicU64,
+    /// Acknowledged entries trimmed from the jobs and results streams.
+    pub stream_entries_trimmed: AtomicU64,
     /// Jobs re-delivered after a worker held them past the visibility timeout.
     pub jobs_redelivered: AtomicU64,
     /// Catalog entries that could not be parsed (the strategy is left as it was).

@@ -1,6 +1,8 @@
 //! Step 2: the workers' results — verdicts settle their jobs (a failure releases its
-//! claims), `used_symbols` replace universes (DESIGN §2.7), malformed results go to the
-//! dead-letter stream — then stale jobs are re-delivered or dead-lettered.
+//! claims), `used_symbols` of issued jobs replace universes (DESIGN §2.7), malformed
+//! results and results of jobs never issued go to the dead-letter stream (see
+//! `settle_batch` for the rule) — then stale jobs are re-delivered, or dead-lettered and
+//! settled as failed.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +10,9 @@ use super::metrics::Metrics;
 use super::step::Engine;
 use crate::core::catalog::Universe;
 use crate::core::discovery::{Discovery, judge};
-use crate::core::jobs::{JobRef, parse_result};
-use crate::core::ticker::{StrategyId, Ticker};
-use crate::store::{Ack, Reaped, Store, StoreError, Verdict};
+use crate::core::jobs::{JobRef, NEWER_THAN_ISSUED, ResultError, WorkerResult, parse_result};
+use crate::core::ticker::{StrategyId, Ticker, excerpt};
+use crate::store::{Ack, JobStatus, Reaped, Settled, Store, StoreError, Verdict};
 
 impl<S: Store> Engine<S> {
     /// Settles up to `max_results_per_tick` results, in batches.
@@ -45,52 +47,102 @@ impl<S: Store> Engine<S> {
 
     /// Settles one batch in three round trips whatever its size: the verdicts (one
     /// pipeline of scripts), then discoveries (rare, one by one), then acknowledgements.
+    ///
+    /// Which results change state (DESIGN §2.8): a malformed result, or one whose job id
+    /// cannot be one tickgate issued (another strategy's, a bucket start off the minute), or
+    /// that the strategy's trigger state proves never issued (`JobStatus::NeverIssued`: a
+    /// bucket newer than any it claimed, or a number above every job issued in it) is
+    /// counted, logged with its ids and dead-lettered, and changes nothing. A result that
+    /// finds its job open settles it (a failure releases its claims still held) and only
+    /// then may its `used_symbols` replace the universe; job records outlive a newer
+    /// bucket's claim for the trigger grace, so a late result still counts. A result that
+    /// finds nothing open (a duplicate, or later than its record) may be of an issued job:
+    /// it is acknowledged, counted as late, and changes nothing — so a result never touches
+    /// another job's claims or records, however late it arrives.
     async fn settle_batch(
         &mut self,
         entries: Vec<crate::store::StreamEntry>,
     ) -> Result<(), StoreError> {
-        let mut verdicts: Vec<(JobRef, Verdict)> = Vec::new();
-        let mut discoveries = Vec::new();
         let mut acks = Vec::with_capacity(entries.len());
+        // (position in `acks`, job, result) of the well-formed results.
+        let mut valid: Vec<(usize, JobRef, WorkerResult)> = Vec::new();
         for entry in entries {
-            match parse_result(entry.payload.as_deref()) {
-                Err(e) => {
-                    Metrics::add(&self.metrics.dead_letters, 1);
-                    tracing::warn!(result_id = %entry.id, error = %e, "malformed result moved to the dead-letter stream");
-                    acks.push(Ack {
-                        entry,
-                        dead_reason: Some(e.to_string()),
-                    });
-                }
-                Ok((job, result)) => {
-                    verdicts.push((job, Verdict::from_success(result.success)));
-                    if let Some(symbols) = result.used_symbols.filter(|s| !s.is_empty()) {
-                        discoveries.push((job.strategy, symbols));
-                    }
-                    acks.push(Ack {
-                        entry,
-                        dead_reason: None,
-                    });
-                }
+            let parsed = parse_result(entry.payload.as_deref());
+            let dead_reason = parsed
+                .as_ref()
+                .err()
+                .map(|e| self.dead_letter(&entry.id, e));
+            if let Ok((job, result)) = parsed {
+                valid.push((acks.len(), job, result));
             }
+            acks.push(Ack { entry, dead_reason });
         }
-        let released = self.store.complete_jobs(&verdicts).await?;
-        let m = &self.metrics;
-        for ((job, verdict), released) in verdicts.iter().zip(released) {
-            let counter = match verdict {
-                Verdict::Succeeded => &m.results_ok,
-                Verdict::Failed => &m.results_failed,
-            };
-            Metrics::add(counter, 1);
-            if released > 0 {
-                Metrics::add(&m.claims_released, released);
-                self.planner.invalidate(job.strategy);
+        let verdicts: Vec<(JobRef, Verdict)> = valid
+            .iter()
+            .map(|(_, job, r)| (*job, Verdict::from_success(r.success)))
+            .collect();
+        let settled = self.store.complete_jobs(&verdicts).await?;
+        let mut discoveries = Vec::new();
+        for ((at, job, result), settled) in valid.into_iter().zip(settled) {
+            if settled.status == JobStatus::NeverIssued {
+                let e = ResultError::NeverIssued {
+                    job_id: excerpt(&result.job_id),
+                    why: NEWER_THAN_ISSUED,
+                };
+                acks[at].dead_reason = Some(self.dead_letter(&acks[at].entry.id, &e));
+                continue;
+            }
+            self.count_settled(job, Verdict::from_success(result.success), settled);
+            if settled.status == JobStatus::Open
+                && let Some(symbols) = result.used_symbols.filter(|s| !s.is_empty())
+            {
+                discoveries.push((job.strategy, symbols));
             }
         }
         for (strategy, symbols) in discoveries {
             self.discover(strategy, &symbols).await?;
         }
-        self.store.ack_results(&acks).await
+        self.acknowledge(&acks).await
+    }
+
+    /// Counts and logs a result that goes to the dead-letter stream; returns the reason.
+    fn dead_letter(&self, result_id: &str, e: &ResultError) -> String {
+        Metrics::add(&self.metrics.dead_letters, 1);
+        tracing::warn!(%result_id, error = %e, "result moved to the dead-letter stream");
+        e.to_string()
+    }
+
+    /// Counts a settled result; a failure that released claims makes the planner look at
+    /// its strategy again.
+    fn count_settled(&mut self, job: JobRef, verdict: Verdict, settled: Settled) {
+        let m = &self.metrics;
+        let counter = match verdict {
+            Verdict::Succeeded => &m.results_ok,
+            Verdict::Failed => &m.results_failed,
+        };
+        Metrics::add(counter, 1);
+        if settled.status == JobStatus::Gone {
+            Metrics::add(&m.results_late, 1);
+        }
+        if settled.released > 0 {
+            Metrics::add(&m.claims_released, settled.released);
+            self.planner.invalidate(job.strategy);
+        }
+    }
+
+    /// Acknowledges a settled batch. A dead letter that cannot be written leaves its result
+    /// pending (never acknowledged unrecorded): that is counted and logged, and this
+    /// consumer's pending results are read again next step; everything else goes on.
+    async fn acknowledge(&mut self, acks: &[Ack]) -> Result<(), StoreError> {
+        match self.store.ack_results(acks).await {
+            Err(e @ StoreError::DeadLetters { .. }) => {
+                Metrics::add(&self.metrics.dead_letter_failures, 1);
+                tracing::error!(error = %e, "dead letters not written; retried next step");
+                self.pending_checked = false;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Applies a worker's `used_symbols` for strategy `id`: the universe is replaced at
@@ -152,9 +204,17 @@ impl<S: Store> Engine<S> {
                 .await?
             {
                 Reaped::Redelivered => Metrics::add(&self.metrics.jobs_redelivered, 1),
-                Reaped::Dead => {
+                Reaped::Dead {
+                    job: job_ref,
+                    released,
+                } => {
                     Metrics::add(&self.metrics.dead_letters, 1);
-                    tracing::warn!(job_entry = %job.id, deliveries = job.deliveries, "job moved to the dead-letter stream");
+                    let job_id = job_ref.map(|j| j.id()).unwrap_or_default();
+                    tracing::warn!(job_entry = %job.id, %job_id, deliveries = job.deliveries, released, "job moved to the dead-letter stream; its claims are released");
+                    if let Some(j) = job_ref.filter(|_| released > 0) {
+                        Metrics::add(&self.metrics.claims_released, released);
+                        self.planner.invalidate(j.strategy);
+                    }
                 }
                 Reaped::Nothing => {}
             }

@@ -6,7 +6,8 @@
 //!
 //! A step, in this order (the order is what makes a simulation reproducible):
 //! 1. catalog changes (or the whole catalog on start, resync, or lost Redis state);
-//! 2. the workers' results (releases, discoveries, dead letters), then stale jobs;
+//! 2. the workers' results (releases, discoveries, dead letters), then stale jobs, then
+//!    the streams trimmed (and backpressure: no tick while the workers lag too far);
 //! 3. the tick: what changed in the update set, planned incrementally, dispatched;
 //! 4. periodic work that is due: cleanup, the metrics log.
 
@@ -26,9 +27,11 @@ use crate::store::{CleanupReport, FeedCursor, PendingJob, Store, StoreError};
 /// What one step did, and when the next is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepReport {
-    /// Whether the step reached Redis (`/readyz`); when false, nothing was dispatched and
-    /// the next step retries.
+    /// Whether the step reached Redis and was not held back by backpressure (`/readyz`);
+    /// when false, nothing was dispatched and the next step retries.
     pub ready: bool,
+    /// The workers' backlog was above `jobs_stream_max`: nothing was dispatched.
+    pub backpressure: bool,
     /// Jobs this step enqueued.
     pub jobs_enqueued: u64,
     /// Results this step settled.
@@ -65,6 +68,9 @@ pub struct Engine<S> {
     pub(super) known_from_ms: i64,
     /// Epoch names this instance has proposed, to make each one unique.
     pub(super) epochs_proposed: u64,
+    /// The last step found the workers' backlog above `jobs_stream_max` and dispatched
+    /// nothing.
+    pub(super) backpressure: bool,
     /// When periodic work is due (`None` until the first step sets the schedule).
     next_cleanup_ms: Option<i64>,
     next_metrics_log_ms: Option<i64>,
@@ -102,6 +108,7 @@ impl<S: Store> Engine<S> {
             feed: FeedCursor::default(),
             known_from_ms: i64::MAX,
             epochs_proposed: 0,
+            backpressure: false,
             next_cleanup_ms: None,
             next_metrics_log_ms: None,
         }
@@ -137,7 +144,7 @@ impl<S: Store> Engine<S> {
         for attempt in 1..=STEP_ATTEMPTS {
             match self.engine_step(now_ms).await {
                 Ok(()) => {
-                    ready = true;
+                    ready = !self.backpressure;
                     break;
                 }
                 Err(e) => {
@@ -150,6 +157,7 @@ impl<S: Store> Engine<S> {
         self.log_metrics_if_due(now_ms).await;
         StepReport {
             ready,
+            backpressure: self.backpressure,
             jobs_enqueued: Metrics::get(&self.metrics.jobs_enqueued) - jobs_before,
             results_settled: self.settled() - settled_before,
             cleanup,
@@ -165,7 +173,38 @@ impl<S: Store> Engine<S> {
         self.sync_catalog(now_ms).await?;
         self.settle_results().await?;
         self.reap_jobs(now_ms).await?;
+        if self.hold_back().await? {
+            return Ok(());
+        }
         self.tick(now_ms).await
+    }
+
+    /// Trims the streams below what every group has acknowledged, and applies backpressure
+    /// (DESIGN §2.8): while the workers leave more than `jobs_stream_max` jobs
+    /// unacknowledged, the tick is skipped — nothing is read, claimed or enqueued, so
+    /// nothing is lost; the next tick after the workers catch up dispatches every change.
+    async fn hold_back(&mut self) -> Result<bool, StoreError> {
+        let report = self.store.trim_streams().await?;
+        let m = &self.metrics;
+        Metrics::add(&m.stream_entries_trimmed, report.trimmed);
+        let over = report.jobs_backlog > self.config.jobs_stream_max;
+        if over {
+            Metrics::add(&m.backpressure_steps, 1);
+            if !self.backpressure {
+                tracing::warn!(
+                    backlog = report.jobs_backlog,
+                    jobs_stream_max = self.config.jobs_stream_max,
+                    "workers lag: dispatch paused (backpressure), not ready"
+                );
+            }
+        } else if self.backpressure {
+            tracing::info!(
+                backlog = report.jobs_backlog,
+                "workers caught up: dispatch resumes"
+            );
+        }
+        self.backpressure = over;
+        Ok(over)
     }
 
     /// The timeframes of the active strategies (cleanup's effective retention needs them).

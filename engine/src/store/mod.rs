@@ -6,7 +6,7 @@
 //! | updates | [`Updates`] | record ticker updates, read what changed since a cursor |
 //! | universes | [`Universes`] | read, replace and intersect strategy universes |
 //! | dispatch | [`Dispatch`] | claim + job, atomically, batched |
-//! | settlement | [`Settlement`] | results in, releases, re-delivery, dead letters |
+//! | settlement | [`Settlement`] | results in, releases, re-delivery, dead letters, stream trimming |
 //! | catalog | [`Catalog`] | strategy entries and the change log |
 //! | maintenance | [`Maintenance`] | retention cleanup |
 //! | worker side | [`WorkerSide`] | take jobs, post results (test and simulated workers) |
@@ -89,6 +89,29 @@ impl Verdict {
     }
 }
 
+/// What settling one job found (see `lua/lib/settle.lua`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobStatus {
+    /// The job was issued and still open: settled now (a result later than a newer
+    /// bucket's claim still finds its job for a while, and releases nothing).
+    Open,
+    /// Nothing open by that name: a duplicate of a result already settled, or one later
+    /// than its job's record (kept for the trigger grace after a newer bucket's claim, or
+    /// expired). It may well have been issued; it changes nothing and is not a dead letter.
+    Gone,
+    /// Never issued: the strategy's trigger state proves it (a bucket newer than any it
+    /// claimed, or a job number above every one issued in that bucket).
+    NeverIssued,
+}
+
+/// What settling one job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Settled {
+    pub status: JobStatus,
+    /// Claims released (a whole-strategy run counts 1).
+    pub released: u64,
+}
+
 /// One stream entry: its id and its payload field (`None` if the field is missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEntry {
@@ -118,8 +141,18 @@ pub enum Reaped {
     Nothing,
     /// Re-enqueued as a new entry, for any worker to take.
     Redelivered,
-    /// Moved to the dead-letter stream.
-    Dead,
+    /// Moved to the dead-letter stream, and settled as failed: `released` claims of `job`
+    /// (read from the entry; `None` when it could not be) were released.
+    Dead { job: Option<JobRef>, released: u64 },
+}
+
+/// What trimming the streams found (see [`Settlement::trim_streams`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamsReport {
+    /// Jobs the workers have not acknowledged: pending plus not yet delivered.
+    pub jobs_backlog: u64,
+    /// Entries trimmed from the jobs and results streams.
+    pub trimmed: u64,
 }
 
 /// Strategies changed since a version (catalog entries or universes).
@@ -179,6 +212,14 @@ pub enum StoreError {
     },
     #[error("Redis rejected {op}: {reason}")]
     Redis { op: &'static str, reason: String },
+    #[error(
+        "{count} dead letter(s) not written (first: result {result_id}: {reason}); those results stay pending"
+    )]
+    DeadLetters {
+        count: usize,
+        result_id: String,
+        reason: String,
+    },
 }
 
 /// How step 3 of a tick (DESIGN §2.3) is computed for one strategy.
@@ -319,16 +360,24 @@ pub trait Settlement: Send + Sync {
         pending: bool,
     ) -> impl Future<Output = Result<Vec<StreamEntry>, StoreError>> + Send;
 
-    /// Settles jobs with their workers' verdicts, in order: each is forgotten and, on
-    /// failure, exactly its claims still held for its bucket are released. Idempotent.
-    /// Returns the claims released per job.
+    /// Settles jobs with their workers' verdicts, in order: each open job is forgotten and,
+    /// on failure, exactly its claims still held for its bucket are released. A job settles
+    /// only itself, however late its result (its record names its bucket). Idempotent.
+    /// Returns, per job, whether it was open, gone or never issued, and the claims released.
     fn complete_jobs(
         &self,
         jobs: &[(JobRef, Verdict)],
-    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Settled>, StoreError>> + Send;
 
-    /// Acknowledges result entries, in order, each dead-lettered first if so asked.
+    /// Acknowledges result entries, in order, each dead-lettered first if so asked. An entry
+    /// whose dead letter cannot be written stays pending (the others are acknowledged), and
+    /// the call answers [`StoreError::DeadLetters`].
     fn ack_results(&self, acks: &[Ack]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Trims the jobs and results streams, only below the oldest entry any consumer group
+    /// still needs (pending, or not yet delivered): streams never lose unread work (DESIGN
+    /// §2.8). Bounded work per call. Reports the workers' backlog, for backpressure.
+    fn trim_streams(&self) -> impl Future<Output = Result<StreamsReport, StoreError>> + Send;
 
     /// Up to `max` jobs that workers took and have not acknowledged, with how many times
     /// each was delivered.
@@ -337,9 +386,10 @@ pub trait Settlement: Send + Sync {
         max: usize,
     ) -> impl Future<Output = Result<Vec<PendingJob>, StoreError>> + Send;
 
-    /// Re-delivers a stale job as a new entry, or dead-letters it after `max_deliveries`;
-    /// only if it is still pending with `job.deliveries` (so concurrent engine instances
-    /// reap each stale delivery once).
+    /// Re-delivers a stale job as a new entry, or dead-letters it after `max_deliveries`
+    /// and settles it as failed (its claims are released, DESIGN §2.8); only if it is still
+    /// pending with `job.deliveries` (so concurrent engine instances reap each stale
+    /// delivery once).
     fn reap_job(
         &self,
         job: &PendingJob,

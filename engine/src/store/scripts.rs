@@ -8,11 +8,15 @@
 
 use redis::{Script, ScriptInvocation, Value};
 
+use super::WORKER_GROUP;
 use super::keys::KeySpace;
-use super::{FeedCursor, Reaped, StoreError, StrategyDispatch, TickerDispatch, Verdict};
+use super::{
+    Ack, FeedCursor, JobStatus, Reaped, Settled, StoreError, StrategyDispatch, TickerDispatch,
+    Verdict,
+};
 use crate::core::jobs::JobRef;
 use crate::core::ticker::{StrategyId, Ticker};
-use crate::limits::{CHANGE_RECORDS_MAX, FEED_DELTA_MAX, STREAM_MAXLEN};
+use crate::limits::{CHANGE_RECORDS_MAX, DEAD_STREAM_MAXLEN, FEED_DELTA_MAX};
 
 /// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
 /// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
@@ -22,6 +26,7 @@ pub const RECORD_SCRIPT: &str = include_str!("lua/record.lua");
 
 const CLAIM_LIB: &str = include_str!("lua/lib/claim.lua");
 const CHANGE_LOG_LIB: &str = include_str!("lua/lib/change_log.lua");
+const SETTLE_LIB: &str = include_str!("lua/lib/settle.lua");
 
 /// The consumer name under which engine instances take over stale jobs, briefly.
 const REAPER_CONSUMER: &str = "tickgate-reaper";
@@ -71,7 +76,9 @@ pub struct Scripts {
     pub dispatch: Lua,
     pub dispatch_strategy: Lua,
     pub complete_job: Lua,
+    pub ack_results: Lua,
     pub reap_job: Lua,
+    pub trim_stream: Lua,
     pub catalog_write: Lua,
     pub replace_universe: Lua,
     pub cleanup_chunk: Lua,
@@ -99,10 +106,16 @@ impl Default for Scripts {
             ),
             complete_job: Lua::new(
                 "complete_job.lua",
-                &[],
+                &[SETTLE_LIB],
                 include_str!("lua/complete_job.lua"),
             ),
-            reap_job: Lua::new("reap_job.lua", &[], include_str!("lua/reap_job.lua")),
+            ack_results: Lua::new("ack_results.lua", &[], include_str!("lua/ack_results.lua")),
+            reap_job: Lua::new(
+                "reap_job.lua",
+                &[SETTLE_LIB],
+                include_str!("lua/reap_job.lua"),
+            ),
+            trim_stream: Lua::new("trim_stream.lua", &[], include_str!("lua/trim_stream.lua")),
             catalog_write: Lua::new(
                 "catalog_write.lua",
                 &[CHANGE_LOG_LIB],
@@ -124,6 +137,16 @@ impl Default for Scripts {
                 include_str!("lua/intersect_adaptive.lua"),
             ),
         }
+    }
+}
+
+/// The [`JobStatus`] of a `complete_job.lua` status code.
+fn job_status(lua: &Lua, code: u64) -> Result<JobStatus, StoreError> {
+    match code {
+        0 => Ok(JobStatus::Gone),
+        1 => Ok(JobStatus::Open),
+        2 => Ok(JobStatus::NeverIssued),
+        other => Err(lua.error(format!("unknown job status {other}"))),
     }
 }
 
@@ -222,18 +245,19 @@ impl Scripts {
         })
     }
 
-    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV:
-    /// stream MAXLEN, then per strategy: bucket start, bucket end, ttl, strategy id, user
+    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV: the
+    /// trigger grace, then per strategy: bucket start, bucket end, ttl, strategy id, user
     /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
     /// claimed) or `{job_id, ticker…}`; see [`Scripts::decode_dispatch`].
     pub fn dispatch(
         &self,
         keys: &KeySpace,
         group: &[TickerDispatch],
+        grace_ms: i64,
         ttl_ms: impl Fn(&TickerDispatch) -> i64,
     ) -> ScriptInvocation<'_> {
         let mut call = self.dispatch.call();
-        call.key(keys.jobs()).arg(STREAM_MAXLEN);
+        call.key(keys.jobs()).arg(grace_ms);
         for r in group {
             call.key(keys.triggers(r.strategy))
                 .arg(r.bucket.start_ms)
@@ -281,7 +305,7 @@ impl Scripts {
     }
 
     /// `dispatch_strategy.lua` — KEYS: the run key, the jobs stream. ARGV: bucket start,
-    /// bucket end, ttl, strategy id, user id, MAXLEN, mode, then the sorted symbols (none: no
+    /// bucket end, ttl, strategy id, user id, mode, then the sorted symbols (none: no
     /// symbol filter). Reply: the job id, or nil when the bucket already ran or is stale.
     pub fn dispatch_strategy(
         &self,
@@ -297,7 +321,6 @@ impl Scripts {
             .arg(ttl_ms)
             .arg(r.strategy)
             .arg(r.user_id)
-            .arg(STREAM_MAXLEN)
             .arg(r.mode.as_str());
         for t in &r.symbols {
             call.arg(t.as_str());
@@ -319,7 +342,8 @@ impl Scripts {
     }
 
     /// `complete_job.lua` — KEYS: trigger hash, run key. ARGV: bucket start, the job number
-    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: claims released.
+    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: `{status, released}`;
+    /// see [`Scripts::decode_complete_job`].
     pub fn complete_job(
         &self,
         keys: &KeySpace,
@@ -341,16 +365,61 @@ impl Scripts {
         call
     }
 
-    /// `reap_job.lua` — KEYS: jobs stream, dead-letter stream. ARGV: entry id, deliveries
-    /// seen, max deliveries, MAXLEN, group, reaper consumer. Reply: 0 nothing, 1
-    /// re-delivered, 2 dead-lettered; see [`Scripts::decode_reap_job`].
+    /// Decodes a [`Scripts::complete_job`] reply.
+    pub fn decode_complete_job(&self, reply: Value) -> Result<Settled, StoreError> {
+        let lua = &self.complete_job;
+        let (status, released): (u64, u64) = lua.decode(reply)?;
+        Ok(Settled {
+            status: job_status(lua, status)?,
+            released,
+        })
+    }
+
+    /// `ack_results.lua` — KEYS: results stream, dead-letter stream. ARGV: group, dead-letter
+    /// MAXLEN, then per entry: id, `1` to dead-letter it (else `0`), reason, payload. Reply:
+    /// the entries left pending with their errors; see [`Scripts::decode_ack_results`].
+    pub fn ack_results(&self, keys: &KeySpace, group: &str, acks: &[Ack]) -> ScriptInvocation<'_> {
+        let mut call = self.ack_results.call();
+        call.key(keys.results())
+            .key(keys.dead())
+            .arg(group)
+            .arg(DEAD_STREAM_MAXLEN);
+        for Ack { entry, dead_reason } in acks {
+            call.arg(&entry.id)
+                .arg(if dead_reason.is_some() { "1" } else { "0" })
+                .arg(dead_reason.as_deref().unwrap_or(""))
+                .arg(entry.payload.as_deref().unwrap_or(""));
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::ack_results`] reply: `Ok` when every entry was acknowledged,
+    /// else [`StoreError::DeadLetters`] naming the first entry left pending.
+    pub fn decode_ack_results(&self, reply: Value) -> Result<(), StoreError> {
+        let failed: Vec<String> = self.ack_results.decode(reply)?;
+        match failed.as_slice() {
+            [] => Ok(()),
+            [result_id, reason, ..] => Err(StoreError::DeadLetters {
+                count: failed.len() / 2,
+                result_id: result_id.clone(),
+                reason: reason.clone(),
+            }),
+            [odd] => Err(self.ack_results.error(format!("odd reply {odd:?}"))),
+        }
+    }
+
+    /// `reap_job.lua` — KEYS: jobs stream, dead-letter stream, and, when `job` is known (read
+    /// from the entry), its strategy's trigger hash and run key. ARGV: entry id, deliveries
+    /// seen, max deliveries, dead-letter MAXLEN, group, reaper consumer, then for `job` its
+    /// id, bucket start and number (or `run`). Reply: `{outcome, released}`; see
+    /// [`Scripts::decode_reap_job`].
     pub fn reap_job(
         &self,
         keys: &KeySpace,
         entry_id: &str,
         deliveries: u64,
         max_deliveries: u64,
-        group: &str,
+        job: Option<&JobRef>,
     ) -> ScriptInvocation<'_> {
         let mut call = self.reap_job.call();
         call.key(keys.jobs())
@@ -358,20 +427,39 @@ impl Scripts {
             .arg(entry_id)
             .arg(deliveries)
             .arg(max_deliveries)
-            .arg(STREAM_MAXLEN)
-            .arg(group)
+            .arg(DEAD_STREAM_MAXLEN)
+            .arg(WORKER_GROUP)
             .arg(REAPER_CONSUMER);
+        if let Some(job) = job {
+            call.key(keys.triggers(job.strategy))
+                .key(keys.strategy_run(job.strategy))
+                .arg(job.id())
+                .arg(job.bucket_start_ms);
+            match job.seq {
+                Some(n) => call.arg(n),
+                None => call.arg("run"),
+            };
+        }
         call
     }
 
-    /// Decodes a [`Scripts::reap_job`] reply.
-    pub fn decode_reap_job(&self, reply: Value) -> Result<Reaped, StoreError> {
-        match self.reap_job.decode::<u64>(reply)? {
+    /// Decodes a [`Scripts::reap_job`] reply for `job` (as passed to it).
+    pub fn decode_reap_job(&self, reply: Value, job: Option<JobRef>) -> Result<Reaped, StoreError> {
+        let (outcome, released): (u64, u64) = self.reap_job.decode(reply)?;
+        match outcome {
             0 => Ok(Reaped::Nothing),
             1 => Ok(Reaped::Redelivered),
-            2 => Ok(Reaped::Dead),
+            2 => Ok(Reaped::Dead { job, released }),
             other => Err(self.reap_job.error(format!("unknown outcome {other}"))),
         }
+    }
+
+    /// `trim_stream.lua` — KEYS: a stream. ARGV: the group whose backlog is reported.
+    /// Reply: `{entries trimmed, backlog}`.
+    pub fn trim_stream(&self, stream: String, group: &str) -> ScriptInvocation<'_> {
+        let mut call = self.trim_stream.call();
+        call.key(stream).arg(group);
+        call
     }
 
     /// `catalog_write.lua` — KEYS: catalog, version, change log, floor. ARGV: strategy id,

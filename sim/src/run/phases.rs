@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tickgate::Ticker;
-use tickgate::core::jobs::{JobMode, JobRef};
+use tickgate::core::calendar::Bucket;
+use tickgate::core::jobs::JobMode;
 use tickgate::runtime::{Engine, Metrics};
-use tickgate::store::{Store, StoreError, StreamEntry, Verdict, WorkerSide};
+use tickgate::store::{Store, StoreError, StreamEntry, TickerDispatch, WorkerSide};
 
 use super::stats::{Laps, RunStats};
 use super::{Faults, SAMPLE_EVERY_MS, SEED_FAITHFUL_SAMPLES, Sabotage, engine_config};
@@ -349,13 +350,26 @@ where
         jobs.insert(dispatch_of(&answer.job));
         self.stats.discoveries += u64::from(answer.used_symbols.is_some());
         self.stats.failed_runs += u64::from(!answer.success);
-        if self.sabotage == Some(Sabotage::SkipClaims)
-            && answer.job.mode == JobMode::PerTicker
-            && let Some(job_ref) = JobRef::parse(&answer.job.job_id)
-        {
-            // The claims vanish as if the run had failed, but nobody is told.
-            let released = [(job_ref, Verdict::Failed)];
-            self.worker_store.complete_jobs(&released).await?;
+        if self.sabotage == Some(Sabotage::SkipClaims) && answer.job.mode == JobMode::PerTicker {
+            // The claims vanish, but nobody is told and the job's record stays (an engine
+            // that never wrote its claims still records its jobs, so their results count):
+            // an empty claim for a bucket starting 1 ms later drops every claim of the
+            // strategy's trigger state and keeps its job records. (Settling the job as
+            // failed would also consume its record: its result would then change nothing,
+            // and nothing would re-evaluate the strategy within the bucket.)
+            let start_ms = answer.job.bucket_start_ms;
+            let drop_claims = TickerDispatch {
+                strategy: answer.job.strategy_id,
+                user_id: answer.job.user_id,
+                bucket: Bucket {
+                    start_ms: start_ms + 1,
+                    end_ms: start_ms + 2,
+                },
+                tickers: Vec::new(),
+            };
+            self.worker_store
+                .dispatch_tickers(now, &[drop_claims])
+                .await?;
         }
         Ok(())
     }

@@ -1,16 +1,20 @@
 -- Step 5 of a tick (DESIGN §2.3) for a group of strategies: for each, atomically claim its
 -- tickers for (strategy, bucket) AND enqueue one job for those newly claimed. The job is
 -- written before the claims (lib/claim.lua decides, then commits): scripts do not roll
--- back, so a failing XADD leaves no claim without its job. One call serves many strategies: the fixed cost of a
--- script call is several times that of its few commands per strategy.
+-- back, so a failing XADD leaves no claim without its job. One call serves many
+-- strategies: the fixed cost of a script call is several times that of its few commands
+-- per strategy.
 -- KEYS[1] = jobs stream ALERT:JOBS, KEYS[1 + i] = trigger hash STRAT:<id>:LAST of strategy i
--- ARGV[1] = stream MAXLEN (approximate); then per strategy i, in KEYS order: bucket start
--- ms, bucket end ms, ttl ms, strategy id, user id, ticker count n, then n tickers, sorted
--- (so the job's symbols are sorted).
+-- ARGV[1] = trigger grace ms (how long job records outlive a newer bucket's claim), then per
+-- strategy i, in KEYS order: bucket start ms, bucket end ms, ttl ms, strategy id, user id,
+-- ticker count n, then n tickers, sorted (so the job's symbols are sorted).
+-- The jobs stream is never capped here: the engine trims it only below what every consumer
+-- group has acknowledged (trim_stream.lua), so an unread job, and its claims, never vanish.
 -- Returns one array per strategy: {} when nothing was newly claimed, else
--- {job_id, ticker...}. The job's tickers are kept in the hash field '# job <n>' so that a
--- failed result can release exactly them, whichever engine instance receives it.
+-- {job_id, ticker...}. The job's tickers are kept in the hash field '# job <start>-<n>' so
+-- that a failed result can release exactly them, whichever engine instance receives it.
 local out = {}
+local grace_ms = tonumber(ARGV[1])
 local a = 2
 for k = 2, #KEYS do
   local start, end_ms, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2]
@@ -18,7 +22,7 @@ for k = 2, #KEYS do
   local first = a + 6
   local last = a + 5 + tonumber(ARGV[a + 5])
   a = last + 1
-  local claimed, plan = claim(KEYS[k], start, end_ms, first, last)
+  local claimed, plan = claim(KEYS[k], start, end_ms, first, last, grace_ms)
   local job_n = false
   local reply = {}
   if #claimed > 0 then
@@ -33,7 +37,7 @@ for k = 2, #KEYS do
     local job = '{"job_id":"' .. job_id .. '","strategy_id":' .. id
       .. ',"user_id":' .. user .. ',"bucket_start_ms":' .. start
       .. ',"mode":"per_ticker","symbols":[' .. table.concat(quoted, ',') .. ']}'
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'job', job)
+    redis.call('XADD', KEYS[1], '*', 'job', job)
     reply = {job_id}
     for _, ticker in ipairs(claimed) do
       reply[#reply + 1] = ticker

@@ -2,11 +2,13 @@
 
 use super::{ModelState, ModelStore, TriggerState};
 use crate::core::calendar::Bucket;
-use crate::core::jobs::{JobMode, JobRef, job_json};
+use crate::core::jobs::{Job, JobMode, JobRef, job_json};
 use crate::core::ticker::{StrategyId, Ticker};
+use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
-    Ack, Dispatch, Dispatched, PendingJob, Reaped, Settlement, StoreError, StrategyDispatch,
-    StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
+    Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
+    StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
+    check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -32,7 +34,9 @@ impl Dispatch for ModelStore {
                 .expect("claim created it");
             trigger.jobs_issued += 1;
             let seq = trigger.jobs_issued;
-            trigger.open_jobs.insert(seq, claimed.clone());
+            trigger
+                .open_jobs
+                .insert((r.bucket.start_ms, seq), claimed.clone());
             let job = JobRef {
                 strategy: r.strategy,
                 bucket_start_ms: r.bucket.start_ms,
@@ -123,7 +127,7 @@ impl Settlement for ModelStore {
         Ok(entries)
     }
 
-    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<u64>, StoreError> {
+    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<Settled>, StoreError> {
         let mut state = self.lock();
         Ok(jobs
             .iter()
@@ -142,6 +146,17 @@ impl Settlement for ModelStore {
             state.delivery.results_pending.remove(&entry.id);
         }
         Ok(())
+    }
+
+    /// The model keeps every entry (its entry ids are positions), so it trims nothing; the
+    /// backlog is what Redis reports: pending plus not yet delivered.
+    async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
+        let state = self.lock();
+        let undelivered = state.jobs.len() - state.delivery.jobs_next;
+        Ok(StreamsReport {
+            jobs_backlog: (undelivered + state.delivery.jobs_pending.len()) as u64,
+            trimmed: 0,
+        })
     }
 
     async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
@@ -170,8 +185,15 @@ impl Settlement for ModelStore {
         let json = state.jobs[i].clone();
         if job.deliveries >= max_deliveries {
             let reason = format!("not acknowledged after {} deliveries", job.deliveries);
-            state.dead.push((job.id.clone(), reason, Some(json)));
-            return Ok(Reaped::Dead);
+            state
+                .dead
+                .push((job.id.clone(), reason, Some(json.clone())));
+            // Settled as failed, as `reap_job.lua` does: its claims are released.
+            let job = serde_json::from_str::<Job>(&json)
+                .ok()
+                .and_then(|j| JobRef::parse(&j.job_id));
+            let released = job.map_or(0, |j| complete(&mut state, &j, Verdict::Failed).released);
+            return Ok(Reaped::Dead { job, released });
         }
         state.jobs.push(json);
         let again = state.jobs.len() - 1;
@@ -214,34 +236,49 @@ impl WorkerSide for ModelStore {
     }
 }
 
-/// Settles one job on the model (`complete_job.lua`).
-fn complete(state: &mut ModelState, job: &JobRef, verdict: Verdict) -> u64 {
+/// Settles one job on the model (`lua/lib/settle.lua`).
+fn complete(state: &mut ModelState, job: &JobRef, verdict: Verdict) -> Settled {
+    let settled = |status, released| Settled { status, released };
+    let start = job.bucket_start_ms;
     let Some(seq) = job.seq else {
-        if verdict == Verdict::Failed
-            && state.strategy_runs.get(&job.strategy) == Some(&job.bucket_start_ms)
-        {
-            state.strategy_runs.remove(&job.strategy);
-            return 1;
-        }
-        return 0;
+        return match state.strategy_runs.get(&job.strategy) {
+            Some(&last) if last == start => {
+                if verdict == Verdict::Failed {
+                    state.strategy_runs.remove(&job.strategy);
+                    return settled(JobStatus::Open, 1);
+                }
+                settled(JobStatus::Open, 0)
+            }
+            Some(&last) if start > last => settled(JobStatus::NeverIssued, 0),
+            _ => settled(JobStatus::Gone, 0),
+        };
     };
     let Some(trigger) = state.triggers.get_mut(&job.strategy) else {
-        return 0;
+        return settled(JobStatus::Gone, 0);
     };
-    let Some(tickers) = trigger.open_jobs.remove(&seq) else {
-        return 0;
+    let Some(tickers) = trigger.open_jobs.remove(&(start, seq)) else {
+        let newest = trigger.newest_bucket_ms;
+        let never = start > newest || (start == newest && seq > trigger.jobs_issued);
+        return settled(
+            if never {
+                JobStatus::NeverIssued
+            } else {
+                JobStatus::Gone
+            },
+            0,
+        );
     };
     if verdict == Verdict::Succeeded {
-        return 0;
+        return settled(JobStatus::Open, 0);
     }
     let mut released = 0;
     for t in tickers {
-        if trigger.claims.get(&t) == Some(&job.bucket_start_ms) {
+        if trigger.claims.get(&t) == Some(&start) {
             trigger.claims.remove(&t);
             released += 1;
         }
     }
-    released
+    settled(JobStatus::Open, released)
 }
 
 /// Index into the model's `jobs` of an entry id `"<n>-0"` (n counts from 1).
@@ -265,7 +302,23 @@ fn claim(
         return Vec::new(); // stale: a newer bucket was claimed already
     }
     if bucket.start_ms > trigger.newest_bucket_ms {
-        *trigger = fresh();
+        // The claims are dropped, but the job counter lives on (job numbers never repeat)
+        // and so do the records of open jobs of the bucket dropped or of one that started
+        // within the grace, emptied: a late result still finds its job, and releases
+        // nothing (a claim with its start now belongs to a later job).
+        let keep_from = trigger
+            .newest_bucket_ms
+            .min(bucket.start_ms - DEFAULT_TRIGGER_GRACE_MS);
+        let open_jobs = std::mem::take(&mut trigger.open_jobs)
+            .into_keys()
+            .filter(|(start, _)| *start >= keep_from)
+            .map(|job| (job, Vec::new()))
+            .collect();
+        *trigger = TriggerState {
+            jobs_issued: trigger.jobs_issued,
+            open_jobs,
+            ..fresh()
+        };
     }
     let mut claimed = Vec::new();
     for ticker in tickers {

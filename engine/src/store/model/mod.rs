@@ -1,7 +1,9 @@
 //! The in-memory model of the store: plain ordered maps behind one mutex, each operation a
 //! few lines that read like DESIGN.md. It is the oracle for the Redis store and for the
 //! simulator; it models everything observable except key expiry (which runs on Redis's
-//! own clock and is tested separately).
+//! own clock and is tested separately). It uses the default trigger grace
+//! ([`crate::limits::DEFAULT_TRIGGER_GRACE_MS`]) where the Redis store uses its configured
+//! one: how long job records outlive a newer bucket's claim.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -65,8 +65,9 @@ pub struct TriggerState {
     pub newest_bucket_ms: i64,
     /// Ticker → bucket start of its last claim.
     pub claims: BTreeMap<Ticker, i64>,
-    /// Jobs issued into this hash (`# jobs`).
+    /// Jobs issued into this hash (`# jobs`); survives the drop of older buckets.
     pub jobs_issued: u64,
-    /// Unsettled jobs: n → the tickers job n claimed (`# job <n>`).
-    pub open_jobs: BTreeMap<u64, Vec<Ticker>>,
+    /// Unsettled jobs: (bucket start, n) → the tickers job n of that bucket claimed
+    /// (`# job <start>-<n>`).
+    pub open_jobs: BTreeMap<(i64, u64), Vec<Ticker>>,
 }

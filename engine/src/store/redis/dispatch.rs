@@ -28,7 +28,7 @@ impl Dispatch for RedisStore {
             let groups = script_groups(batch);
             let calls: Vec<_> = groups
                 .iter()
-                .map(|group| scripts.dispatch(self.keys(), group, ttl_ms))
+                .map(|group| scripts.dispatch(self.keys(), group, self.trigger_grace_ms, ttl_ms))
                 .collect();
             let replies = pipelined(self, &scripts.dispatch, &calls).await?;
             for (group, reply) in groups.iter().zip(replies) {

@@ -1,16 +1,17 @@
 //! [`Settlement`] on Redis: the engine's side of the streams — results read through the
-//! `tickgate` group, jobs settled by `complete_job.lua`, results acknowledged (dead letters
-//! first), stale jobs re-delivered or dead-lettered by `reap_job.lua`.
+//! `tickgate` group, jobs settled by `complete_job.lua`, results acknowledged by
+//! `ack_results.lua` (each dead letter written before its acknowledgement), stale jobs
+//! re-delivered or dead-lettered (and settled as failed) by `reap_job.lua`.
 
-use redis::RedisResult;
 use redis::streams::StreamReadReply;
+use redis::{RedisResult, Value};
 
 use super::{RedisStore, command_error, pipelined};
-use crate::core::jobs::JobRef;
-use crate::limits::{PIPELINE_CALLS_MAX, STREAM_MAXLEN};
+use crate::core::jobs::{Job, JobRef};
+use crate::limits::PIPELINE_CALLS_MAX;
 use crate::store::{
-    Ack, ENGINE_GROUP, PendingJob, Reaped, Settlement, StoreError, StreamEntry, Verdict,
-    WORKER_GROUP,
+    Ack, ENGINE_GROUP, PendingJob, Reaped, Settled, Settlement, StoreError, StreamEntry,
+    StreamsReport, Verdict, WORKER_GROUP,
 };
 
 /// The entries of an `XREADGROUP` reply, with the payload `field` of each.
@@ -102,7 +103,7 @@ impl Settlement for RedisStore {
             .await
     }
 
-    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<u64>, StoreError> {
+    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<Settled>, StoreError> {
         let scripts = self.scripts();
         let mut out = Vec::with_capacity(jobs.len());
         for batch in jobs.chunks(PIPELINE_CALLS_MAX) {
@@ -111,45 +112,50 @@ impl Settlement for RedisStore {
                 .map(|(job, verdict)| scripts.complete_job(self.keys(), job, *verdict))
                 .collect();
             for reply in pipelined(self, &scripts.complete_job, &calls).await? {
-                out.push(scripts.complete_job.decode(reply)?);
+                out.push(scripts.decode_complete_job(reply)?);
             }
         }
         Ok(out)
     }
 
+    /// One `ack_results.lua` call per [`PIPELINE_CALLS_MAX`] entries: a dead letter and its
+    /// acknowledgement are one script, so a result is acknowledged only once its dead
+    /// letter is written.
     async fn ack_results(&self, acks: &[Ack]) -> Result<(), StoreError> {
+        let scripts = self.scripts();
+        let mut left_pending = None;
         for batch in acks.chunks(PIPELINE_CALLS_MAX) {
-            let mut pipe = redis::pipe();
-            for Ack { entry, dead_reason } in batch {
-                pipe.cmd("MULTI").ignore();
-                if let Some(reason) = dead_reason {
-                    pipe.cmd("XADD")
-                        .arg(self.keys().dead())
-                        .arg("MAXLEN")
-                        .arg("~")
-                        .arg(STREAM_MAXLEN)
-                        .arg("*")
-                        .arg("result_id")
-                        .arg(&entry.id)
-                        .arg("reason")
-                        .arg(reason)
-                        .arg("result")
-                        .arg(entry.payload.as_deref().unwrap_or(""))
-                        .ignore();
-                }
-                pipe.cmd("XACK")
-                    .arg(self.keys().results())
-                    .arg(ENGINE_GROUP)
-                    .arg(&entry.id)
-                    .ignore()
-                    .cmd("EXEC")
-                    .ignore();
+            let call = scripts.ack_results(self.keys(), ENGINE_GROUP, batch);
+            let reply: Value = super::invoke(self, &scripts.ack_results, &call).await?;
+            if let Err(e) = scripts.decode_ack_results(reply) {
+                // Later batches are still acknowledged; the first failure is reported.
+                left_pending.get_or_insert(e);
             }
-            pipe.query_async::<()>(&mut self.connection())
-                .await
-                .map_err(|e| command_error("XACK results", e))?;
         }
-        Ok(())
+        left_pending.map_or(Ok(()), Err)
+    }
+
+    /// One round trip: `trim_stream.lua` on the jobs stream (reporting the workers'
+    /// backlog) and on the results stream.
+    async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
+        let scripts = self.scripts();
+        let calls = [
+            scripts.trim_stream(self.keys().jobs(), WORKER_GROUP),
+            scripts.trim_stream(self.keys().results(), ENGINE_GROUP),
+        ];
+        let mut report = StreamsReport::default();
+        for (i, reply) in pipelined(self, &scripts.trim_stream, &calls)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            let (trimmed, backlog): (u64, u64) = scripts.trim_stream.decode(reply)?;
+            report.trimmed += trimmed;
+            if i == 0 {
+                report.jobs_backlog = backlog;
+            }
+        }
+        Ok(report)
     }
 
     async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
@@ -174,14 +180,36 @@ impl Settlement for RedisStore {
 
     async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {
         let scripts = self.scripts();
+        let job_ref = self.job_of_entry(&job.id).await?;
         let call = scripts.reap_job(
             self.keys(),
             &job.id,
             job.deliveries,
             max_deliveries,
-            WORKER_GROUP,
+            job_ref.as_ref(),
         );
         let reply = super::invoke(self, &scripts.reap_job, &call).await?;
-        scripts.decode_reap_job(reply)
+        scripts.decode_reap_job(reply, job_ref)
+    }
+}
+
+impl RedisStore {
+    /// The job an entry of the jobs stream holds, from its `job` field's `job_id`; `None`
+    /// when the entry is gone or holds no job id tickgate issues.
+    async fn job_of_entry(&self, entry_id: &str) -> Result<Option<JobRef>, StoreError> {
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(self.keys().jobs())
+            .arg(entry_id)
+            .arg(entry_id)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| command_error("XRANGE job entry", e))?;
+        let job = entries
+            .into_iter()
+            .flat_map(|(_, fields)| fields)
+            .find(|(name, _)| name == "job")
+            .and_then(|(_, json)| serde_json::from_str::<Job>(&json).ok())
+            .and_then(|job| JobRef::parse(&job.job_id));
+        Ok(job)
     }
 }

@@ -2,7 +2,7 @@
 //! and simulated workers.
 
 use super::{RedisStore, command_error};
-use crate::limits::{PIPELINE_CALLS_MAX, STREAM_MAXLEN};
+use crate::limits::PIPELINE_CALLS_MAX;
 use crate::store::{StoreError, StreamEntry, WORKER_GROUP, WorkerSide};
 
 impl WorkerSide for RedisStore {
@@ -13,7 +13,9 @@ impl WorkerSide for RedisStore {
     }
 
     /// One round trip per [`PIPELINE_CALLS_MAX`] results; each acknowledgement is atomic
-    /// with its result (`MULTI`/`EXEC` per job inside the pipeline).
+    /// with its result (`MULTI`/`EXEC` per job inside the pipeline). No `MAXLEN`: a capped
+    /// `XADD` could trim results no engine has read; the engine trims the results stream
+    /// only below what its group has acknowledged.
     async fn finish_jobs(&self, jobs: &[(String, String)]) -> Result<(), StoreError> {
         for batch in jobs.chunks(PIPELINE_CALLS_MAX) {
             let mut pipe = redis::pipe();
@@ -27,9 +29,6 @@ impl WorkerSide for RedisStore {
                     .ignore()
                     .cmd("XADD")
                     .arg(self.keys().results())
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(STREAM_MAXLEN)
                     .arg("*")
                     .arg("result")
                     .arg(result_json)

@@ -2,29 +2,39 @@
 -- be enqueued between them: a claim must never exist without its job, and Redis scripts do
 -- not roll back, so the claims are written only once the job's XADD has succeeded.
 --
--- claim(key, start, end_ms, first, last): reads the trigger hash `key` and decides which of
--- ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
--- [start, end_ms); start/end are ARGV strings. Writes nothing, except dropping the hash
--- when the bucket is newer than everything in it. Returns the tickers newly claimed (in
--- argument order, each at most once) and a plan for commit().
+-- claim(key, start, end_ms, first, last, grace_ms): reads the trigger hash `key` and decides
+-- which of ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
+-- [start, end_ms); start/end are ARGV strings, grace_ms a number. Writes nothing. Returns
+-- the tickers newly claimed (in argument order, each at most once) and a plan for commit().
 --
--- commit(key, start, ttl, plan, claimed, job_n): writes the claims, the bucket field and,
--- when job_n is a number, the job record ('# jobs' = n, '# job <n>' = the tickers), and
--- extends the hash's expiry to ttl ms.
+-- commit(key, start, ttl, plan, claimed, job_n): drops the hash if the plan says so, writes
+-- the claims, the bucket field and, when job_n is a number, the job record ('# jobs' = n,
+-- '# job <start>-<n>' = the tickers), and extends the hash's expiry to ttl ms.
 --
 -- The field '# bucket' holds the newest bucket start claimed into the hash:
 --  * a claim for a bucket that ended at or before it is stale (another instance has moved
 --    on): nothing is claimed, so a lagging clock cannot re-dispatch an old bucket;
---  * a claim for a newer bucket first drops the hash: older entries can never equal a
---    current bucket start again, and dropping them keeps the hash as small as one bucket;
+--  * a claim for a newer bucket drops the hash's claims: older entries can never equal a
+--    current bucket start again, and dropping them keeps the hash as small as one bucket.
+--    The records of open jobs of the bucket dropped, or of a bucket that started less than
+--    grace_ms before the new one, are kept, emptied: a result later than the next bucket's
+--    claim still finds its job (it was issued, so its used_symbols count), but releases
+--    nothing — its claims are gone, and a claim with the same start now belongs to a later
+--    job (an older open bucket may share the start). Older records go: a job whose result
+--    never came (or came malformed) cannot keep a live hash growing;
 --  * an older but still open bucket (the timeframe just got longer) compares field by field.
 -- A hash without '# bucket' (new, or written by the original Go backend, whose hashes hold
 -- only ticker → bucket start) is compared field by field for every ticker.
+--
+-- Job records name their bucket ('# job <start>-<n>', job id '<strategy>-<start>-<n>') and
+-- '# jobs' survives the drop, so n never repeats while the hash lives: a result settles
+-- only the job it names, however late it comes (a bucket's job 1 can never be mistaken for
+-- the next bucket's, nor for an older open bucket's that shares its start).
 -- Field names starting with '# ' contain a space, so they never collide with a ticker.
 --
 -- Cost: every redis.call costs a few microseconds inside a script, so the whole claim is
 -- one HMGET (per 1,000 tickers), one HSET and one PEXPIRE, whatever the ticker count.
-local function claim(key, start, end_ms, first, last_arg)
+local function claim(key, start, end_ms, first, last_arg, grace_ms)
   local last = math.min(first + 997, last_arg)
   local head = {'# bucket', '# jobs'}
   for j = first, last do
@@ -32,8 +42,7 @@ local function claim(key, start, end_ms, first, last_arg)
   end
   local current = redis.call('HMGET', key, unpack(head))
   local gen = current[1]
-  local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false}
-  local dropped = false
+  local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false, drop = false}
   if gen then
     local gen_ms = tonumber(gen)
     if tonumber(end_ms) <= gen_ms then
@@ -41,11 +50,11 @@ local function claim(key, start, end_ms, first, last_arg)
       return {}, plan
     end
     if tonumber(start) > gen_ms then
-      redis.call('DEL', key)
+      -- Dropped by commit(), once the job is enqueued; until then read as empty.
       plan.gen = false
-      plan.jobs = 0
+      plan.drop = true
+      plan.keep_from = math.min(gen_ms, tonumber(start) - grace_ms)
       current = {}
-      dropped = true
     end
   end
   local claimed = {}
@@ -64,8 +73,8 @@ local function claim(key, start, end_ms, first, last_arg)
     for j = i, math.min(i + 999, last_arg) do
       part[#part + 1] = ARGV[j]
     end
-    -- Only a hash this call just dropped is known to be empty.
-    local values = dropped and {} or redis.call('HMGET', key, unpack(part))
+    -- A hash about to be dropped is known to be empty.
+    local values = plan.drop and {} or redis.call('HMGET', key, unpack(part))
     for j, ticker in ipairs(part) do
       consider(ticker, values[j] or false)
     end
@@ -73,13 +82,38 @@ local function claim(key, start, end_ms, first, last_arg)
   return claimed, plan
 end
 
+-- The records of open jobs of buckets starting at or after `from`, emptied ('# job
+-- <start>-<n>', '' pairs). HSCAN visits the whole hash, as the DEL after it does anyway.
+local function job_records(key, from)
+  local kept = {}
+  local cursor = '0'
+  repeat
+    local page = redis.call('HSCAN', key, cursor, 'MATCH', '# job *', 'COUNT', 1000)
+    cursor = page[1]
+    local items = page[2]
+    for i = 1, #items, 2 do
+      local job_start = tonumber(string.match(items[i], '^# job (%d+)%-'))
+      if job_start and job_start >= from then
+        kept[#kept + 1] = items[i]
+        kept[#kept + 1] = ''
+      end
+    end
+  until cursor == '0'
+  return kept
+end
+
 local function commit(key, start, ttl, plan, claimed, job_n)
   if plan.stale then
     return
   end
   local fields = {}
+  if plan.drop then
+    fields = job_records(key, plan.keep_from)
+    redis.call('DEL', key)
+  end
   if not plan.gen then
-    fields = {'# bucket', start}
+    fields[#fields + 1] = '# bucket'
+    fields[#fields + 1] = start
   end
   for _, ticker in ipairs(claimed) do
     fields[#fields + 1] = ticker
@@ -88,14 +122,18 @@ local function commit(key, start, ttl, plan, claimed, job_n)
   if job_n then
     fields[#fields + 1] = '# jobs'
     fields[#fields + 1] = job_n
-    fields[#fields + 1] = '# job ' .. job_n
+    fields[#fields + 1] = '# job ' .. start .. '-' .. job_n
     fields[#fields + 1] = table.concat(claimed, ' ')
+  elseif plan.drop and plan.jobs > 0 then
+    -- The counter outlives the drop, so job numbers never repeat.
+    fields[#fields + 1] = '# jobs'
+    fields[#fields + 1] = plan.jobs
   end
   for i = 1, #fields, 2000 do
     redis.call('HSET', key, unpack(fields, i, math.min(i + 1999, #fields)))
   end
   -- Only ever extend the expiry: a claim for an older open bucket must not shorten it.
-  -- A hash created just now has none yet (GT would treat that as infinite).
+  -- A hash created (or dropped) just now has none yet (GT would treat that as infinite).
   if plan.gen then
     redis.call('PEXPIRE', key, ttl, 'GT')
   else
