@@ -73,6 +73,11 @@ pub const DEFAULT_JOBS_STREAM_MAX: u64 = 1_000_000;
 /// Real-time bound on a graceful stop: one step in progress finishes well within it.
 pub const DEFAULT_SHUTDOWN_DEADLINE_MS: u64 = 5_000;
 
+/// Tick intervals a closed bucket's claims stay in an instance's ledger (for the write-back
+/// after a Redis loss): its closing pass runs at the first tick at or after its end, and one
+/// more tick covers a closing pass retried after a failed dispatch.
+pub const LEDGER_KEEP_TICKS: i64 = 2;
+
 /// How long trigger state outlives its bucket. It covers clock skew between engine
 /// instances and a slow last tick of the bucket; an hour is generous for both.
 pub const DEFAULT_TRIGGER_GRACE_MS: i64 = HOUR_MS;

@@ -21,12 +21,29 @@ pub struct Ledger {
     jobs: BTreeMap<JobRef, Vec<Ticker>>,
     /// (strategy, bucket) of this instance's whole-strategy runs.
     runs: BTreeSet<(StrategyId, Bucket)>,
+    /// Strategy → the highest job number this instance issued into its trigger hash:
+    /// written back too, so job numbers never repeat after a loss.
+    job_numbers: BTreeMap<StrategyId, u64>,
+}
+
+/// One strategy's claims in one bucket, to write back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBack {
+    pub strategy: StrategyId,
+    pub bucket: Bucket,
+    /// Sorted.
+    pub tickers: Vec<Ticker>,
+    /// The highest job number this instance issued for the strategy (0: none known).
+    pub jobs_issued: u64,
+    /// This instance's jobs in the bucket not known settled: (job number, its tickers), so
+    /// a failure reported after the loss still releases its claims.
+    pub open_jobs: Vec<(u64, Vec<Ticker>)>,
 }
 
 /// The claims to write back after a loss: per-ticker claims, and whole runs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteBack {
-    pub tickers: Vec<(StrategyId, Bucket, Vec<Ticker>)>,
+    pub tickers: Vec<ClaimBack>,
     pub runs: Vec<(StrategyId, Bucket)>,
 }
 
@@ -38,6 +55,10 @@ impl Ledger {
             .entry(key)
             .or_default()
             .extend(tickers.iter().cloned());
+        if let Some(n) = job.seq {
+            let max = self.job_numbers.entry(job.strategy).or_default();
+            *max = (*max).max(n);
+        }
         self.jobs.insert(job, tickers.to_vec());
     }
 
@@ -56,7 +77,8 @@ impl Ledger {
             return;
         }
         let Some(tickers) = tickers else {
-            self.runs.retain(|(s, b)| !(*s == job.strategy && b.start_ms == job.bucket_start_ms));
+            self.runs
+                .retain(|(s, b)| !(*s == job.strategy && b.start_ms == job.bucket_start_ms));
             return;
         };
         for ((s, b), held) in &mut self.tickers {
@@ -72,12 +94,15 @@ impl Ledger {
     /// claims matter until its closing pass, at the first tick after its end.
     pub fn prune(&mut self, now_ms: i64, keep_ms: i64) {
         let open = |b: &Bucket| b.end_ms.saturating_add(keep_ms) > now_ms;
-        self.tickers.retain(|(_, b), held| open(b) && !held.is_empty());
+        self.tickers
+            .retain(|(_, b), held| open(b) && !held.is_empty());
         self.runs.retain(|(_, b)| open(b));
         let open_buckets: BTreeSet<(StrategyId, i64)> =
             self.tickers.keys().map(|(s, b)| (*s, b.start_ms)).collect();
         self.jobs
             .retain(|j, _| open_buckets.contains(&(j.strategy, j.bucket_start_ms)));
+        let strategies: BTreeSet<StrategyId> = open_buckets.iter().map(|(s, _)| *s).collect();
+        self.job_numbers.retain(|s, _| strategies.contains(s));
     }
 
     /// Everything to write back, in order.
@@ -86,7 +111,18 @@ impl Ledger {
             tickers: self
                 .tickers
                 .iter()
-                .map(|((s, b), held)| (*s, *b, held.iter().cloned().collect()))
+                .map(|((s, b), held)| ClaimBack {
+                    strategy: *s,
+                    bucket: *b,
+                    tickers: held.iter().cloned().collect(),
+                    jobs_issued: self.job_numbers.get(s).copied().unwrap_or(0),
+                    open_jobs: self
+                        .jobs
+                        .iter()
+                        .filter(|(j, _)| j.strategy == *s && j.bucket_start_ms == b.start_ms)
+                        .filter_map(|(j, tickers)| Some((j.seq?, tickers.clone())))
+                        .collect(),
+                })
                 .collect(),
             runs: self.runs.iter().copied().collect(),
         }

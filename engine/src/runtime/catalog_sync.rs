@@ -135,6 +135,7 @@ impl<S: Store> Engine<S> {
         }
         self.planner.forget_redis_state();
         self.feed = FeedCursor::default();
+        self.write_back_due = true;
         Ok(())
     }
 }

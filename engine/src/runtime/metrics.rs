@@ -38,6 +38,8 @@ pub struct Metrics {
     pub results_failed: AtomicU64,
     /// Claims released by failed results.
     pub claims_released: AtomicU64,
+    /// Claims this instance wrote back after Redis lost its state (DESIGN §9).
+    pub claims_written_back: AtomicU64,
     /// Malformed results, results of jobs never issued and undeliverable jobs moved to the
     /// dead-letter stream.
     pub dead_letters: AtomicU64,

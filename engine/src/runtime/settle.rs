@@ -93,6 +93,7 @@ impl<S: Store> Engine<S> {
                 continue;
             }
             self.count_settled(job, Verdict::from_success(result.success), settled);
+            self.ledger.settled(&job, !result.success);
             if settled.status == JobStatus::Open
                 && let Some(symbols) = result.used_symbols.filter(|s| !s.is_empty())
             {

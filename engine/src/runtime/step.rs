@@ -19,6 +19,7 @@ use super::metrics::Metrics;
 use super::persister::Persister;
 use crate::config::EngineConfig;
 use crate::core::calendar::Timeframe;
+use crate::core::ledger::Ledger;
 use crate::core::planner::Planner;
 use crate::core::ticker::StrategyId;
 use crate::limits::STEP_ATTEMPTS;
@@ -50,6 +51,11 @@ pub struct Engine<S> {
     pub(super) metrics: Arc<Metrics>,
     pub(super) persister: Arc<Persister>,
     pub(super) planner: Planner,
+    /// The claims this instance made in open buckets, written back after a Redis loss.
+    pub(super) ledger: Ledger,
+    /// Redis lost its state and the ledger's claims are not written back yet: the next
+    /// tick writes them back before it dispatches.
+    pub(super) write_back_due: bool,
     /// The catalog entries as last read: written back if Redis loses them.
     pub(super) catalog: BTreeMap<StrategyId, String>,
     /// Change-log version applied.
@@ -97,6 +103,8 @@ impl<S: Store> Engine<S> {
         Engine {
             store,
             planner: Planner::new(config.per_ticker_throttle, config.lua_threshold),
+            ledger: Ledger::default(),
+            write_back_due: false,
             config,
             metrics: Arc::new(Metrics::default()),
             persister,

@@ -10,6 +10,7 @@ use super::step::Engine;
 use crate::core::planner::{Plan, Planner};
 use crate::core::rule::SkipReason;
 use crate::core::ticker::StrategyId;
+use crate::limits::LEDGER_KEEP_TICKS;
 use crate::store::{
     FeedCursor, FeedRead, Intersection, Store, StoreError, StrategyDispatch, TickerDispatch,
     intersect_or_fall_back,
@@ -22,7 +23,19 @@ impl<S: Store> Engine<S> {
     /// so re-proposing is always safe).
     pub(super) async fn tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
+        let keep_ms = self.config.tick_interval_ms * LEDGER_KEEP_TICKS;
+        self.ledger.prune(now_ms, keep_ms);
         let updates = self.read_updates(now_ms).await?;
+        // A restore (found here or by the catalog sync) owes the claims back first. Then
+        // this instance waits one tick before it dispatches: every other instance writes its
+        // claims back at its own first tick after the loss, so none re-dispatches another's
+        // claim. The next read is full, so the planner loses nothing read now.
+        if self.write_back_due {
+            self.write_back_claims(now_ms).await?;
+            self.write_back_due = false;
+            self.feed = FeedCursor::default();
+            return Ok(());
+        }
         let plan = self.planner.plan(now_ms, &updates.updates, &updates.before);
         let m = &self.metrics;
         for (reason, n) in &plan.skipped {
@@ -130,6 +143,9 @@ impl<S: Store> Engine<S> {
         let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
         for (i, (r, d)) in requests.iter().zip(&dispatched).enumerate() {
             self.planner.claimed(r.strategy, r.bucket, &r.tickers);
+            if let Some(d) = d {
+                self.ledger.claimed(d.job, r.bucket, &d.tickers);
+            }
             // A closing pass found all claimed is no skip: skips describe current buckets.
             if i >= plan.closing || d.is_some() {
                 count_run(&self.metrics, d.is_some());
@@ -138,8 +154,28 @@ impl<S: Store> Engine<S> {
         let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
         for (r, job) in wholes.iter().zip(&runs) {
             self.planner.ran(r.strategy, r.bucket);
+            if job.is_some() {
+                self.ledger.ran(r.strategy, r.bucket);
+            }
             count_run(&self.metrics, job.is_some());
         }
+        Ok(())
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// After Redis lost its state, and before this instance dispatches again: the claims
+    /// it made in open buckets go back (DESIGN §9), so the loss never makes it dispatch a
+    /// ticker twice in a bucket. Other instances write back their own.
+    pub(super) async fn write_back_claims(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let back = self.ledger.write_back();
+        let written = self.store.restore_claims(now_ms, &back).await?;
+        Metrics::add(&self.metrics.claims_written_back, written);
+        tracing::warn!(
+            claims_written_back = written,
+            buckets = back.tickers.len() + back.runs.len(),
+            "claims of open buckets written back after the loss"
+        );
         Ok(())
     }
 }

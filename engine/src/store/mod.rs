@@ -32,6 +32,7 @@ pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::RECORD_SCRIPT;
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
+use crate::core::ledger::WriteBack;
 use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse_tickers};
 
 /// Consumer group of the workers on the jobs stream.
@@ -344,6 +345,15 @@ pub trait Dispatch: Send + Sync {
         now_ms: i64,
         requests: &[StrategyDispatch],
     ) -> impl Future<Output = Result<Vec<Option<JobRef>>, StoreError>> + Send;
+
+    /// Writes back the claims one instance made in open buckets, after Redis lost them
+    /// (DESIGN §9), without jobs: per-ticker claims by the claim rule (what is claimed
+    /// already stays), whole runs where none is recorded. Returns the claims written.
+    fn restore_claims(
+        &self,
+        now_ms: i64,
+        back: &WriteBack,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The engine's side of the jobs and results streams.

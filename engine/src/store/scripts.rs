@@ -15,6 +15,7 @@ use super::{
     Verdict,
 };
 use crate::core::jobs::JobRef;
+use crate::core::ledger::ClaimBack;
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::limits::{CHANGE_RECORDS_MAX, DEAD_STREAM_MAXLEN, FEED_DELTA_MAX};
 
@@ -75,6 +76,7 @@ pub struct Scripts {
     pub read_updates: Lua,
     pub dispatch: Lua,
     pub dispatch_strategy: Lua,
+    pub restore_claims: Lua,
     pub complete_job: Lua,
     pub ack_results: Lua,
     pub reap_job: Lua,
@@ -98,6 +100,11 @@ impl Default for Scripts {
                 "dispatch.lua",
                 &[CLAIM_LIB],
                 include_str!("lua/dispatch.lua"),
+            ),
+            restore_claims: Lua::new(
+                "restore_claims.lua",
+                &[CLAIM_LIB],
+                include_str!("lua/restore_claims.lua"),
             ),
             dispatch_strategy: Lua::new(
                 "dispatch_strategy.lua",
@@ -267,6 +274,38 @@ impl Scripts {
                 .arg(r.user_id)
                 .arg(r.tickers.len());
             for t in &r.tickers {
+                call.arg(t.as_str());
+            }
+        }
+        call
+    }
+
+    /// `restore_claims.lua` for one strategy's claims in one bucket — KEYS: its trigger hash.
+    /// ARGV: trigger grace, bucket start, bucket end, ttl, highest job number issued, ticker
+    /// count n, n tickers, record count m, m × (job number, ticker count c, c tickers).
+    /// Reply: the number of claims written.
+    pub fn restore_claims(
+        &self,
+        keys: &KeySpace,
+        back: &ClaimBack,
+        grace_ms: i64,
+        ttl_ms: i64,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.restore_claims.call();
+        call.key(keys.triggers(back.strategy))
+            .arg(grace_ms)
+            .arg(back.bucket.start_ms)
+            .arg(back.bucket.end_ms)
+            .arg(ttl_ms)
+            .arg(back.jobs_issued)
+            .arg(back.tickers.len());
+        for t in &back.tickers {
+            call.arg(t.as_str());
+        }
+        call.arg(back.open_jobs.len());
+        for (n, tickers) in &back.open_jobs {
+            call.arg(*n).arg(tickers.len());
+            for t in tickers {
                 call.arg(t.as_str());
             }
         }

@@ -101,6 +101,9 @@ pub struct Oracle {
     /// with the same timeframe is evaluated once more for the bucket that closed
     /// (DESIGN §2.3 step 6).
     previous: BTreeMap<StrategyId, (Timeframe, Bucket)>,
+    /// Redis lost its state: at the next tick the engines write their claims back and
+    /// dispatch nothing (DESIGN §9), so the oracle decides nothing either.
+    deferred: bool,
     /// Strategy → ticker → bucket start of its claim.
     claims: FastMap<StrategyId, FastMap<Ticker, i64>>,
     runs: BTreeMap<StrategyId, i64>,
@@ -128,6 +131,7 @@ impl Oracle {
             updates: FastMap::default(),
             before: FastMap::default(),
             previous: BTreeMap::new(),
+            deferred: false,
             claims: FastMap::default(),
             runs: BTreeMap::new(),
             legacy_runs: BTreeMap::new(),
@@ -136,13 +140,14 @@ impl Oracle {
         }
     }
 
-    /// Redis lost everything it held (restart empty): update times and claims.
+    /// Redis lost everything it held (restart empty): update times. Not the claims: every
+    /// engine instance writes back those it made in open buckets before it dispatches
+    /// again, and dispatches nothing at that tick (DESIGN §9). Not `previous`: the engines
+    /// still close the bucket they were in.
     pub fn forget_redis_state(&mut self) {
         self.updates.clear();
-        // Not `previous`: the engine still closes the bucket it was in, on what Redis holds.
         self.before.clear();
-        self.claims.clear();
-        self.runs.clear();
+        self.deferred = true;
         self.seed.forget();
     }
 
@@ -220,6 +225,10 @@ impl Oracle {
     pub fn tick(&mut self, now: i64) -> (BTreeSet<Dispatch>, BaselineCounts) {
         let mut out: BTreeSet<Dispatch> = BTreeSet::new();
         let mut counts = BaselineCounts::default();
+        if std::mem::take(&mut self.deferred) {
+            self.skipped.clear();
+            return (out, counts);
+        }
         self.skipped.clear();
         // One bucket per distinct timeframe: bucket arithmetic in the market's time zone is
         // the costliest part of evaluating a strategy.

@@ -199,9 +199,9 @@ where
             }
             FaultKind::RedisRestartEmpty => {
                 self.faults.restart_empty().await.map_err(infra)?;
+                // The engines write their claims back (DESIGN §9): the safety checker keeps
+                // what was dispatched before.
                 self.oracle.forget_redis_state();
-                // What was dispatched before is forgotten with the claims.
-                self.safety.forget();
             }
             FaultKind::ScriptFlush => self.faults.script_flush().await.map_err(infra)?,
             FaultKind::MalformedResults { count } => {

@@ -3,7 +3,8 @@
 use super::{ModelState, ModelStore, TriggerState};
 use crate::core::calendar::Bucket;
 use crate::core::jobs::{Job, JobMode, JobRef, job_json};
-use crate::core::ticker::{StrategyId, Ticker};
+use crate::core::ledger::WriteBack;
+use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
     Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
@@ -83,6 +84,41 @@ impl Dispatch for ModelStore {
             out.push(Some(job));
         }
         Ok(out)
+    }
+
+    async fn restore_claims(&self, now_ms: i64, back: &WriteBack) -> Result<u64, StoreError> {
+        check_timestamp(now_ms)?;
+        for c in &back.tickers {
+            check_bucket(c.bucket)?;
+        }
+        let mut state = self.lock();
+        let mut written = 0;
+        for c in &back.tickers {
+            let stale = state
+                .triggers
+                .get(&c.strategy)
+                .is_some_and(|t| c.bucket.end_ms <= t.newest_bucket_ms);
+            written += claim(&mut state, c.strategy, c.bucket, &c.tickers).len() as u64;
+            if let Some(trigger) = state.triggers.get_mut(&c.strategy)
+                && !stale
+            {
+                trigger.jobs_issued = trigger.jobs_issued.max(c.jobs_issued);
+                for (n, tickers) in &c.open_jobs {
+                    let record = (c.bucket.start_ms, *n);
+                    trigger
+                        .open_jobs
+                        .entry(record)
+                        .or_insert_with(|| tickers.clone());
+                }
+            }
+        }
+        for (strategy, bucket) in &back.runs {
+            if !state.strategy_runs.contains_key(strategy) {
+                state.strategy_runs.insert(*strategy, bucket.start_ms);
+                written += 1;
+            }
+        }
+        Ok(written)
     }
 }
 

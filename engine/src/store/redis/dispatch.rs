@@ -2,8 +2,9 @@
 //! strategies per call, many calls per pipeline), whole-strategy runs through
 //! `dispatch_strategy.lua`. Each claim is atomic with its job.
 
-use super::{RedisStore, pipelined};
+use super::{RedisStore, command_error, pipelined};
 use crate::core::jobs::JobRef;
+use crate::core::ledger::WriteBack;
 use crate::core::ticker::check_timestamp;
 use crate::limits::{DISPATCH_GROUP_STRATEGIES, DISPATCH_GROUP_TICKERS, PIPELINE_CALLS_MAX};
 use crate::store::{
@@ -67,6 +68,47 @@ impl Dispatch for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn restore_claims(&self, now_ms: i64, back: &WriteBack) -> Result<u64, StoreError> {
+        check_timestamp(now_ms)?;
+        let scripts = self.scripts();
+        let grace = self.trigger_grace_ms;
+        let mut written = 0;
+        for batch in back.tickers.chunks(PIPELINE_CALLS_MAX) {
+            for c in batch {
+                check_bucket(c.bucket)?;
+            }
+            let calls: Vec<_> = batch
+                .iter()
+                .map(|c| {
+                    let ttl_ms = trigger_ttl_ms(c.bucket, now_ms, grace);
+                    scripts.restore_claims(self.keys(), c, grace, ttl_ms)
+                })
+                .collect();
+            for reply in pipelined(self, &scripts.restore_claims, &calls).await? {
+                written += scripts.restore_claims.decode::<u64>(reply)?;
+            }
+        }
+        for batch in back.runs.chunks(PIPELINE_CALLS_MAX) {
+            let mut pipe = redis::pipe();
+            for (strategy, bucket) in batch {
+                check_bucket(*bucket)?;
+                // NX: a run recorded meanwhile (by another instance) stays.
+                pipe.cmd("SET")
+                    .arg(self.keys().strategy_run(*strategy))
+                    .arg(bucket.start_ms)
+                    .arg("PX")
+                    .arg(trigger_ttl_ms(*bucket, now_ms, grace))
+                    .arg("NX");
+            }
+            let set: Vec<Option<String>> = pipe
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| command_error("SET runs", e))?;
+            written += set.iter().filter(|r| r.is_some()).count() as u64;
+        }
+        Ok(written)
     }
 }
 
