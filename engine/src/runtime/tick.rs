@@ -86,13 +86,20 @@ impl<S: Store> Engine<S> {
         for (id, bucket) in std::mem::take(&mut plan.server_side) {
             let fallbacks = &self.store.counters().lua_fallbacks;
             let before = fallbacks.load(Ordering::Relaxed);
-            let changed = intersect_or_fall_back(
+            let changed = match intersect_or_fall_back(
                 &*self.store,
                 id,
                 bucket.start_ms,
                 Intersection::AdaptiveLua,
             )
-            .await?;
+            .await
+            {
+                Err(StoreError::Damaged(damaged)) => {
+                    self.isolate_damaged(damaged);
+                    continue;
+                }
+                other => other?,
+            };
             let fell_back = fallbacks.load(Ordering::Relaxed) > before;
             let m = &self.metrics;
             Metrics::add(
@@ -128,9 +135,14 @@ impl<S: Store> Engine<S> {
             })
             .collect();
         let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
-        for (r, d) in requests.iter().zip(&dispatched) {
-            self.planner.claimed(r.strategy, r.bucket, &r.tickers);
-            count_run(&self.metrics, d.is_some());
+        for (r, d) in requests.iter().zip(dispatched) {
+            match d {
+                Ok(d) => {
+                    self.planner.claimed(r.strategy, r.bucket, &r.tickers);
+                    count_run(&self.metrics, d.is_some());
+                }
+                Err(damaged) => self.isolate_damaged(damaged),
+            }
         }
         let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
         for (r, job) in wholes.iter().zip(&runs) {

@@ -39,6 +39,9 @@ pub const WORKER_GROUP: &str = "workers";
 /// Consumer group of the engine instances on the results stream.
 pub const ENGINE_GROUP: &str = "tickgate";
 
+/// A strategy's universe as Redis holds it: `None` when missing.
+pub type StoredUniverse = Result<Option<BTreeSet<Ticker>>, DamagedKey>;
+
 /// A per-ticker dispatch: claim `tickers` (sorted) for `(strategy, bucket)` and enqueue one
 /// job for those newly claimed, atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,23 @@ pub struct Dispatched {
     pub job: JobRef,
     /// The tickers newly claimed (in request order): the job's symbols.
     pub tickers: Vec<Ticker>,
+}
+
+/// What one per-ticker dispatch did: the job and the tickers it claimed, `None` when nothing
+/// was newly claimed, or the damaged key that made the strategy skip.
+pub type DispatchOutcome = Result<Option<Dispatched>, DamagedKey>;
+
+/// A key of one strategy that holds the wrong type (someone else wrote it): that strategy is
+/// skipped and everyone else goes on (DESIGN §2.3, Isolation). Nothing is written to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key {key} of strategy {strategy} holds a {found}, not a {expected}")]
+pub struct DamagedKey {
+    pub strategy: StrategyId,
+    pub key: String,
+    /// The Redis type the key must have.
+    pub expected: &'static str,
+    /// The Redis type it has (`TYPE`).
+    pub found: String,
 }
 
 /// A whole-strategy dispatch (strategy-level mode, global strategies, missing universe).
@@ -135,6 +155,61 @@ pub struct Changes {
     /// True when the version went backwards: Redis lost its state (restart, flush), so what
     /// the caller wrote must be restored.
     pub state_lost: bool,
+    /// Fields in the catalog hash (`HLEN`), read with the change log: a change of it that
+    /// the change log does not explain is a writer bypassing it (a direct `HSET` of a new
+    /// entry, a direct `HDEL`).
+    pub catalog_fields: u64,
+    /// The epoch of the update set (see [`FeedCursor`]), read with the change log: another
+    /// one than the caller last read means Redis lost its state, even if writers have
+    /// pushed the new version past the caller's.
+    pub feed_epoch: Option<String>,
+}
+
+/// What writing a catalog universe into Redis did (see
+/// [`Universes::replace_universe_from_catalog`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniverseWrite {
+    /// The universe was replaced (and the change recorded).
+    Replaced,
+    /// It already held exactly that set: only the base was recorded.
+    Unchanged,
+}
+
+/// What persisting a discovered universe into the catalog did (see
+/// [`Catalog::persist_universe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    Written,
+    /// The entry changed since it was read: read it again and retry.
+    EntryChanged,
+    /// A newer write won, nothing was written: the entry's universe is a catalog write the
+    /// Redis universe has not taken in yet, or the Redis universe is no longer the
+    /// discovered one (a catalog write or a newer discovery replaced it).
+    Superseded,
+}
+
+/// A discovered universe to persist into its catalog entry.
+#[derive(Debug, Clone, Copy)]
+pub struct PersistWrite<'a> {
+    /// The entry with the discovered universe.
+    pub json: &'a str,
+    /// The entry it was made from (compare and swap).
+    pub expected: &'a str,
+    /// [`crate::core::catalog::universe_digest`] of `expected`'s universe.
+    pub expected_base: &'a str,
+    /// The discovered universe, sorted.
+    pub universe: &'a [Ticker],
+}
+
+/// One strategy to write back after Redis lost its state (see [`Catalog::restore_strategy`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Restore<'a> {
+    /// The catalog entry as last read.
+    pub json: &'a str,
+    /// Digest of the entry's explicit universe (`None` for a global strategy).
+    pub base: Option<&'a str>,
+    /// The universe as last used, sorted (empty for a global strategy).
+    pub universe: &'a [Ticker],
 }
 
 /// Where a reader of the update set stands (see [`Updates::read_updates`]).
@@ -173,6 +248,8 @@ pub enum StoreError {
         script: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Damaged(#[from] DamagedKey),
     #[error("Redis rejected {op}: {reason}")]
     Redis { op: &'static str, reason: String },
 }
@@ -251,11 +328,12 @@ pub trait Updates: Send + Sync {
 
 /// Strategy universes (`STRAT:<id>:UNIV`).
 pub trait Universes: Send + Sync {
-    /// Universes of `ids` (None where missing), in one round trip per bounded batch.
+    /// Universes of `ids` (None where missing, [`DamagedKey`] where the key is not a set),
+    /// in one round trip per bounded batch.
     fn universes(
         &self,
         ids: &[StrategyId],
-    ) -> impl Future<Output = Result<Vec<Option<BTreeSet<Ticker>>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredUniverse>, StoreError>> + Send;
 
     /// Replaces the universe atomically: readers see the old set or the new one, never an
     /// empty or partial one. Rejects (writing nothing) an invalid ticker, an empty list or
@@ -266,9 +344,29 @@ pub trait Universes: Send + Sync {
         tickers: &[S],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
+    /// Replaces the universe with its catalog entry's (a catalog write wins over an older
+    /// discovery, DESIGN §2.3 step 2) and records `base` (the digest of that catalog
+    /// universe) as what the Redis universe reflects, atomically. Validates like
+    /// [`Universes::replace_universe`]; writes nothing to a key of another type
+    /// ([`StoreError::Damaged`]).
+    fn replace_universe_from_catalog<S: AsRef<str> + Sync>(
+        &self,
+        id: StrategyId,
+        tickers: &[S],
+        base: &str,
+    ) -> impl Future<Output = Result<UniverseWrite, StoreError>> + Send;
+
+    /// The digests recorded by [`Universes::replace_universe_from_catalog`] (and by
+    /// persisted discoveries) for `ids`, `None` where there is none.
+    fn universe_bases(
+        &self,
+        ids: &[StrategyId],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
     /// Step 3 of a tick: the strategy's universe tickers updated at or after `since_ms`,
     /// sorted. Script methods report script failures as [`StoreError::Script`]; see
-    /// [`intersect_or_fall_back`].
+    /// [`intersect_or_fall_back`]. A universe key of the wrong type is
+    /// [`StoreError::Damaged`].
     fn intersect(
         &self,
         id: StrategyId,
@@ -280,14 +378,16 @@ pub trait Universes: Send + Sync {
 /// Step 5 of a tick: claims and jobs, atomically together.
 pub trait Dispatch: Send + Sync {
     /// Per request, atomically claim its tickers and enqueue one job for those newly
-    /// claimed (batched). `None` where nothing was newly claimed (no job). A claim for a
-    /// bucket that ended before the newest bucket claimed for the strategy claims nothing.
-    /// Trigger state expires the grace after `bucket.end_ms`, counted from `now_ms`.
+    /// claimed (batched). `None` where nothing was newly claimed (no job); a
+    /// [`DamagedKey`] where the strategy's trigger key is not a hash (that strategy claims
+    /// nothing, the others go on). A claim for a bucket that ended before the newest bucket
+    /// claimed for the strategy claims nothing. Trigger state expires the grace after
+    /// `bucket.end_ms`, counted from `now_ms`.
     fn dispatch_tickers(
         &self,
         now_ms: i64,
         requests: &[TickerDispatch],
-    ) -> impl Future<Output = Result<Vec<Option<Dispatched>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<DispatchOutcome>, StoreError>> + Send;
 
     /// Whole-strategy dispatches, batched; `None` where the bucket already ran (or is stale).
     fn dispatch_strategies(
@@ -361,6 +461,24 @@ pub trait Catalog: Send + Sync {
         &self,
         ids: &[StrategyId],
     ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
+    /// Writes a discovered universe into its catalog entry, with its base, unless a newer
+    /// write has superseded it; the entry must still be `write.expected`.
+    fn persist_universe(
+        &self,
+        id: StrategyId,
+        write: &PersistWrite<'_>,
+    ) -> impl Future<Output = Result<Persisted, StoreError>> + Send;
+
+    /// After Redis lost its state: writes back a strategy's entry and, if its universe key
+    /// is missing, its universe and base — only if the catalog has no entry for `id` and
+    /// the change log does not name it (nothing written or removed since the loss).
+    /// Returns whether the entry was written.
+    fn restore_strategy(
+        &self,
+        id: StrategyId,
+        restore: &Restore<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Strategies whose catalog entry or universe changed after `version`.
     fn changes_since(

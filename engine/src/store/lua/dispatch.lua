@@ -7,8 +7,8 @@
 -- ARGV[1] = stream MAXLEN (approximate); then per strategy i, in KEYS order: bucket start
 -- ms, bucket end ms, ttl ms, strategy id, user id, ticker count n, then n tickers, sorted
 -- (so the job's symbols are sorted).
--- Returns one array per strategy: {} when nothing was newly claimed, else
--- {job_id, ticker...}. The job's tickers are kept in the hash field '# job <n>' so that a
+-- Returns one array per strategy: {} when nothing was newly claimed, {'# damaged', type}
+-- when its trigger key is not a hash, else {job_id, ticker...}. The job's tickers are kept in the hash field '# job <n>' so that a
 -- failed result can release exactly them, whichever engine instance receives it.
 local out = {}
 local a = 2
@@ -40,6 +40,9 @@ for k = 2, #KEYS do
     end
   end
   commit(KEYS[k], start, ttl, plan, claimed, job_n)
+  if plan.damaged then
+    reply = {'# damaged', plan.damaged}
+  end
   out[#out + 1] = reply
 end
 return out

@@ -5,8 +5,8 @@ use crate::core::calendar::Bucket;
 use crate::core::jobs::{JobMode, JobRef, job_json};
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::store::{
-    Ack, Dispatch, Dispatched, PendingJob, Reaped, Settlement, StoreError, StrategyDispatch,
-    StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
+    Ack, Dispatch, DispatchOutcome, Dispatched, PendingJob, Reaped, Settlement, StoreError,
+    StrategyDispatch, StreamEntry, TickerDispatch, Verdict, WorkerSide, check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -14,7 +14,7 @@ impl Dispatch for ModelStore {
         &self,
         _now_ms: i64,
         requests: &[TickerDispatch],
-    ) -> Result<Vec<Option<Dispatched>>, StoreError> {
+    ) -> Result<Vec<DispatchOutcome>, StoreError> {
         for r in requests {
             check_bucket(r.bucket)?;
         }
@@ -23,7 +23,7 @@ impl Dispatch for ModelStore {
         for r in requests {
             let claimed = claim(&mut state, r.strategy, r.bucket, &r.tickers);
             if claimed.is_empty() {
-                out.push(None);
+                out.push(Ok(None));
                 continue;
             }
             let trigger = state
@@ -41,10 +41,11 @@ impl Dispatch for ModelStore {
             state
                 .jobs
                 .push(job_json(&job, r.user_id, JobMode::PerTicker, &claimed));
-            out.push(Some(Dispatched {
+            // The model's keys are typed: none can be damaged.
+            out.push(Ok(Some(Dispatched {
                 job,
                 tickers: claimed,
-            }));
+            })));
         }
         Ok(out)
     }

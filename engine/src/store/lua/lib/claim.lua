@@ -6,7 +6,8 @@
 -- ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
 -- [start, end_ms); start/end are ARGV strings. Writes nothing, except dropping the hash
 -- when the bucket is newer than everything in it. Returns the tickers newly claimed (in
--- argument order, each at most once) and a plan for commit().
+-- argument order, each at most once) and a plan for commit(); when `key` is not a hash,
+-- nothing and a plan whose `damaged` names the type found.
 --
 -- commit(key, start, ttl, plan, claimed, job_n): writes the claims, the bucket field and,
 -- when job_n is a number, the job record ('# jobs' = n, '# job <n>' = the tickers), and
@@ -30,7 +31,11 @@ local function claim(key, start, end_ms, first, last_arg)
   for j = first, last do
     head[#head + 1] = ARGV[j]
   end
-  local current = redis.call('HMGET', key, unpack(head))
+  local current = redis.pcall('HMGET', key, unpack(head))
+  if current.err then
+    -- Not a hash (someone else wrote it): only this strategy is skipped (plan.damaged).
+    return {}, {stale = true, damaged = redis.call('TYPE', key).ok}
+  end
   local gen = current[1]
   local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false}
   local dropped = false
