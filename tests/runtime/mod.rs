@@ -6,6 +6,8 @@
 mod e2e;
 // Redis paused, then restarted empty: not ready meanwhile, restored, then exact again.
 mod faults;
+// A bad entry, a wrong-typed key or an oversized universe costs only its own strategy.
+mod isolation;
 // Two and three engines stepped concurrently on one Redis: every dispatch exactly once.
 mod instances;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
