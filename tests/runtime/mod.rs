@@ -10,6 +10,8 @@ mod faults;
 mod isolation;
 // Two and three engines stepped concurrently on one Redis: every dispatch exactly once.
 mod instances;
+// The newest write of a universe wins: catalog edits over older discoveries and back.
+mod precedence;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
 mod shutdown;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.
