@@ -32,7 +32,11 @@ async fn step_with_updates(
 ) -> BTreeMap<StrategyId, BTreeSet<String>> {
     let now = T0_MS + TICK_MS;
     let updates: Vec<(&str, i64)> = tickers.iter().map(|t| (*t, now - 1)).collect();
-    world.market().record_updates(&updates).await.expect("record");
+    world
+        .market()
+        .record_updates(&updates)
+        .await
+        .expect("record");
     let report = engine.step(now).await;
     assert!(report.ready, "one poisoned strategy failed the whole step");
     let round = Worker::PERFECT
@@ -118,6 +122,12 @@ async fn intersections_name_a_wrong_typed_universe_both_ways() {
             other => panic!("{method:?}: {other:?}"),
         }
     }
-    let read = store.universes(&[9]).await.expect("one damaged key is not an error");
-    assert!(matches!(&read[0], Err(d) if d.found == "string"), "{read:?}");
+    let read = store
+        .universes(&[9])
+        .await
+        .expect("one damaged key is not an error");
+    assert!(
+        matches!(&read[0], Err(d) if d.found == "string"),
+        "{read:?}"
+    );
 }

@@ -12,6 +12,8 @@ mod isolation;
 mod instances;
 // The newest write of a universe wins: catalog edits over older discoveries and back.
 mod precedence;
+// After Redis lost its state, only what is missing is written back.
+mod restore;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
 mod shutdown;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use redis::AsyncCommands;
-use tickgate::{StrategyId, Ticker};
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::runtime::Engine;
 use tickgate::store::{Catalog, RedisStore, Universes, Updates};
+use tickgate::{StrategyId, Ticker};
 use tickgate_suite::{Rng, T0_MS, TICK_MS, Worker, World, engine_config, persist};
 
 fn entry(universe: &[&str]) -> CatalogEntry {
@@ -29,7 +29,11 @@ async fn step(
     let now = T0_MS + k * TICK_MS;
     let updates: Vec<(&str, i64)> = tickers.iter().map(|t| (*t, now - 1)).collect();
     if !updates.is_empty() {
-        world.market().record_updates(&updates).await.expect("record");
+        world
+            .market()
+            .record_updates(&updates)
+            .await
+            .expect("record");
     }
     assert!(engine.step(now).await.ready, "step {k}");
     let round = worker.round(world.market(), &mut Rng(k as u64), pool).await;
@@ -71,7 +75,10 @@ async fn a_catalog_edit_of_a_universe_replaces_the_one_in_redis() {
     let got = step(&world, &mut engine, k, &["A", "B"], &perfect, none).await;
     assert_eq!(got, jobs(&["B"]));
     let redis = world.market().universes(&[1]).await.expect("read");
-    assert_eq!(redis[0].as_ref().expect("a set"), &Some([Ticker::parse("B").expect("ticker")].into()));
+    assert_eq!(
+        redis[0].as_ref().expect("a set"),
+        &Some([Ticker::parse("B").expect("ticker")].into())
+    );
 }
 
 #[tokio::test]
@@ -95,7 +102,10 @@ async fn a_discovery_never_overwrites_a_newer_catalog_edit() {
     // catalog. Before the persister runs, the platform edits the universe to ["B"].
     step(&world, &mut engine, 2, &[], &Worker::PERFECT, &pool).await;
     let redis = world.market().universes(&[1]).await.expect("read");
-    assert_eq!(redis[0].as_ref().expect("a set"), &Some([Ticker::parse("C").expect("ticker")].into()));
+    assert_eq!(
+        redis[0].as_ref().expect("a set"),
+        &Some([Ticker::parse("C").expect("ticker")].into())
+    );
     let edited = entry(&["B"]).to_json();
     world
         .market()
@@ -104,7 +114,11 @@ async fn a_discovery_never_overwrites_a_newer_catalog_edit() {
         .expect("edit");
     persist(&engine).await;
     let catalog = world.market().catalog_get(&[1]).await.expect("read");
-    assert_eq!(catalog[0].as_deref(), Some(edited.as_str()), "the edit is newer");
+    assert_eq!(
+        catalog[0].as_deref(),
+        Some(edited.as_str()),
+        "the edit is newer"
+    );
     // And the engine follows the edit: B dispatches (next bucket), C does not.
     let k = 60_000 / TICK_MS + 1;
     let got = step(&world, &mut engine, k, &["B", "C"], &Worker::PERFECT, &pool).await;
