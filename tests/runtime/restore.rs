@@ -103,11 +103,13 @@ async fn a_strategy_deleted_while_redis_was_up_is_never_revived() {
         step(&world, &mut engine, 1, &["A", "B"]).await,
         jobs(&[(1, "A"), (2, "B")])
     );
+    // A step that finds nothing new (its change log holds only the engine's own writes).
+    step(&world, &mut engine, 2, &[]).await;
     // The platform deletes strategy 2 directly (no change log) while Redis is up; the
     // engine steps once; then Redis loses everything.
     let mut con = world.connection().await;
     let _: () = con.hdel(world.keys().catalog(), 2).await.expect("HDEL");
-    step(&world, &mut engine, 2, &[]).await;
+    step(&world, &mut engine, 3, &[]).await;
     flushall(&world).await;
     let k = 60_000 / TICK_MS + 1;
     let got = step(&world, &mut engine, k, &["A", "B"]).await;
