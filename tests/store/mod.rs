@@ -14,3 +14,5 @@ mod intersection;
 mod model;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;
+// `rediss://` is built in: a TLS handshake is attempted, the URL stays redacted.
+mod tls;
