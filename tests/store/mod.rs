@@ -12,6 +12,9 @@ mod feed;
 mod intersection;
 // Store-vs-model state machine over every store operation, state compared after every step.
 mod model;
+// Universe precedence (catalog writes, discoveries, persisting them) and restore after a
+// loss, step by step on both stores.
+mod precedence;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;
 // `rediss://` is built in: a TLS handshake is attempted, the URL stays redacted.

@@ -35,7 +35,10 @@ async fn a_rediss_url_reaches_the_tls_handshake_and_is_redacted() {
         panic!("not a connection error: {error:?}");
     };
     let text = error.to_string();
-    assert!(!text.contains("s3cret-pass"), "password in the error: {text}");
+    assert!(
+        !text.contains("s3cret-pass"),
+        "password in the error: {text}"
+    );
     assert!(url.starts_with("rediss://"), "{url}");
     assert!(
         !reason.contains("not enabled") && !reason.contains("did not parse"),

@@ -42,6 +42,11 @@ impl ModelStore {
         }
     }
 
+    /// Loses everything, as Redis does on `FLUSHALL` or a restart without persistence.
+    pub fn flush(&self) {
+        *self.lock() = ModelState::default();
+    }
+
     /// A copy of the whole state.
     pub fn snapshot(&self) -> ModelState {
         self.lock().clone()
