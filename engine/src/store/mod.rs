@@ -21,6 +21,7 @@ mod keys;
 mod model;
 mod redis;
 pub mod scripts;
+mod universe_writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -30,6 +31,7 @@ pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
 pub use self::model::{Delivery, ModelState, ModelStore, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::RECORD_SCRIPT;
+pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite};
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
 use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse_tickers};
@@ -163,53 +165,6 @@ pub struct Changes {
     /// one than the caller last read means Redis lost its state, even if writers have
     /// pushed the new version past the caller's.
     pub feed_epoch: Option<String>,
-}
-
-/// What writing a catalog universe into Redis did (see
-/// [`Universes::replace_universe_from_catalog`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UniverseWrite {
-    /// The universe was replaced (and the change recorded).
-    Replaced,
-    /// It already held exactly that set: only the base was recorded.
-    Unchanged,
-}
-
-/// What persisting a discovered universe into the catalog did (see
-/// [`Catalog::persist_universe`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persisted {
-    Written,
-    /// The entry changed since it was read: read it again and retry.
-    EntryChanged,
-    /// A newer write won, nothing was written: the entry's universe is a catalog write the
-    /// Redis universe has not taken in yet, or the Redis universe is no longer the
-    /// discovered one (a catalog write or a newer discovery replaced it).
-    Superseded,
-}
-
-/// A discovered universe to persist into its catalog entry.
-#[derive(Debug, Clone, Copy)]
-pub struct PersistWrite<'a> {
-    /// The entry with the discovered universe.
-    pub json: &'a str,
-    /// The entry it was made from (compare and swap).
-    pub expected: &'a str,
-    /// [`crate::core::catalog::universe_digest`] of `expected`'s universe.
-    pub expected_base: &'a str,
-    /// The discovered universe, sorted.
-    pub universe: &'a [Ticker],
-}
-
-/// One strategy to write back after Redis lost its state (see [`Catalog::restore_strategy`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Restore<'a> {
-    /// The catalog entry as last read.
-    pub json: &'a str,
-    /// Digest of the entry's explicit universe (`None` for a global strategy).
-    pub base: Option<&'a str>,
-    /// The universe as last used, sorted (empty for a global strategy).
-    pub universe: &'a [Ticker],
 }
 
 /// Where a reader of the update set stands (see [`Updates::read_updates`]).
