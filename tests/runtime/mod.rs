@@ -8,8 +8,14 @@ mod closing;
 mod e2e;
 // Redis paused, then restarted empty: not ready meanwhile, restored, then exact again.
 mod faults;
+// A bad entry, a wrong-typed key or an oversized universe costs only its own strategy.
+mod isolation;
 // Two and three engines stepped concurrently on one Redis: every dispatch exactly once.
 mod instances;
+// The newest write of a universe wins: catalog edits over older discoveries and back.
+mod precedence;
+// After Redis lost its state, only what is missing is written back.
+mod restore;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
 mod shutdown;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.

@@ -164,6 +164,7 @@ async fn results_of_jobs_never_issued_change_nothing() {
     assert_eq!(Metrics::get(&m.results_late), 1);
     assert_eq!(Metrics::get(&m.universe_discoveries), 0);
     let universe = market.universes(&[1]).await.expect("universe").remove(0);
+    let universe = universe.expect("not damaged");
     let names: Vec<&str> = universe.iter().flatten().map(|t| t.as_str()).collect();
     assert_eq!(names, ["AAPL", "X:BTCUSD"], "a result changed the universe");
     let dead = dead_letters(&world).await;
@@ -405,6 +406,7 @@ async fn a_result_later_than_the_next_bucket_still_counts_its_discovery() {
     assert_eq!(Metrics::get(&m.results_late), 0, "its job was still open");
     assert_eq!(Metrics::get(&m.universe_discoveries), 1);
     let universe = market.universes(&[1]).await.expect("universe").remove(0);
+    let universe = universe.expect("not damaged");
     let names: Vec<&str> = universe.iter().flatten().map(|t| t.as_str()).collect();
     assert_eq!(names, ["AAPL", "MSFT"]);
 }

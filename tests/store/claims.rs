@@ -95,7 +95,7 @@ async fn concurrent_dispatchers_claim_each_ticker_once_and_every_claim_has_its_j
         }
         let mut claimed: BTreeMap<StrategyId, Vec<Ticker>> = BTreeMap::new();
         for answer in tasks.join_all().await {
-            for d in answer.expect("dispatch").into_iter().flatten() {
+            for d in answer.expect("dispatch").into_iter().flatten().flatten() {
                 assert_eq!(d.job.bucket_start_ms, bucket.start_ms);
                 claimed
                     .entry(d.job.strategy)
@@ -238,6 +238,7 @@ async fn dispatch<S: Dispatch>(store: &S, b: Bucket, tickers: &[Ticker]) -> Opti
         .await
         .expect("dispatch")
         .remove(0)
+        .expect("no damaged key")
 }
 
 async fn fail<S: Settlement>(store: &S, job: JobRef) -> u64 {

@@ -16,5 +16,10 @@ mod model;
 mod results;
 // Streams trimmed only below what every consumer group has acknowledged.
 mod trim;
+// Universe precedence (catalog writes, discoveries, persisting them) and restore after a
+// loss, step by step on both stores.
+mod precedence;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;
+// `rediss://` is built in: a TLS handshake is attempted, the URL stays redacted.
+mod tls;

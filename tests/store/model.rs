@@ -289,7 +289,8 @@ async fn dispatch<S: TestStore>(store: &S, pool: &[Ticker], seen: &mut Seen, op:
                 .collect();
             let answer = store.dispatch_tickers(*now, &requests).await;
             if let Ok(dispatched) = &answer {
-                seen.jobs.extend(dispatched.iter().flatten().map(|d| d.job));
+                seen.jobs
+                    .extend(dispatched.iter().flatten().flatten().map(|d| d.job));
             }
             outcome(answer)
         }

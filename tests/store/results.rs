@@ -36,6 +36,7 @@ async fn dispatch<S: Dispatch>(
         .await
         .expect("dispatch")
         .remove(0)
+        .expect("a trigger hash")
 }
 
 /// A whole-strategy run of strategy `id` in `b`.

@@ -40,7 +40,7 @@ fn parse(s: &str) -> Ticker {
     Ticker::parse(s).expect("only valid tickers are stored")
 }
 
-/// The update set, its feed, the catalog and its change log.
+/// The update set, its feed, the catalog, its change log and the universe bases.
 async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> ModelState {
     let mut pipe = redis::pipe();
     pipe.cmd("HGETALL").arg(keys.catalog());
@@ -57,6 +57,7 @@ async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> 
         .arg(-1)
         .arg("WITHSCORES");
     pipe.cmd("HGETALL").arg(keys.update_feed());
+    pipe.cmd("HGETALL").arg(keys.universe_base());
     pipe.cmd("ZRANGE")
         .arg(keys.updates())
         .arg(0)
@@ -71,13 +72,14 @@ async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> 
         clippy::type_complexity,
         reason = "one tuple element per pipelined command"
     )]
-    let (catalog, version, changes, floor, sequence, mut feed, updates, before): (
+    let (catalog, version, changes, floor, sequence, mut feed, universe_bases, updates, before): (
         BTreeMap<StrategyId, String>,
         Option<u64>,
         Vec<(StrategyId, u64)>,
         Option<u64>,
         Vec<(String, u64)>,
         BTreeMap<String, String>,
+        BTreeMap<StrategyId, String>,
         Vec<(String, i64)>,
         Vec<(String, i64)>,
     ) = pipe.query_async(con).await.expect("state pipeline");
@@ -92,6 +94,7 @@ async fn shared_keys<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace) -> 
             .remove("seq")
             .map_or(0, |n| n.parse().expect("a sequence number")),
         feed_epoch: feed.remove("epoch"),
+        universe_bases,
         ..ModelState::default()
     };
     state.delivery.changes_floor = floor.unwrap_or(0);

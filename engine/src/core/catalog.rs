@@ -169,6 +169,22 @@ impl Strategy {
     }
 }
 
+/// A stable digest of a universe (FNV-1a, 64 bits, over each ticker and a newline, in
+/// order), as 16 hex digits: the same set gives the same digest on every instance and
+/// version, so instances compare universes through Redis without shipping them.
+pub fn universe_digest(universe: &BTreeSet<Ticker>) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for ticker in universe {
+        for byte in ticker.as_str().bytes().chain(std::iter::once(b'\n')) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("{hash:016x}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +228,21 @@ mod tests {
             Strategy::from_catalog(1, "[]"),
             Err(CatalogError::Json { .. })
         ));
+    }
+
+    #[test]
+    fn universe_digests_are_stable_and_tell_sets_apart() {
+        let set = |names: &[&str]| names.iter().map(|n| t(n)).collect::<BTreeSet<_>>();
+        assert_eq!(universe_digest(&BTreeSet::new()), "cbf29ce484222325");
+        assert_eq!(
+            universe_digest(&set(&["B", "A"])),
+            universe_digest(&set(&["A", "B"]))
+        );
+        assert_ne!(
+            universe_digest(&set(&["A", "B"])),
+            universe_digest(&set(&["AB"]))
+        );
+        assert_ne!(universe_digest(&set(&["A"])), universe_digest(&set(&["B"])));
     }
 
     #[test]

@@ -1,34 +1,57 @@
-//! Step 1: the catalog. Loaded whole on start, on every resync and after Redis lost its
-//! state; otherwise only the strategies the change log names. Redis is a cache: an explicit
-//! universe it lost is restored from the catalog.
+//! Step 1: the catalog. Loaded whole on start, on every resync, after Redis lost its state
+//! and when a writer bypassed the change log; otherwise only the strategies the change log
+//! names.
+//!
+//! Universes (DESIGN §2.3 step 2): the newest write wins. Redis records, per strategy, the
+//! digest of the catalog universe its universe was last set from or persisted to (the
+//! *base*, [`crate::store::KeySpace::universe_base`]). A catalog entry whose universe has
+//! that digest has been taken in already, so the Redis universe wins (it may hold a newer
+//! discovery, on its way to the catalog). Any other catalog universe is a newer catalog
+//! write (the platform's edit, `tickgate strategy put`, a direct `HSET`): it replaces the
+//! Redis universe. A discovery replaces the Redis universe at once and reaches the catalog
+//! through the persister, which writes it only while it is still the newest.
+//!
+//! Redis is a cache: after it lost its state, what is missing is written back from memory
+//! (DESIGN §9), never over what the platform wrote since, never reviving what it deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::isolation::Isolation;
 use super::metrics::Metrics;
 use super::step::Engine;
-use crate::core::catalog::{Strategy, Universe};
+use crate::core::catalog::{Strategy, Universe, universe_digest};
 use crate::core::ticker::{StrategyId, Ticker};
-use crate::store::{FeedCursor, Store, StoreError};
+use crate::store::{FeedCursor, Restore, Store, StoreError, StoredUniverse, UniverseWrite};
 
 impl<S: Store> Engine<S> {
-    /// Loads the catalog on start (and on every resync or lost Redis state), else applies
-    /// the strategies changed since the last step.
+    /// Loads the catalog on start (and on every resync, lost Redis state, or a write that
+    /// bypassed the change log), else applies the strategies changed since the last step.
     pub(super) async fn sync_catalog(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.store.changes_since(self.version).await?;
         let resync_due = self
             .loaded_at_ms
             .is_none_or(|at| now_ms - at >= self.config.catalog_resync_ms);
-        if changes.state_lost && self.loaded_at_ms.is_some() {
+        // The update set's epoch names one incarnation of Redis's data: another one means
+        // Redis lost its state, even if writers pushed the version past ours since.
+        let epoch_lost = self.feed.epoch.is_some() && changes.feed_epoch != self.feed.epoch;
+        let lost = changes.state_lost || epoch_lost;
+        if lost && self.loaded_at_ms.is_some() {
             tracing::warn!(
-                "Redis lost its state (restart or flush): restoring catalog and universes"
+                "Redis lost its state (restart or flush): restoring what is missing of the catalog and universes"
             );
             self.restore().await?;
         }
-        if resync_due || changes.reload_all {
+        // The catalog's size changed and the change log did not: a writer bypassed it (a
+        // direct HSET of a new entry, a direct HDEL). Reloading at once means a deleted
+        // strategy is forgotten now, so a later restore can never revive it.
+        let bypassed =
+            changes.version == self.version && changes.catalog_fields != self.catalog_fields;
+        if resync_due || changes.reload_all || lost || bypassed {
             self.store.ensure_groups().await?;
             let catalog = self.store.catalog_all().await?;
             let mut ids: BTreeSet<StrategyId> = catalog.keys().copied().collect();
             ids.extend(self.planner.strategy_ids());
+            ids.extend(self.catalog.keys().copied());
             let ids: Vec<StrategyId> = ids.into_iter().collect();
             let jsons: Vec<Option<String>> =
                 ids.iter().map(|id| catalog.get(id).cloned()).collect();
@@ -40,12 +63,13 @@ impl<S: Store> Engine<S> {
             self.apply(&ids, jsons).await?;
         }
         self.version = changes.version;
+        self.catalog_fields = changes.catalog_fields;
         Ok(())
     }
 
     /// Parses catalog entries, remembering them (for a restore); `None` for an entry that
     /// was removed, and nothing at all for one that does not parse (the strategy keeps its
-    /// previous definition).
+    /// previous definition; set aside, counted, logged once).
     fn parse_entries(
         &mut self,
         ids: &[StrategyId],
@@ -66,8 +90,7 @@ impl<S: Store> Engine<S> {
                     Some(s)
                 }
                 Some(Err(e)) => {
-                    Metrics::add(&self.metrics.catalog_errors, 1);
-                    tracing::warn!(error = %e, "catalog entry ignored; the strategy keeps its previous definition");
+                    self.isolate(id, Isolation::InvalidEntry(e));
                     continue;
                 }
             };
@@ -76,8 +99,9 @@ impl<S: Store> Engine<S> {
         parsed
     }
 
-    /// Applies catalog entries (and their Redis universes) to the planner. An explicit
-    /// universe that Redis has lost is restored from the catalog (Redis is a cache).
+    /// Applies catalog entries (and their Redis universes) to the planner; see the module
+    /// documentation for which universe wins. A strategy whose universe key is damaged or
+    /// whose catalog universe is oversized is skipped (removed from the planner).
     async fn apply(
         &mut self,
         ids: &[StrategyId],
@@ -92,22 +116,21 @@ impl<S: Store> Engine<S> {
             })
             .map(|(id, _)| *id)
             .collect();
-        let stored: BTreeMap<StrategyId, Option<BTreeSet<Ticker>>> = explicit
+        let universes = self.store.universes(&explicit).await?;
+        let bases = self.store.universe_bases(&explicit).await?;
+        let mut stored: BTreeMap<StrategyId, (StoredUniverse, Option<String>)> = explicit
             .iter()
             .copied()
-            .zip(self.store.universes(&explicit).await?)
+            .zip(universes.into_iter().zip(bases))
             .collect();
         for (id, mut strategy) in parsed {
             if let Some(s) = strategy.as_mut()
                 && let Universe::Tickers(declared) = &s.universe
             {
-                match stored.get(&id).cloned().flatten() {
-                    Some(current) => s.universe = Universe::Tickers(current),
-                    None => {
-                        let list: Vec<&str> = declared.iter().map(Ticker::as_str).collect();
-                        self.store.replace_universe(id, &list).await?;
-                        Metrics::add(&self.metrics.universe_updates, 1);
-                    }
+                let (current, base) = stored.remove(&id).unwrap_or((Ok(None), None));
+                match self.resolve_universe(id, declared, current, base).await? {
+                    Some(universe) => s.universe = Universe::Tickers(universe),
+                    None => strategy = None,
                 }
             }
             self.planner.upsert(id, strategy);
@@ -115,24 +138,104 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// After Redis lost its state: writes the catalog and the universes back from memory
-    /// (Redis is a cache, not the truth), and forgets the update times and claims it lost.
-    pub(super) async fn restore(&mut self) -> Result<(), StoreError> {
-        for (id, json) in &self.catalog {
-            self.store.catalog_write(*id, Some(json), None).await?;
+    /// The universe strategy `id` runs on, given its catalog universe (`declared`) and what
+    /// Redis holds (`current`, and the `base` it was set from); `None` when the strategy is
+    /// set aside (damaged key, oversized universe).
+    async fn resolve_universe(
+        &mut self,
+        id: StrategyId,
+        declared: &BTreeSet<Ticker>,
+        current: StoredUniverse,
+        base: Option<String>,
+    ) -> Result<Option<BTreeSet<Ticker>>, StoreError> {
+        let current = match current {
+            Ok(current) => current,
+            Err(damaged) => {
+                self.isolate(id, Isolation::Damaged(damaged));
+                return Ok(None);
+            }
+        };
+        let max = self.config.max_universe;
+        if declared.len() > max {
+            let size = declared.len();
+            self.isolate(id, Isolation::OversizedUniverse { id, size, max });
+            return Ok(None);
         }
-        let ids: Vec<StrategyId> = self.planner.strategy_ids().collect();
-        for id in ids {
-            if let Some(Strategy {
-                universe: Universe::Tickers(u),
-                ..
-            }) = self.planner.strategy(id)
-            {
-                let list: Vec<&str> = u.iter().map(Ticker::as_str).collect();
-                self.store.replace_universe(id, &list).await?;
-                Metrics::add(&self.metrics.universe_updates, 1);
+        let digest = universe_digest(declared);
+        if let Some(current) = current
+            && base.as_deref() == Some(digest.as_str())
+        {
+            // This catalog universe was taken in already: Redis's is as new or newer.
+            return Ok(Some(current));
+        }
+        let list: Vec<&str> = declared.iter().map(Ticker::as_str).collect();
+        match self
+            .store
+            .replace_universe_from_catalog(id, &list, &digest)
+            .await
+        {
+            Ok(UniverseWrite::Replaced) => Metrics::add(&self.metrics.universe_updates, 1),
+            Ok(UniverseWrite::Unchanged) => {}
+            // Someone else wrote another type between the read and the write.
+            Err(StoreError::Damaged(damaged)) => {
+                self.isolate(id, Isolation::Damaged(damaged));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Some(declared.clone()))
+    }
+
+    /// After Redis lost its state: writes back, for every entry this engine read last,
+    /// whatever is missing — the entry if the catalog has none and nobody wrote or removed
+    /// it since the loss (the change log, which restarted with it, names every such write),
+    /// and the universe as last used (with its base) if its key is missing. A strategy the
+    /// platform deleted while Redis was up is not in memory (the change log, or the
+    /// catalog's size for a direct `HDEL`, made the engine forget it at the next step), so
+    /// it is never revived; one deleted in the same tick interval as the loss cannot be told
+    /// from a lost one. Then forgets the update times and claims Redis lost.
+    pub(super) async fn restore(&mut self) -> Result<(), StoreError> {
+        let mut restored = 0u64;
+        let entries: Vec<(StrategyId, String)> = self
+            .catalog
+            .iter()
+            .map(|(id, json)| (*id, json.clone()))
+            .collect();
+        for (id, json) in entries {
+            let base = match Strategy::from_catalog(id, &json) {
+                Ok((
+                    Strategy {
+                        universe: Universe::Tickers(declared),
+                        ..
+                    },
+                    _,
+                )) => Some(universe_digest(&declared)),
+                _ => None,
+            };
+            let universe: Vec<Ticker> = match self.planner.strategy(id) {
+                Some(Strategy {
+                    universe: Universe::Tickers(u),
+                    ..
+                }) => u.iter().cloned().collect(),
+                _ => Vec::new(),
+            };
+            let restore = Restore {
+                json: &json,
+                base: base.as_deref(),
+                universe: &universe,
+            };
+            if self.store.restore_strategy(id, &restore).await? {
+                restored += 1;
+                if !universe.is_empty() {
+                    Metrics::add(&self.metrics.universe_updates, 1);
+                }
             }
         }
+        tracing::info!(
+            restored,
+            known = self.catalog.len(),
+            "catalog entries written back"
+        );
         self.planner.forget_redis_state();
         self.feed = FeedCursor::default();
         self.write_back_due = true;

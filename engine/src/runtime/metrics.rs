@@ -19,6 +19,10 @@ pub struct Metrics {
     pub skipped_no_update: AtomicU64,
     pub skipped_bucket_dup: AtomicU64,
     pub skipped_invalid_timeframe: AtomicU64,
+    /// Strategies skipped because their catalog universe is above `max_universe`.
+    pub skipped_oversized_universe: AtomicU64,
+    /// Strategies skipped because one of their keys holds the wrong type.
+    pub skipped_damaged_key: AtomicU64,
     /// Strategies run strategy-level because no universe could be had.
     pub missing_universe_fallbacks: AtomicU64,
     pub cleanup_operations: AtomicU64,
@@ -56,6 +60,7 @@ pub struct Metrics {
     /// Jobs re-delivered after a worker held them past the visibility timeout.
     pub jobs_redelivered: AtomicU64,
     /// Catalog entries that could not be parsed (the strategy is left as it was).
+    /// (`skipped{reason=invalid_entry}`)
     pub catalog_errors: AtomicU64,
     /// Ticks that failed (Redis unreachable); the next tick retries.
     pub tick_errors: AtomicU64,
@@ -140,6 +145,12 @@ impl Metrics {
             g(&self.skipped_no_update),
             g(&self.skipped_bucket_dup),
             g(&self.skipped_invalid_timeframe)
+        );
+        tracing::info!(
+            "Isolation - Skipped (invalid entry): {}, Skipped (oversized universe): {}, Skipped (damaged key): {}",
+            g(&self.catalog_errors),
+            g(&self.skipped_oversized_universe),
+            g(&self.skipped_damaged_key)
         );
         tracing::info!(
             "Advanced operations - Cleanup ops: {}, Lua intersections: {}, Universe discoveries: {}",

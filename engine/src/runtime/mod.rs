@@ -2,7 +2,8 @@
 //! [`AlertService`], the production driver — the one place that waits on a [`Clock`].
 //!
 //! - [`step`]: the engine and its step; `catalog_sync.rs`, `settle.rs` and `tick.rs` are the
-//!   step's phases, in that order.
+//!   step's phases, in that order; `isolation.rs` sets aside a strategy whose entry or keys
+//!   are bad, so that it alone is skipped.
 //! - [`persister`]: discovered universes on their way to the catalog.
 //! - [`clock`]: the one source of time (system, or manual for tests).
 //! - [`metrics`]: every counter of DESIGN §2.9.
@@ -16,6 +17,7 @@
 
 mod catalog_sync;
 pub mod clock;
+mod isolation;
 pub mod metrics;
 pub mod persister;
 mod settle;

@@ -4,14 +4,15 @@
 //! `discovery_attempts`; the driver ([`super::AlertService`], or the simulator) decides
 //! when the next pass runs and backs off between failing ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::Notify;
 
 use super::metrics::Metrics;
+use crate::core::catalog::{Strategy, Universe, universe_digest};
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::limits::CATALOG_CAS_ROUNDS;
-use crate::store::{Catalog, StoreError};
+use crate::store::{Catalog, PersistWrite, Persisted, StoreError};
 
 /// One queued universe and the writes already tried for it.
 #[derive(Debug)]
@@ -117,7 +118,9 @@ impl Persister {
 
 /// Replaces the `universe` field of the catalog entry, keeping every other field (the
 /// platform may store more than tickgate reads); a compare-and-swap, so a concurrent edit
-/// of the entry is never overwritten.
+/// of the entry is never overwritten, and only while the discovery is still the newest
+/// write (see [`Catalog::persist_universe`]): a catalog edit of the universe, or a newer
+/// discovery, wins and this one is dropped.
 async fn write_universe<S: Catalog>(
     store: &S,
     id: StrategyId,
@@ -132,14 +135,36 @@ async fn write_universe<S: Catalog>(
         else {
             return Ok(()); // unparseable entries are reported by the catalog sync
         };
+        let Ok((strategy, _)) = Strategy::from_catalog(id, &json) else {
+            return Ok(()); // likewise
+        };
+        let declared = match strategy.universe {
+            Universe::Tickers(declared) => declared,
+            // Made global (or emptied) by a catalog write: that write is newer.
+            Universe::Global | Universe::Missing => BTreeSet::new(),
+        };
         let list = universe
             .iter()
             .map(|t| serde_json::Value::String(t.as_str().to_owned()))
             .collect();
         entry.insert("universe".to_owned(), serde_json::Value::Array(list));
         let updated = serde_json::Value::Object(entry).to_string();
-        if store.catalog_write(id, Some(&updated), Some(&json)).await? {
-            return Ok(());
+        let write = PersistWrite {
+            json: &updated,
+            expected: &json,
+            expected_base: &universe_digest(&declared),
+            universe,
+        };
+        match store.persist_universe(id, &write).await? {
+            Persisted::Written => return Ok(()),
+            Persisted::Superseded => {
+                tracing::info!(
+                    strategy = id,
+                    "discovered universe not persisted: a newer catalog write or discovery won"
+                );
+                return Ok(());
+            }
+            Persisted::EntryChanged => {}
         }
     }
     Err(StoreError::Redis {

@@ -60,6 +60,12 @@ pub struct Engine<S> {
     pub(super) catalog: BTreeMap<StrategyId, String>,
     /// Change-log version applied.
     pub(super) version: u64,
+    /// Fields of the catalog hash when the change log was last read (see
+    /// [`crate::store::Changes::catalog_fields`]).
+    pub(super) catalog_fields: u64,
+    /// Strategies set aside (bad entry, damaged key, oversized universe) → the problem last
+    /// logged, so each is logged once.
+    pub(super) isolated: BTreeMap<StrategyId, String>,
     /// Logical time of the last full catalog load (`None`: not loaded yet).
     pub(super) loaded_at_ms: Option<i64>,
     /// Pending results of this consumer are re-read once after start.
@@ -110,6 +116,8 @@ impl<S: Store> Engine<S> {
             persister,
             catalog: BTreeMap::new(),
             version: 0,
+            catalog_fields: 0,
+            isolated: BTreeMap::new(),
             loaded_at_ms: None,
             pending_checked: false,
             pending_seen: BTreeMap::new(),

@@ -99,13 +99,20 @@ impl<S: Store> Engine<S> {
         for (id, bucket) in std::mem::take(&mut plan.server_side) {
             let fallbacks = &self.store.counters().lua_fallbacks;
             let before = fallbacks.load(Ordering::Relaxed);
-            let changed = intersect_or_fall_back(
+            let changed = match intersect_or_fall_back(
                 &*self.store,
                 id,
                 bucket.start_ms,
                 Intersection::AdaptiveLua,
             )
-            .await?;
+            .await
+            {
+                Err(StoreError::Damaged(damaged)) => {
+                    self.isolate_damaged(damaged);
+                    continue;
+                }
+                other => other?,
+            };
             let fell_back = fallbacks.load(Ordering::Relaxed) > before;
             let m = &self.metrics;
             Metrics::add(
@@ -141,9 +148,16 @@ impl<S: Store> Engine<S> {
             })
             .collect();
         let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
-        for (i, (r, d)) in requests.iter().zip(&dispatched).enumerate() {
+        for (i, (r, d)) in requests.iter().zip(dispatched).enumerate() {
+            let d = match d {
+                Ok(d) => d,
+                Err(damaged) => {
+                    self.isolate_damaged(damaged);
+                    continue;
+                }
+            };
             self.planner.claimed(r.strategy, r.bucket, &r.tickers);
-            if let Some(d) = d {
+            if let Some(d) = &d {
                 self.ledger.claimed(d.job, r.bucket, &d.tickers);
             }
             // A closing pass found all claimed is no skip: skips describe current buckets.

@@ -60,6 +60,14 @@ impl KeySpace {
         format!("{}STRAT:{id}:UNIV", self.prefix)
     }
 
+    /// HASH strategy id → digest ([`crate::core::catalog::universe_digest`]) of the catalog
+    /// universe that the strategy's Redis universe was last set from or persisted to. A
+    /// catalog entry whose universe has another digest is a newer catalog write, which
+    /// replaces the Redis universe (DESIGN §2.3 step 2, precedence).
+    pub fn universe_base(&self) -> String {
+        format!("{}TICKGATE:UNIV:BASE", self.prefix)
+    }
+
     /// HASH ticker → bucket start ms of the last dispatch (per-ticker mode), plus
     /// [`TRIGGER_BUCKET_FIELD`]; expires after its bucket.
     pub fn triggers(&self, id: StrategyId) -> String {

@@ -21,6 +21,7 @@ mod keys;
 mod model;
 mod redis;
 pub mod scripts;
+mod universe_writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -30,6 +31,7 @@ pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
 pub use self::model::{Delivery, ModelState, ModelStore, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::RECORD_SCRIPT;
+pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite};
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
 use crate::core::ledger::WriteBack;
@@ -39,6 +41,9 @@ use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse
 pub const WORKER_GROUP: &str = "workers";
 /// Consumer group of the engine instances on the results stream.
 pub const ENGINE_GROUP: &str = "tickgate";
+
+/// A strategy's universe as Redis holds it: `None` when missing.
+pub type StoredUniverse = Result<Option<BTreeSet<Ticker>>, DamagedKey>;
 
 /// A per-ticker dispatch: claim `tickers` (sorted) for `(strategy, bucket)` and enqueue one
 /// job for those newly claimed, atomically.
@@ -57,6 +62,23 @@ pub struct Dispatched {
     pub job: JobRef,
     /// The tickers newly claimed (in request order): the job's symbols.
     pub tickers: Vec<Ticker>,
+}
+
+/// What one per-ticker dispatch did: the job and the tickers it claimed, `None` when nothing
+/// was newly claimed, or the damaged key that made the strategy skip.
+pub type DispatchOutcome = Result<Option<Dispatched>, DamagedKey>;
+
+/// A key of one strategy that holds the wrong type (someone else wrote it): that strategy is
+/// skipped and everyone else goes on (DESIGN §2.3, Isolation). Nothing is written to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key {key} of strategy {strategy} holds a {found}, not a {expected}")]
+pub struct DamagedKey {
+    pub strategy: StrategyId,
+    pub key: String,
+    /// The Redis type the key must have.
+    pub expected: &'static str,
+    /// The Redis type it has (`TYPE`).
+    pub found: String,
 }
 
 /// A whole-strategy dispatch (strategy-level mode, global strategies, missing universe).
@@ -169,6 +191,14 @@ pub struct Changes {
     /// True when the version went backwards: Redis lost its state (restart, flush), so what
     /// the caller wrote must be restored.
     pub state_lost: bool,
+    /// Fields in the catalog hash (`HLEN`), read with the change log: a change of it that
+    /// the change log does not explain is a writer bypassing it (a direct `HSET` of a new
+    /// entry, a direct `HDEL`).
+    pub catalog_fields: u64,
+    /// The epoch of the update set (see [`FeedCursor`]), read with the change log: another
+    /// one than the caller last read means Redis lost its state, even if writers have
+    /// pushed the new version past the caller's.
+    pub feed_epoch: Option<String>,
 }
 
 /// Where a reader of the update set stands (see [`Updates::read_updates`]).
@@ -211,6 +241,8 @@ pub enum StoreError {
         script: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Damaged(#[from] DamagedKey),
     #[error("Redis rejected {op}: {reason}")]
     Redis { op: &'static str, reason: String },
     #[error(
@@ -301,11 +333,12 @@ pub trait Updates: Send + Sync {
 
 /// Strategy universes (`STRAT:<id>:UNIV`).
 pub trait Universes: Send + Sync {
-    /// Universes of `ids` (None where missing), in one round trip per bounded batch.
+    /// Universes of `ids` (None where missing, [`DamagedKey`] where the key is not a set),
+    /// in one round trip per bounded batch.
     fn universes(
         &self,
         ids: &[StrategyId],
-    ) -> impl Future<Output = Result<Vec<Option<BTreeSet<Ticker>>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StoredUniverse>, StoreError>> + Send;
 
     /// Replaces the universe atomically: readers see the old set or the new one, never an
     /// empty or partial one. Rejects (writing nothing) an invalid ticker, an empty list or
@@ -316,9 +349,29 @@ pub trait Universes: Send + Sync {
         tickers: &[S],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
+    /// Replaces the universe with its catalog entry's (a catalog write wins over an older
+    /// discovery, DESIGN §2.3 step 2) and records `base` (the digest of that catalog
+    /// universe) as what the Redis universe reflects, atomically. Validates like
+    /// [`Universes::replace_universe`]; writes nothing to a key of another type
+    /// ([`StoreError::Damaged`]).
+    fn replace_universe_from_catalog<S: AsRef<str> + Sync>(
+        &self,
+        id: StrategyId,
+        tickers: &[S],
+        base: &str,
+    ) -> impl Future<Output = Result<UniverseWrite, StoreError>> + Send;
+
+    /// The digests recorded by [`Universes::replace_universe_from_catalog`] (and by
+    /// persisted discoveries) for `ids`, `None` where there is none.
+    fn universe_bases(
+        &self,
+        ids: &[StrategyId],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
     /// Step 3 of a tick: the strategy's universe tickers updated at or after `since_ms`,
     /// sorted. Script methods report script failures as [`StoreError::Script`]; see
-    /// [`intersect_or_fall_back`].
+    /// [`intersect_or_fall_back`]. A universe key of the wrong type is
+    /// [`StoreError::Damaged`].
     fn intersect(
         &self,
         id: StrategyId,
@@ -330,14 +383,16 @@ pub trait Universes: Send + Sync {
 /// Step 5 of a tick: claims and jobs, atomically together.
 pub trait Dispatch: Send + Sync {
     /// Per request, atomically claim its tickers and enqueue one job for those newly
-    /// claimed (batched). `None` where nothing was newly claimed (no job). A claim for a
-    /// bucket that ended before the newest bucket claimed for the strategy claims nothing.
-    /// Trigger state expires the grace after `bucket.end_ms`, counted from `now_ms`.
+    /// claimed (batched). `None` where nothing was newly claimed (no job); a
+    /// [`DamagedKey`] where the strategy's trigger key is not a hash (that strategy claims
+    /// nothing, the others go on). A claim for a bucket that ended before the newest bucket
+    /// claimed for the strategy claims nothing. Trigger state expires the grace after
+    /// `bucket.end_ms`, counted from `now_ms`.
     fn dispatch_tickers(
         &self,
         now_ms: i64,
         requests: &[TickerDispatch],
-    ) -> impl Future<Output = Result<Vec<Option<Dispatched>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<DispatchOutcome>, StoreError>> + Send;
 
     /// Whole-strategy dispatches, batched; `None` where the bucket already ran (or is stale).
     fn dispatch_strategies(
@@ -429,6 +484,24 @@ pub trait Catalog: Send + Sync {
         &self,
         ids: &[StrategyId],
     ) -> impl Future<Output = Result<Vec<Option<String>>, StoreError>> + Send;
+
+    /// Writes a discovered universe into its catalog entry, with its base, unless a newer
+    /// write has superseded it; the entry must still be `write.expected`.
+    fn persist_universe(
+        &self,
+        id: StrategyId,
+        write: &PersistWrite<'_>,
+    ) -> impl Future<Output = Result<Persisted, StoreError>> + Send;
+
+    /// After Redis lost its state: writes back a strategy's entry and, if its universe key
+    /// is missing, its universe and base — only if the catalog has no entry for `id` and
+    /// the change log does not name it (nothing written or removed since the loss).
+    /// Returns whether the entry was written.
+    fn restore_strategy(
+        &self,
+        id: StrategyId,
+        restore: &Restore<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Strategies whose catalog entry or universe changed after `version`.
     fn changes_since(

@@ -11,9 +11,10 @@ use redis::{Script, ScriptInvocation, Value};
 use super::WORKER_GROUP;
 use super::keys::KeySpace;
 use super::{
-    Ack, FeedCursor, JobStatus, Reaped, Settled, StoreError, StrategyDispatch, TickerDispatch,
-    Verdict,
+    Ack, FeedCursor, JobStatus, PersistWrite, Persisted, Reaped, Restore, Settled, StoreError,
+    StrategyDispatch, TickerDispatch, UniverseWrite, Verdict,
 };
+use crate::core::catalog::universe_digest;
 use crate::core::jobs::JobRef;
 use crate::core::ledger::ClaimBack;
 use crate::core::ticker::{StrategyId, Ticker};
@@ -83,6 +84,8 @@ pub struct Scripts {
     pub trim_stream: Lua,
     pub catalog_write: Lua,
     pub replace_universe: Lua,
+    pub persist_universe: Lua,
+    pub restore_strategy: Lua,
     pub cleanup_chunk: Lua,
     pub intersect: Lua,
 }
@@ -133,6 +136,16 @@ impl Default for Scripts {
                 &[CHANGE_LOG_LIB],
                 include_str!("lua/replace_universe.lua"),
             ),
+            persist_universe: Lua::new(
+                "persist_universe.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("lua/persist_universe.lua"),
+            ),
+            restore_strategy: Lua::new(
+                "restore_strategy.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("lua/restore_strategy.lua"),
+            ),
             cleanup_chunk: Lua::new(
                 "cleanup_chunk.lua",
                 &[],
@@ -177,8 +190,21 @@ pub struct FeedReply {
 }
 
 /// One strategy's answer in a `dispatch.lua` reply: the job issued and the tickers it
-/// claimed (raw members), or `None` when nothing was newly claimed.
-pub type DispatchAnswer = Option<(JobRef, Vec<String>)>;
+/// claimed (raw members), `None` when nothing was newly claimed, or the Redis type found
+/// where its trigger key is not a hash.
+pub type DispatchAnswer = Result<Option<(JobRef, Vec<String>)>, String>;
+
+/// First element of a script's array reply that reports a key of the wrong type (second
+/// element: the type found). It contains a space, so no job id or ticker equals it.
+pub const DAMAGED_MARKER: &str = "# damaged";
+
+/// The type named by a reply `{DAMAGED_MARKER, type}`, if that is what `fields` is.
+pub fn damaged_type(fields: &[String]) -> Option<&str> {
+    match fields {
+        [marker, found] if marker == DAMAGED_MARKER => Some(found),
+        _ => None,
+    }
+}
 
 impl Scripts {
     /// `record.lua` — KEYS: updates, sequence, feed meta, earlier-minute times. ARGV: ts1, ticker1, ts2, … (one
@@ -255,7 +281,8 @@ impl Scripts {
     /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV: the
     /// trigger grace, then per strategy: bucket start, bucket end, ttl, strategy id, user
     /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
-    /// claimed) or `{job_id, ticker…}`; see [`Scripts::decode_dispatch`].
+    /// claimed), `{DAMAGED_MARKER, type}` or `{job_id, ticker…}`; see
+    /// [`Scripts::decode_dispatch`].
     pub fn dispatch(
         &self,
         keys: &KeySpace,
@@ -313,7 +340,8 @@ impl Scripts {
     }
 
     /// Decodes one [`Scripts::dispatch`] reply for `group`: per strategy, the job issued
-    /// and the tickers it claimed (still raw members), or `None`.
+    /// and the tickers it claimed (still raw members), `None`, or the type of a damaged
+    /// trigger key.
     pub fn decode_dispatch(
         &self,
         reply: Value,
@@ -331,14 +359,18 @@ impl Scripts {
         let mut out = Vec::with_capacity(group.len());
         for (r, mut fields) in group.iter().zip(per_strategy) {
             if fields.is_empty() {
-                out.push(None);
+                out.push(Ok(None));
+                continue;
+            }
+            if let Some(found) = damaged_type(&fields) {
+                out.push(Err(found.to_owned()));
                 continue;
             }
             let job_id = fields.remove(0);
             let job = JobRef::parse(&job_id)
                 .filter(|j| j.strategy == r.strategy)
                 .ok_or_else(|| lua.error(format!("unexpected job id {job_id:?}")))?;
-            out.push(Some((job, fields)));
+            out.push(Ok(Some((job, fields))));
         }
         Ok(out)
     }
@@ -534,28 +566,118 @@ impl Scripts {
         }
     }
 
-    /// `replace_universe.lua` — KEYS: universe, version, change log, floor. ARGV: strategy
-    /// id, max change records, the tickers (validated, never empty). Reply: the new version.
+    /// `replace_universe.lua` — KEYS: universe, version, change log, floor, universe
+    /// bases. ARGV: strategy id, max change records, the digest of the catalog universe
+    /// written (`None`: a discovery, which leaves the base), the tickers (validated, never
+    /// empty). Reply: see [`Scripts::decode_replace_universe`].
     pub fn replace_universe(
         &self,
         keys: &KeySpace,
         id: StrategyId,
         tickers: &[Ticker],
+        base: Option<&str>,
     ) -> ScriptInvocation<'_> {
         let mut call = self.replace_universe.call();
         call.key(keys.universe(id))
             .key(keys.version())
             .key(keys.changes())
             .key(keys.changes_floor())
+            .key(keys.universe_base())
             .arg(id)
-            .arg(CHANGE_RECORDS_MAX);
+            .arg(CHANGE_RECORDS_MAX)
+            .arg(base.unwrap_or(""));
         for t in tickers {
             call.arg(t.as_str());
         }
         call
     }
 
-    /// `cleanup_chunk.lua` — KEYS: updates, sequence, earlier-minute times. ARGV: cutoff ms, most members to
+    /// Decodes a [`Scripts::replace_universe`] reply; `None` when the universe key holds
+    /// another type.
+    pub fn decode_replace_universe(
+        &self,
+        reply: Value,
+    ) -> Result<Option<UniverseWrite>, StoreError> {
+        match self.replace_universe.decode::<i64>(reply)? {
+            -1 => Ok(None),
+            0 => Ok(Some(UniverseWrite::Unchanged)),
+            v if v > 0 => Ok(Some(UniverseWrite::Replaced)),
+            other => Err(self
+                .replace_universe
+                .error(format!("unknown reply {other}"))),
+        }
+    }
+
+    /// `persist_universe.lua` — KEYS: catalog, version, change log, floor, universe bases,
+    /// universe. ARGV: strategy id, max change records, the new entry, the entry it was made
+    /// from, that entry's universe digest, the discovered universe's digest, its tickers.
+    /// Reply: see [`Scripts::decode_persist_universe`].
+    pub fn persist_universe<'a>(
+        &'a self,
+        keys: &KeySpace,
+        id: StrategyId,
+        write: &PersistWrite<'_>,
+    ) -> ScriptInvocation<'a> {
+        let mut call = self.persist_universe.call();
+        call.key(keys.catalog())
+            .key(keys.version())
+            .key(keys.changes())
+            .key(keys.changes_floor())
+            .key(keys.universe_base())
+            .key(keys.universe(id))
+            .arg(id)
+            .arg(CHANGE_RECORDS_MAX)
+            .arg(write.json)
+            .arg(write.expected)
+            .arg(write.expected_base)
+            .arg(universe_digest(&write.universe.iter().cloned().collect()));
+        for t in write.universe {
+            call.arg(t.as_str());
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::persist_universe`] reply.
+    pub fn decode_persist_universe(&self, reply: Value) -> Result<Persisted, StoreError> {
+        match self.persist_universe.decode::<u64>(reply)? {
+            0 => Ok(Persisted::EntryChanged),
+            1 => Ok(Persisted::Written),
+            2 => Ok(Persisted::Superseded),
+            other => Err(self
+                .persist_universe
+                .error(format!("unknown reply {other}"))),
+        }
+    }
+
+    /// `restore_strategy.lua` — KEYS: catalog, version, change log, floor, universe bases,
+    /// universe. ARGV: strategy id, max change records, the entry, its universe digest (''
+    /// for none), the universe (none for a global strategy). Reply: 1 if the entry was
+    /// written back, else 0.
+    pub fn restore_strategy<'a>(
+        &'a self,
+        keys: &KeySpace,
+        id: StrategyId,
+        restore: &Restore<'_>,
+    ) -> ScriptInvocation<'a> {
+        let mut call = self.restore_strategy.call();
+        call.key(keys.catalog())
+            .key(keys.version())
+            .key(keys.changes())
+            .key(keys.changes_floor())
+            .key(keys.universe_base())
+            .key(keys.universe(id))
+            .arg(id)
+            .arg(CHANGE_RECORDS_MAX)
+            .arg(restore.json)
+            .arg(restore.base.unwrap_or(""));
+        for t in restore.universe {
+            call.arg(t.as_str());
+        }
+        call
+    }
+
+    /// `cleanup_chunk.lua` — KEYS: updates, sequence, earlier-minute times. ARGV: cutoff
+    /// ms, most members to
     /// remove. Reply: the number removed.
     pub fn cleanup_chunk(
         &self,
@@ -573,7 +695,8 @@ impl Scripts {
     }
 
     /// `intersect_adaptive.lua` — KEYS: updates, universe. ARGV: since ms. Reply: the
-    /// universe's members updated at or after it.
+    /// universe's members updated at or after it, or `{DAMAGED_MARKER, type}` when the
+    /// universe key is not a set.
     pub fn intersect(
         &self,
         keys: &KeySpace,

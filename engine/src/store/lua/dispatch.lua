@@ -10,9 +10,10 @@
 -- ticker count n, then n tickers, sorted (so the job's symbols are sorted).
 -- The jobs stream is never capped here: the engine trims it only below what every consumer
 -- group has acknowledged (trim_stream.lua), so an unread job, and its claims, never vanish.
--- Returns one array per strategy: {} when nothing was newly claimed, else
--- {job_id, ticker...}. The job's tickers are kept in the hash field '# job <start>-<n>' so
--- that a failed result can release exactly them, whichever engine instance receives it.
+-- Returns one array per strategy: {} when nothing was newly claimed, {'# damaged', type}
+-- when its trigger key is not a hash, else {job_id, ticker...}. The job's tickers are kept
+-- in the hash field '# job <start>-<n>' so that a failed result can release exactly them,
+-- whichever engine instance receives it.
 local out = {}
 local grace_ms = tonumber(ARGV[1])
 local a = 2
@@ -44,6 +45,9 @@ for k = 2, #KEYS do
     end
   end
   commit(KEYS[k], start, ttl, plan, claimed, job_n)
+  if plan.damaged then
+    reply = {'# damaged', plan.damaged}
+  end
   out[#out + 1] = reply
 end
 return out

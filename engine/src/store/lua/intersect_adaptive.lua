@@ -1,10 +1,15 @@
 -- Tickers of a universe updated at or after ARGV[1], iterating the smaller side.
--- KEYS[1] = TICK:UPD, KEYS[2] = STRAT:<id>:UNIV; ARGV[1] = since ms.
+-- KEYS[1] = TICK:UPD, KEYS[2] = STRAT:<id>:UNIV; ARGV[1] = since ms. Returns the members,
+-- or {'# damaged', type} when the universe key is not a set.
 -- Member lists are passed to ZMSCORE / SMISMEMBER in chunks: Lua's unpack() is limited by
 -- its C stack (LUAI_MAXCSTACK, 8000 slots), so a 50,000-member universe cannot go at once.
 local CHUNK = 1000
 local updates, universe, since = KEYS[1], KEYS[2], tonumber(ARGV[1])
-local universe_size = redis.call('SCARD', universe)
+local universe_size = redis.pcall('SCARD', universe)
+if type(universe_size) == 'table' then
+  -- Not a set (someone else wrote it): the caller skips this strategy only.
+  return {'# damaged', redis.call('TYPE', universe).ok}
+end
 if universe_size == 0 then
   return {}
 end

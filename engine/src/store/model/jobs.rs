@@ -7,8 +7,8 @@ use crate::core::ledger::WriteBack;
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
-    Ack, Dispatch, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement, StoreError,
-    StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
+    Ack, Dispatch, DispatchOutcome, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement,
+    StoreError, StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
     check_bucket,
 };
 
@@ -17,7 +17,7 @@ impl Dispatch for ModelStore {
         &self,
         _now_ms: i64,
         requests: &[TickerDispatch],
-    ) -> Result<Vec<Option<Dispatched>>, StoreError> {
+    ) -> Result<Vec<DispatchOutcome>, StoreError> {
         for r in requests {
             check_bucket(r.bucket)?;
         }
@@ -26,7 +26,7 @@ impl Dispatch for ModelStore {
         for r in requests {
             let claimed = claim(&mut state, r.strategy, r.bucket, &r.tickers);
             if claimed.is_empty() {
-                out.push(None);
+                out.push(Ok(None));
                 continue;
             }
             let trigger = state
@@ -46,10 +46,11 @@ impl Dispatch for ModelStore {
             state
                 .jobs
                 .push(job_json(&job, r.user_id, JobMode::PerTicker, &claimed));
-            out.push(Some(Dispatched {
+            // The model's keys are typed: none can be damaged.
+            out.push(Ok(Some(Dispatched {
                 job,
                 tickers: claimed,
-            }));
+            })));
         }
         Ok(out)
     }

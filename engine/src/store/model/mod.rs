@@ -13,10 +13,12 @@ mod state;
 
 pub use self::state::{Delivery, ModelState, TriggerState};
 use super::{
-    Catalog, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance, Store,
-    StoreCounters, StoreError, Universes, Updates, validate_universe, validate_updates,
+    Catalog, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance, PersistWrite,
+    Persisted, Restore, Store, StoreCounters, StoreError, StoredUniverse, UniverseWrite, Universes,
+    Updates, validate_universe, validate_updates,
 };
 use crate::core::calendar::Timeframe;
+use crate::core::catalog::universe_digest;
 use crate::core::retention::effective_retention_ms;
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::{
@@ -40,6 +42,11 @@ impl ModelStore {
             max_universe,
             counters: Arc::new(StoreCounters::default()),
         }
+    }
+
+    /// Loses everything, as Redis does on `FLUSHALL` or a restart without persistence.
+    pub fn flush(&self) {
+        *self.lock() = ModelState::default();
     }
 
     /// A copy of the whole state.
@@ -128,14 +135,12 @@ impl Updates for ModelStore {
 }
 
 impl Universes for ModelStore {
-    async fn universes(
-        &self,
-        ids: &[StrategyId],
-    ) -> Result<Vec<Option<BTreeSet<Ticker>>>, StoreError> {
+    async fn universes(&self, ids: &[StrategyId]) -> Result<Vec<StoredUniverse>, StoreError> {
+        // The model's keys are typed: none can be damaged.
         let state = self.lock();
         Ok(ids
             .iter()
-            .map(|id| state.universes.get(id).cloned())
+            .map(|id| Ok(state.universes.get(id).cloned()))
             .collect())
     }
 
@@ -150,6 +155,31 @@ impl Universes for ModelStore {
         state.universes.insert(id, set);
         record_change(&mut state, id);
         Ok(size)
+    }
+
+    async fn replace_universe_from_catalog<S: AsRef<str> + Sync>(
+        &self,
+        id: StrategyId,
+        tickers: &[S],
+        base: &str,
+    ) -> Result<UniverseWrite, StoreError> {
+        let set = validate_universe(id, tickers, self.max_universe)?;
+        let mut state = self.lock();
+        state.universe_bases.insert(id, base.to_owned());
+        if state.universes.get(&id) == Some(&set) {
+            return Ok(UniverseWrite::Unchanged);
+        }
+        state.universes.insert(id, set);
+        record_change(&mut state, id);
+        Ok(UniverseWrite::Replaced)
+    }
+
+    async fn universe_bases(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| state.universe_bases.get(id).cloned())
+            .collect())
     }
 
     async fn intersect(
@@ -204,6 +234,48 @@ impl Catalog for ModelStore {
             .collect())
     }
 
+    async fn persist_universe(
+        &self,
+        id: StrategyId,
+        write: &PersistWrite<'_>,
+    ) -> Result<Persisted, StoreError> {
+        let mut state = self.lock();
+        if state.catalog.get(&id).map(String::as_str) != Some(write.expected) {
+            return Ok(Persisted::EntryChanged);
+        }
+        let universe: BTreeSet<Ticker> = write.universe.iter().cloned().collect();
+        if state.universe_bases.get(&id).map(String::as_str) != Some(write.expected_base)
+            || state.universes.get(&id) != Some(&universe)
+        {
+            return Ok(Persisted::Superseded);
+        }
+        state.catalog.insert(id, write.json.to_owned());
+        state.universe_bases.insert(id, universe_digest(&universe));
+        record_change(&mut state, id);
+        Ok(Persisted::Written)
+    }
+
+    async fn restore_strategy(
+        &self,
+        id: StrategyId,
+        restore: &Restore<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.changes.contains_key(&id) || state.catalog.contains_key(&id) {
+            return Ok(false);
+        }
+        state.catalog.insert(id, restore.json.to_owned());
+        if !restore.universe.is_empty() && !state.universes.contains_key(&id) {
+            let universe = restore.universe.iter().cloned().collect();
+            state.universes.insert(id, universe);
+            if let Some(base) = restore.base {
+                state.universe_bases.insert(id, base.to_owned());
+            }
+        }
+        record_change(&mut state, id);
+        Ok(true)
+    }
+
     async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
         let state = self.lock();
         Ok(Changes {
@@ -216,6 +288,8 @@ impl Catalog for ModelStore {
                 .collect(),
             reload_all: version > state.version || state.delivery.changes_floor > version,
             state_lost: version > state.version,
+            catalog_fields: state.catalog.len() as u64,
+            feed_epoch: state.feed_epoch.clone(),
         })
     }
 }

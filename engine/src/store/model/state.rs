@@ -21,6 +21,9 @@ pub struct ModelState {
     pub feed_epoch: Option<String>,
     /// `STRAT:<id>:UNIV`: never empty (an empty universe is never stored).
     pub universes: BTreeMap<StrategyId, BTreeSet<Ticker>>,
+    /// `TICKGATE:UNIV:BASE`: digest of the catalog universe each Redis universe was last
+    /// set from or persisted to.
+    pub universe_bases: BTreeMap<StrategyId, String>,
     /// `STRAT:<id>:LAST`.
     pub triggers: BTreeMap<StrategyId, TriggerState>,
     /// `STRAT:<id>:RUN`: bucket start of the last whole-strategy run.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{RedisStore, command_error};
 use crate::core::ticker::StrategyId;
 use crate::limits::{CATALOG_PAGE_ENTRIES, CATALOG_PAGES_MAX, WRITE_CHUNK_MEMBERS};
-use crate::store::{Catalog, Changes, StoreError};
+use crate::store::{Catalog, Changes, PersistWrite, Persisted, Restore, StoreError};
 
 impl Catalog for RedisStore {
     async fn catalog_write(
@@ -65,9 +65,41 @@ impl Catalog for RedisStore {
         Ok(out)
     }
 
+    async fn persist_universe(
+        &self,
+        id: StrategyId,
+        write: &PersistWrite<'_>,
+    ) -> Result<Persisted, StoreError> {
+        let scripts = self.scripts();
+        let call = scripts.persist_universe(self.keys(), id, write);
+        let reply = super::invoke(self, &scripts.persist_universe, &call).await?;
+        scripts.decode_persist_universe(reply)
+    }
+
+    async fn restore_strategy(
+        &self,
+        id: StrategyId,
+        restore: &Restore<'_>,
+    ) -> Result<bool, StoreError> {
+        let scripts = self.scripts();
+        let call = scripts.restore_strategy(self.keys(), id, restore);
+        let written: u64 = super::invoke(self, &scripts.restore_strategy, &call).await?;
+        Ok(written == 1)
+    }
+
     async fn changes_since(&self, version: u64) -> Result<Changes, StoreError> {
         let keys = self.keys();
-        let (current, floor, changed): (Option<u64>, Option<u64>, Vec<String>) = redis::pipe()
+        #[allow(
+            clippy::type_complexity,
+            reason = "one tuple element per pipelined command"
+        )]
+        let (current, floor, changed, fields, epoch): (
+            Option<u64>,
+            Option<u64>,
+            Vec<String>,
+            u64,
+            Option<String>,
+        ) = redis::pipe()
             .cmd("GET")
             .arg(keys.version())
             .cmd("GET")
@@ -77,6 +109,11 @@ impl Catalog for RedisStore {
             .arg(format!("({version}"))
             .arg("+inf")
             .arg("BYSCORE")
+            .cmd("HLEN")
+            .arg(keys.catalog())
+            .cmd("HGET")
+            .arg(keys.update_feed())
+            .arg("epoch")
             .query_async(&mut self.connection())
             .await
             .map_err(|e| command_error("GET + ZRANGE changes", e))?;
@@ -87,6 +124,8 @@ impl Catalog for RedisStore {
             // A version behind ours means Redis lost its state (restart, flush).
             reload_all: version > current || floor.unwrap_or(0) > version,
             state_lost: version > current,
+            catalog_fields: fields,
+            feed_epoch: epoch,
         })
     }
 }

@@ -8,8 +8,8 @@ use crate::core::ledger::WriteBack;
 use crate::core::ticker::check_timestamp;
 use crate::limits::{DISPATCH_GROUP_STRATEGIES, DISPATCH_GROUP_TICKERS, PIPELINE_CALLS_MAX};
 use crate::store::{
-    Dispatch, Dispatched, StoreError, StrategyDispatch, TickerDispatch, check_bucket,
-    trigger_ttl_ms,
+    DamagedKey, Dispatch, DispatchOutcome, Dispatched, StoreError, StrategyDispatch,
+    TickerDispatch, check_bucket, trigger_ttl_ms,
 };
 
 impl Dispatch for RedisStore {
@@ -17,7 +17,7 @@ impl Dispatch for RedisStore {
         &self,
         now_ms: i64,
         requests: &[TickerDispatch],
-    ) -> Result<Vec<Option<Dispatched>>, StoreError> {
+    ) -> Result<Vec<DispatchOutcome>, StoreError> {
         check_timestamp(now_ms)?;
         for r in requests {
             check_bucket(r.bucket)?;
@@ -33,11 +33,20 @@ impl Dispatch for RedisStore {
                 .collect();
             let replies = pipelined(self, &scripts.dispatch, &calls).await?;
             for (group, reply) in groups.iter().zip(replies) {
-                for answer in scripts.decode_dispatch(reply, group)? {
-                    out.push(answer.map(|(job, members)| Dispatched {
-                        job,
-                        tickers: self.parse_members(members),
-                    }));
+                let answers = scripts.decode_dispatch(reply, group)?;
+                for (r, answer) in group.iter().zip(answers) {
+                    out.push(match answer {
+                        Ok(answer) => Ok(answer.map(|(job, members)| Dispatched {
+                            job,
+                            tickers: self.parse_members(members),
+                        })),
+                        Err(found) => Err(DamagedKey {
+                            strategy: r.strategy,
+                            key: self.keys().triggers(r.strategy),
+                            expected: "hash",
+                            found,
+                        }),
+                    });
                 }
             }
         }

@@ -5,7 +5,8 @@
 -- claim(key, start, end_ms, first, last, grace_ms): reads the trigger hash `key` and decides
 -- which of ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
 -- [start, end_ms); start/end are ARGV strings, grace_ms a number. Writes nothing. Returns
--- the tickers newly claimed (in argument order, each at most once) and a plan for commit().
+-- the tickers newly claimed (in argument order, each at most once) and a plan for commit();
+-- when `key` is not a hash, nothing and a plan whose `damaged` names the type found.
 --
 -- commit(key, start, ttl, plan, claimed, job_n): drops the hash if the plan says so, writes
 -- the claims, the bucket field and, when job_n is a number, the job record ('# jobs' = n,
@@ -40,7 +41,11 @@ local function claim(key, start, end_ms, first, last_arg, grace_ms)
   for j = first, last do
     head[#head + 1] = ARGV[j]
   end
-  local current = redis.call('HMGET', key, unpack(head))
+  local current = redis.pcall('HMGET', key, unpack(head))
+  if current.err then
+    -- Not a hash (someone else wrote it): only this strategy is skipped (plan.damaged).
+    return {}, {stale = true, damaged = redis.call('TYPE', key).ok}
+  end
   local gen = current[1]
   local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false, drop = false}
   if gen then
