@@ -201,6 +201,9 @@ fn faults_are_read_per_kind_and_sorted() {
         [[faults]]
         at_ms = 3000
         kind = "script_flush"
+        [[faults]]
+        at_ms = 4000
+        kind = "market_burst"
     "#;
     let s = Scenario::parse(text, "t").unwrap();
     let got: Vec<(i64, FaultKind)> = s.faults.into_iter().map(|f| (f.at_ms, f.kind)).collect();
@@ -210,6 +213,7 @@ fn faults_are_read_per_kind_and_sorted() {
             (1000, FaultKind::MalformedResults { count: 2 }),
             (1000, FaultKind::RedisPause { duration_ms: 300 }),
             (3000, FaultKind::ScriptFlush),
+            (4000, FaultKind::MarketBurst),
             (5000, FaultKind::RedisRestartEmpty),
         ]
     );
@@ -271,6 +275,10 @@ fn rules_between_keys() {
         (
             "[activity]\nlate_share = 0.1\nlate_max_ms = 0",
             "activity.late_max_ms",
+        ),
+        (
+            "[workers]\nlatency_ms = 5000\nlatency_tail_share = 0.1\nlatency_tail_max_ms = 4000",
+            "workers.latency_tail_max_ms",
         ),
         (
             "[strategies]\nuniverse_median = 500\nuniverse_max = 100",
