@@ -157,6 +157,11 @@ async fn the_hard_scenario_keeps_the_guarantee() {
     );
     let applied = stats.faults_applied.join("; ");
     assert!(applied.contains("MarketBurst"), "{applied}");
+    assert!(
+        g.events.get("catalog") > Some(&(60 + 6)),
+        "catalog edits and deletions mid-run: {}",
+        g.line()
+    );
     let stats = passed(outcome, "hard.toml seed 7");
     assert!(
         stats.guarantee.verified > 1_000,

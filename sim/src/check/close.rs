@@ -30,7 +30,7 @@ impl Guarantee {
         self.ready = false;
         let frames: Vec<Frame> = self.strategies.by_frame.keys().copied().collect();
         self.cursors.retain(|f, _| frames.contains(f));
-        let reach_ms = now_ms.saturating_add(self.settings.max_clock_ahead_ms);
+        let reach_ms = now_ms.saturating_add(self.settings.max_clock_offset_ms);
         for frame in frames {
             let Some(mut open) = self
                 .cursors

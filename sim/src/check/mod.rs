@@ -7,7 +7,9 @@
 //! - **safety**: no (strategy, ticker, bucket) is dispatched twice unless a run containing
 //!   that ticker for that bucket failed (a failed result, or its job dead-lettered) in
 //!   between; a strategy-level or global run at most once per (strategy, bucket) on the same
-//!   terms; and no job names a bucket start that is not one of its timeframe's buckets;
+//!   terms; no job names a bucket start that is not one of its timeframe's buckets; and no
+//!   strategy is dispatched after the catalog deleted or deactivated it (the scenario writes
+//!   the catalog before the engines step, so every step after sees it);
 //! - **liveness**: once bucket `b` of strategy `s` has closed — checked at its closing tick,
 //!   the first tick at which an engine clock reached `b.end`, after that tick's dispatches
 //!   (DESIGN's closing pass dispatches then) — every ticker of `s`'s universe with an update
@@ -58,9 +60,10 @@ pub struct Settings {
     /// Updates stamped more than this ahead of the time they were written are not owed
     /// (DESIGN §2.3 `max_future_ms`).
     pub max_future_ms: i64,
-    /// Largest clock offset of an engine instance ahead of the simulation's time: a bucket
-    /// closes at the first tick at which some instance's clock reached its end.
-    pub max_clock_ahead_ms: i64,
+    /// The largest engine instance's clock offset from the simulation's time (negative
+    /// when every clock is behind): a bucket closes at the first tick at which some
+    /// instance's clock reached its end.
+    pub max_clock_offset_ms: i64,
 }
 
 /// The checker: its view of the world, what it owes, what it found.
@@ -155,6 +158,13 @@ impl Guarantee {
             self.summary.unplaced_jobs += 1;
             return;
         };
+        let s = &self.strategies.by_id[&job.strategy];
+        let (active, edited) = (s.active, s.defined_at != i64::MIN);
+        if bucket.start_ms != job.bucket_start_ms && edited {
+            // A job of the timeframe before an edit (a re-delivery): not judged.
+            self.summary.unplaced_jobs += 1;
+            return;
+        }
         if bucket.start_ms != job.bucket_start_ms {
             let events = format!(
                 "job {} names bucket start {} ms; the {}'s bucket there is [{}, {})",
@@ -182,6 +192,15 @@ impl Guarantee {
         match self.ledger.dispatch(at_ms, self.epoch, &job, bucket.end_ms) {
             Recorded::Redelivered => self.summary.event("redelivery", 1),
             Recorded::New(duplicates) => {
+                if !active {
+                    let events = format!(
+                        "job {} read at {}; the strategy was deleted or deactivated at {}",
+                        job.id,
+                        iso(at_ms),
+                        iso(self.strategies.by_id[&job.strategy].defined_at)
+                    );
+                    self.find(FindingKind::Inactive, at_ms, &job, None, events);
+                }
                 for d in duplicates {
                     let events = format!(
                         "dispatched {} time(s) before (first by job {}, last by job {} at {}), \

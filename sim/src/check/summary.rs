@@ -91,6 +91,8 @@ pub enum FindingKind {
     Duplicate,
     /// Safety: a job for a bucket start that is not a bucket of the strategy's timeframe.
     Misaligned,
+    /// Safety: a new job for a strategy the catalog deleted or deactivated before it.
+    Inactive,
     /// Liveness: an update inside a closed bucket was never dispatched for it.
     Missed,
 }
@@ -100,13 +102,17 @@ impl FindingKind {
         match self {
             FindingKind::Duplicate => "duplicate",
             FindingKind::Misaligned => "misaligned",
+            FindingKind::Inactive => "inactive",
             FindingKind::Missed => "missed",
         }
     }
 
     /// Whether it breaks safety (otherwise liveness).
     pub fn is_safety(self) -> bool {
-        matches!(self, FindingKind::Duplicate | FindingKind::Misaligned)
+        matches!(
+            self,
+            FindingKind::Duplicate | FindingKind::Misaligned | FindingKind::Inactive
+        )
     }
 }
 
@@ -209,11 +215,12 @@ impl Summary {
             .min_by_key(|f| (!f.kind.is_safety(), f.at_ms))
     }
 
-    /// Findings by kind, e.g. "0 duplicate, 0 misaligned, 12 missed".
+    /// Findings by kind, e.g. "0 duplicate, 0 misaligned, 0 inactive, 12 missed".
     pub fn counts(&self) -> String {
         let found: Vec<String> = [
             FindingKind::Duplicate,
             FindingKind::Misaligned,
+            FindingKind::Inactive,
             FindingKind::Missed,
         ]
         .iter()

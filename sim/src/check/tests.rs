@@ -13,7 +13,7 @@ fn checker(per_ticker: bool) -> Guarantee {
         per_ticker_throttle: per_ticker,
         max_universe: 50_000,
         max_future_ms: 60_000,
-        max_clock_ahead_ms: 0,
+        max_clock_offset_ms: 0,
     });
     let one = r#"{"id":1,"timeframe":"1m","universe":["A","B"]}"#;
     let global = r#"{"id":2,"timeframe":"1m","universe":"all"}"#;
@@ -194,4 +194,46 @@ fn strategy_level_mode_owes_one_run_per_updated_bucket() {
         s.line()
     );
     assert_eq!(s.verified, 2);
+}
+
+#[test]
+fn catalog_edits_move_the_universe_and_deletions_end_dispatching() {
+    let mut g = checker(true);
+    idle(&mut g, T0, T0);
+    // The platform replaces strategy 1's universe with C inside the first minute: A (left)
+    // and C (joined) are not owed there, C is owed from the next minute on.
+    let edited = r#"{"id":1,"timeframe":"1m","universe":["C"]}"#;
+    g.catalog(T0 + TICK, 1, Some(edited), false);
+    g.updates(
+        T0 + TICK,
+        &[("A".into(), T0 + 5_000), ("C".into(), T0 + 6_000)],
+    );
+    g.job(T0 + TICK, Some(&job("2-a", 2, T0, &[])));
+    idle(&mut g, T0 + TICK, T0 + 60_000);
+    assert_eq!(
+        g.summary().exclusions.get(&Exclusion::MembershipChanged),
+        Some(&2)
+    );
+    g.updates(
+        T0 + 70_000,
+        &[("C".into(), T0 + 65_000), ("A".into(), T0 + 66_000)],
+    );
+    g.job(T0 + 70_000, Some(&job("2-b", 2, T0 + 60_000, &[])));
+    idle(&mut g, T0 + 70_000, T0 + 120_000);
+    assert_eq!(found(&g, FindingKind::Missed), 1, "C, and only C");
+    assert_eq!(g.summary().examples[0].ticker.as_deref(), Some("C"));
+    // Deleted: a job for it afterwards is a safety finding; the timeframe edit of the
+    // global strategy excludes the bucket it happened in.
+    g.catalog(T0 + 130_000, 1, None, false);
+    g.job(T0 + 130_000, Some(&job("1-9", 1, T0 + 120_000, &["C"])));
+    assert_eq!(found(&g, FindingKind::Inactive), 1);
+    let hourly = r#"{"id":2,"timeframe":"1h","universe":"all"}"#;
+    g.catalog(T0 + 130_000, 2, Some(hourly), false);
+    g.updates(T0 + 140_000, &[("A".into(), T0 + 135_000)]);
+    idle(&mut g, T0 + 130_000, T0 + 3_600_000);
+    assert_eq!(
+        g.summary().exclusions.get(&Exclusion::CatalogEdit),
+        Some(&1)
+    );
+    assert_eq!(found(&g, FindingKind::Missed), 1);
 }

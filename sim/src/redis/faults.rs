@@ -38,7 +38,9 @@ pub trait Faults {
     ) -> impl std::future::Future<Output = Option<Result<Vec<Entry>, String>>>;
     /// The `job` field of every job entry appended to the dead-letter stream since the
     /// previous call, read by a plain client (for the independent guarantee checker: a
-    /// dead-lettered job releases its claims); `None` when there is no Redis to read.
+    /// dead-lettered job releases its claims); `None` when there is no Redis to read — then
+    /// a re-dispatch after a dead letter would look like a duplicate to the checker, which
+    /// only a sabotaged run meets (the job visibility covers the slowest simulated run).
     fn dead_jobs_appended(
         &mut self,
     ) -> impl std::future::Future<Output = Option<Result<Vec<String>, String>>>;

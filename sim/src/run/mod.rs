@@ -31,6 +31,7 @@
 //! - [`command`]: `tickgate-sim run` — provisioning, the run, the report, the summary.
 
 pub mod command;
+mod edits;
 mod phases;
 pub mod report;
 mod stats;

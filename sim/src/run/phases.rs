@@ -1,16 +1,18 @@
 //! The loop's state and its phases, in the order a tick runs them (module docs of
 //! [`super`]). Each phase is one method; the checks themselves live in [`crate::oracle`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tickgate::Ticker;
+use tickgate::core::catalog::Strategy;
 use tickgate::core::jobs::{JobMode, JobRef};
 use tickgate::runtime::{Engine, Metrics};
 use tickgate::store::{Store, StoreError, StreamEntry, Verdict, WorkerSide};
 
+use super::edits::{Editor, Write, clock_offsets};
 use super::stats::{Laps, RunStats};
 use super::{Checks, Faults, RunOptions, SAMPLE_EVERY_MS, Sabotage};
 use super::{MAX_FUTURE_MS, engine_config};
@@ -55,6 +57,11 @@ pub(super) struct Sim<'a, S: Store, F> {
     /// The worker's store handle: jobs in, results out.
     worker_store: S,
     engines: Vec<Engine<S>>,
+    /// Each instance's clock offset from the simulation's time.
+    offsets: Vec<i64>,
+    /// The catalog as the scenario last wrote it, and the platform that edits it.
+    catalog: BTreeMap<u64, String>,
+    editor: Editor,
     oracle: Oracle,
     safety: Safety,
     /// The independent guarantee checker, fed the raw events as they happen.
@@ -100,11 +107,12 @@ where
             feed.catalog_write(*id, Some(json), None).await?;
         }
         let oracle = Oracle::new(scenario.engine.per_ticker_throttle, &catalog);
+        let offsets = clock_offsets(scenario, seed);
         let mut guarantee = Guarantee::new(Settings {
             per_ticker_throttle: scenario.engine.per_ticker_throttle,
             max_universe: tickgate::limits::DEFAULT_MAX_UNIVERSE,
             max_future_ms: MAX_FUTURE_MS,
-            max_clock_ahead_ms: 0,
+            max_clock_offset_ms: offsets.iter().copied().max().unwrap_or(0),
         });
         for (id, json) in &catalog {
             guarantee.catalog(scenario.start_ms, *id, Some(json), true);
@@ -132,6 +140,9 @@ where
             feed,
             worker_store,
             engines,
+            offsets,
+            catalog,
+            editor: Editor::new(scenario, seed),
             oracle,
             safety: Safety::default(),
             guarantee,
@@ -168,7 +179,9 @@ where
         self.laps.lap(&mut self.stats, "independent checker");
         if ready {
             let checked = self.check(now, &jobs);
-            self.judge(checked)?;
+            if self.oracle_judges() {
+                self.judge(checked)?;
+            }
         }
         self.laps.lap(&mut self.stats, "oracle");
         let sampled = self.sample(now).await;
@@ -187,6 +200,12 @@ where
         }
     }
 
+    /// The oracle evaluates at the simulation's time: with instances' clocks skewed it
+    /// cannot judge their decisions near bucket ends (the independent checker does).
+    fn oracle_judges(&self) -> bool {
+        self.offsets.iter().all(|o| *o == 0)
+    }
+
     /// What the run measured, once it is over (or stopped), the independent checker's
     /// summary included.
     pub fn finish(mut self, started: Instant) -> RunStats {
@@ -195,6 +214,7 @@ where
         }
         self.guarantee.finish();
         self.stats.guarantee = self.guarantee.summary().clone();
+        self.stats.oracle_judged = self.oracle_judges() && self.checks == Checks::All;
         Laps::finish(&mut self.stats);
         self.stats.digest = format!("{:x}", self.log.finalize());
         self.stats.wall = started.elapsed();
@@ -211,8 +231,20 @@ where
         }) {
             let in_memory_too = matches!(
                 fault.kind,
-                FaultKind::MalformedResults { .. } | FaultKind::MarketBurst
+                FaultKind::MalformedResults { .. }
+                    | FaultKind::MarketBurst
+                    | FaultKind::CatalogEdit { .. }
+                    | FaultKind::CatalogDelete { .. }
             );
+            let edit = matches!(
+                fault.kind,
+                FaultKind::CatalogEdit { .. } | FaultKind::CatalogDelete { .. }
+            );
+            if edit && self.paused_until.is_some() {
+                let skipped = format!("{:?} skipped: Redis paused", fault.kind);
+                self.stats.faults_applied.push(skipped);
+                continue;
+            }
             if !supported && !in_memory_too {
                 let skipped = format!("{:?} skipped: no Redis of this run's own", fault.kind);
                 self.stats.faults_applied.push(skipped);
@@ -264,6 +296,38 @@ where
                 let burst = self.market.listed().into_iter().map(|t| (t, stamp));
                 self.held_updates.extend(burst);
             }
+            FaultKind::CatalogEdit { count } => {
+                let listed = self.market.listed();
+                let writes = self.editor.edit(&self.catalog, &listed, *count as usize);
+                self.write_catalog(now, writes).await?;
+            }
+            FaultKind::CatalogDelete { count } => {
+                let writes = self.editor.delete(&self.catalog, *count as usize);
+                self.write_catalog(now, writes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The platform writes the catalog (before the engines step, so each sees it this
+    /// tick): Redis, the scenario's copy, the independent checker and the oracle.
+    async fn write_catalog(&mut self, now: i64, writes: Vec<Write>) -> Result<(), StoreError> {
+        for (id, json) in writes {
+            once_more(|| self.feed.catalog_write(id, json.as_deref(), None)).await?;
+            self.guarantee.catalog(now, id, json.as_deref(), false);
+            let strategy = json
+                .as_deref()
+                .and_then(|j| Strategy::from_catalog(id, j).ok())
+                .map(|(s, _)| s)
+                .filter(|s| s.active);
+            match strategy {
+                Some(s) => self.oracle.strategies.insert(id, s),
+                None => self.oracle.strategies.remove(&id),
+            };
+            match json {
+                Some(j) => self.catalog.insert(id, j),
+                None => self.catalog.remove(&id),
+            };
         }
         Ok(())
     }
@@ -330,10 +394,10 @@ where
                 .load(std::sync::atomic::Ordering::Relaxed)
         };
         let (mut any_ready, mut step_us) = (false, 0);
-        for engine in &mut self.engines {
+        for (engine, offset) in self.engines.iter_mut().zip(&self.offsets) {
             let before = round_trips(engine);
             let t = Instant::now();
-            let report = engine.step(now).await;
+            let report = engine.step(now + offset).await;
             let us = t.elapsed().as_micros() as u64;
             step_us += us;
             self.stats.tick_us.saturating_record(us.max(1));
@@ -451,10 +515,14 @@ where
             *self.stats.skipped.entry(reason.as_str()).or_default() += n;
         }
         let (got, want) = (merged(jobs), merged(&want));
-        check_tick(now, &got, &want, &self.safety)?;
+        let verdict = check_tick(now, &got, &want, &self.safety);
+        // Logged whether the oracle agrees or not: a run the oracle does not judge (clock
+        // skew, `Checks::Independent`) still has its decisions in the digest.
         self.log(now, &got);
-        self.safety.record(&got);
-        Ok(())
+        if verdict.is_ok() {
+            self.safety.record(&got);
+        }
+        verdict
     }
 
     /// Appends a tick's decisions to the decision log (the digest's input).

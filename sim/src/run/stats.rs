@@ -40,6 +40,9 @@ pub struct RunStats {
     pub faults_applied: Vec<String>,
     /// What the independent guarantee checker counted and found.
     pub guarantee: Summary,
+    /// Whether the oracle's verdicts counted (not with `Checks::Independent`, nor with the
+    /// instances' clocks skewed).
+    pub oracle_judged: bool,
     pub digest: String,
     pub wall: Duration,
     /// Wall time by phase: market, feed writes and results, engine steps, workers, oracle.
@@ -76,6 +79,7 @@ impl RunStats {
             dead_letters: 0,
             faults_applied: Vec::new(),
             guarantee: Summary::default(),
+            oracle_judged: true,
             digest: String::new(),
             wall: Duration::ZERO,
             phase_ms: BTreeMap::new(),

@@ -19,20 +19,22 @@
 //! [tickers]      # stocks, crypto, listings_per_day, delistings_per_day,
 //!                # options_per_day, option_expiry_days
 //! [activity]     # updates_per_minute_open, updates_per_minute_closed,
-//!                # burst_chance_per_minute, burst_multiplier, late_share, late_max_ms
+//!                # burst_chance_per_minute, burst_multiplier, late_share, late_max_ms,
+//!                # future_share, future_max_ms
 //! [strategies]   # count, universe_median, universe_sigma, universe_max, global_share,
 //!                # invalid_timeframe_share, option_share
 //! [strategies.timeframes]  # "5m" = 3, … (timeframe → weight)
 //! [workers]      # latency_ms, failure_rate, used_symbols_rate, latency_tail_share,
 //!                # latency_tail_max_ms
 //! [cleanup]      # initial_delay_ms, interval_ms, retention_ms
-//! [engine]       # instances (1..=3), per_ticker_throttle, lua_threshold
+//! [engine]       # instances (1..=3), per_ticker_throttle, lua_threshold, clock_skew_ms
 //!
 //! [[faults]]     # at_ms (offset from start) and kind:
 //! at_ms = 3600000
 //! kind = "redis_pause"                 # + duration_ms; or "redis_restart_empty",
 //! duration_ms = 30000                  # "script_flush", "malformed_results" (+ count),
-//!                                      # "market_burst"
+//!                                      # "market_burst", "catalog_edit" or
+//!                                      # "catalog_delete" (+ count)
 //! ```
 
 mod read;
@@ -140,6 +142,10 @@ pub struct ActivitySpec {
     /// Share of updates stamped in the past (a late feed), by up to `late_max_ms`.
     pub late_share: f64,
     pub late_max_ms: i64,
+    /// Share of updates stamped ahead of their arrival (a feed with a fast clock), by up to
+    /// `future_max_ms` (0 = none).
+    pub future_share: f64,
+    pub future_max_ms: i64,
 }
 
 impl Default for ActivitySpec {
@@ -151,6 +157,8 @@ impl Default for ActivitySpec {
             burst_multiplier: 5.0,
             late_share: 0.01,
             late_max_ms: 30_000,
+            future_share: 0.0,
+            future_max_ms: 0,
         }
     }
 }
@@ -253,6 +261,11 @@ pub struct EngineSpec {
     pub instances: usize,
     pub per_ticker_throttle: bool,
     pub lua_threshold: usize,
+    /// Each instance's clock is off the simulation's by up to this much, either way
+    /// (0..=1,000 ms; DESIGN §9: "clocks skewed by up to a second"). With a skew the
+    /// instances disagree on the bucket near its ends, so the oracle (which evaluates at the
+    /// simulation's time) cannot judge the decisions: only the independent checker does.
+    pub clock_skew_ms: i64,
 }
 
 impl Default for EngineSpec {
@@ -261,6 +274,7 @@ impl Default for EngineSpec {
             instances: 1,
             per_ticker_throttle: true,
             lua_threshold: 1_000,
+            clock_skew_ms: 0,
         }
     }
 }
@@ -287,6 +301,12 @@ pub enum FaultKind {
     /// one job (more than 1,000 tickers in a big enough market). Not a Redis fault: it
     /// happens in memory mode too.
     MarketBurst,
+    /// The platform rewrites `count` (1..=10,000) random strategies: an explicit universe is
+    /// replaced by as many random listed tickers, and half of them move to another of the
+    /// scenario's timeframes.
+    CatalogEdit { count: u32 },
+    /// The platform deletes `count` (1..=10,000) random strategies.
+    CatalogDelete { count: u32 },
 }
 
 impl Scenario {

@@ -129,6 +129,8 @@ fn read_activity((prefix, table): Section<'_>, problems: &mut Vec<Problem>) -> A
     r.float("burst_multiplier", &mut a.burst_multiplier, 1.0, 100.0);
     r.float("late_share", &mut a.late_share, 0.0, 1.0);
     r.ms("late_max_ms", &mut a.late_max_ms, 0, DAY_MS);
+    r.float("future_share", &mut a.future_share, 0.0, 1.0);
+    r.ms("future_max_ms", &mut a.future_max_ms, 0, DAY_MS);
     r.finish();
     a
 }
@@ -189,6 +191,7 @@ fn read_engine((prefix, table): Section<'_>, problems: &mut Vec<Problem>) -> Eng
     r.count("instances", &mut e.instances, 1, 3);
     r.boolean("per_ticker_throttle", &mut e.per_ticker_throttle);
     r.count("lua_threshold", &mut e.lua_threshold, 0, 10_000_000);
+    r.ms("clock_skew_ms", &mut e.clock_skew_ms, 0, 1_000);
     r.finish();
     e
 }
@@ -306,11 +309,35 @@ fn cross_checks(s: &Scenario, problems: &mut Vec<Problem>) {
             problems.push(out_of_range("tickers.options_per_day", per_day, rule));
         }
     }
+    stamp_and_latency_checks(s, problems);
+    let st = &s.strategies;
+    let universe_keys = ["strategies.universe_median", "strategies.universe_max"];
+    if !failed(problems, &universe_keys) && st.universe_median > st.universe_max {
+        let rule = format!(
+            "must not exceed strategies.universe_max = {}",
+            st.universe_max
+        );
+        problems.push(out_of_range(
+            "strategies.universe_median",
+            st.universe_median,
+            rule,
+        ));
+    }
+}
+
+/// The rules between the late and future stamps' shares and bounds, and the workers'
+/// latency tail.
+fn stamp_and_latency_checks(s: &Scenario, problems: &mut Vec<Problem>) {
     let a = &s.activity;
     let late_keys = ["activity.late_share", "activity.late_max_ms"];
     if !failed(problems, &late_keys) && a.late_share > 0.0 && a.late_max_ms == 0 {
         let rule = "must be positive when activity.late_share is".into();
         problems.push(out_of_range("activity.late_max_ms", 0, rule));
+    }
+    let future_keys = ["activity.future_share", "activity.future_max_ms"];
+    if !failed(problems, &future_keys) && a.future_share > 0.0 && a.future_max_ms == 0 {
+        let rule = "must be positive when activity.future_share is".into();
+        problems.push(out_of_range("activity.future_max_ms", 0, rule));
     }
     let w = &s.workers;
     let tail_keys = [
@@ -329,19 +356,6 @@ fn cross_checks(s: &Scenario, problems: &mut Vec<Problem>) {
         problems.push(out_of_range(
             "workers.latency_tail_max_ms",
             w.latency_tail_max_ms,
-            rule,
-        ));
-    }
-    let st = &s.strategies;
-    let universe_keys = ["strategies.universe_median", "strategies.universe_max"];
-    if !failed(problems, &universe_keys) && st.universe_median > st.universe_max {
-        let rule = format!(
-            "must not exceed strategies.universe_max = {}",
-            st.universe_max
-        );
-        problems.push(out_of_range(
-            "strategies.universe_median",
-            st.universe_median,
             rule,
         ));
     }
@@ -397,9 +411,21 @@ fn read_faults(
                 })
             }
             "market_burst" => Some(FaultKind::MarketBurst),
+            "catalog_edit" | "catalog_delete" => {
+                r.require("count");
+                let count = r.int("count", 1, 10_000, || "must be 1..=10000".into());
+                count.map(|count| match kind.as_str() {
+                    "catalog_edit" => FaultKind::CatalogEdit {
+                        count: count as u32,
+                    },
+                    _ => FaultKind::CatalogDelete {
+                        count: count as u32,
+                    },
+                })
+            }
             other => {
                 let rule = "must be one of redis_pause, redis_restart_empty, script_flush, \
-                            malformed_results, market_burst";
+                            malformed_results, market_burst, catalog_edit, catalog_delete";
                 r.out_of_range("kind", format!("{other:?}"), rule.into());
                 None
             }
