@@ -170,6 +170,21 @@ async fn the_hard_scenario_keeps_the_guarantee() {
     );
 }
 
+/// The same hard cases across the fall-back night (2024-11-02 22:00 EDT → 11-03 01:00 EST,
+/// the 01:00–02:00 hour twice): midnight turns the day and the 2-day bucket, whose day
+/// lasts 25 hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hard_scenario_keeps_the_guarantee_across_the_fall_back() {
+    let mut scenario = fixture("hard");
+    scenario.start_ms = 1_730_599_200_000; // 2024-11-02T22:00:00-04:00
+    let stats = passed(simulate(&scenario, 9, None).await, "hard.toml over DST");
+    assert!(
+        stats.guarantee.verified > 1_000,
+        "{}",
+        stats.guarantee.line()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_skips_claims_is_a_safety_violation() {
     // Without worker failures, the only way a ticker comes back in its bucket is the

@@ -190,6 +190,9 @@ impl Guarantee {
         if done {
             return;
         }
+        if seen.written_ms == now_ms {
+            self.summary.missed_at_close += 1;
+        }
         let jobs = self.ledger.jobs_of(id, b.start_ms);
         let events = format!(
             "update stamped {} ({} ms), written at {}, inside [{}, {}); closing tick {}; \

@@ -181,6 +181,9 @@ pub struct Summary {
     pub late_dispatches: u64,
     /// Results posted after their job's bucket had closed (the hard case of late workers).
     pub late_results: u64,
+    /// Missed updates written at the bucket's closing tick: stamped after the bucket's last
+    /// tick, so only a closing pass (DESIGN §2.3 step 6) could dispatch them.
+    pub missed_at_close: u64,
     /// Results posted after the result of a job read later (out of order).
     pub overtaken_results: u64,
     /// Jobs the checker could not place: unparsable, unknown or inactive strategy, invalid
@@ -215,7 +218,8 @@ impl Summary {
             .min_by_key(|f| (!f.kind.is_safety(), f.at_ms))
     }
 
-    /// Findings by kind, e.g. "0 duplicate, 0 misaligned, 0 inactive, 12 missed".
+    /// Findings by kind, e.g. "0 duplicate, 0 misaligned, 0 inactive, 12 missed (12 missed
+    /// written at the closing tick)".
     pub fn counts(&self) -> String {
         let found: Vec<String> = [
             FindingKind::Duplicate,
@@ -226,7 +230,11 @@ impl Summary {
         .iter()
         .map(|k| format!("{} {}", self.found.get(k).copied().unwrap_or(0), k.name()))
         .collect();
-        found.join(", ")
+        format!(
+            "{} ({} missed written at the closing tick)",
+            found.join(", "),
+            self.missed_at_close
+        )
     }
 
     /// The one-line summary of the run's output and report.
