@@ -18,6 +18,8 @@ pub struct Runs {
     pub first_job: String,
     pub last_job: String,
     pub last_at_ms: i64,
+    /// The Redis epoch of the last dispatch.
+    pub last_epoch: u64,
     /// A failed run containing it since the last dispatch: (job id, when).
     pub failed: Option<(String, i64)>,
 }
@@ -100,6 +102,7 @@ impl Ledger {
                     first_job: job.id.clone(),
                     last_job: job.id.clone(),
                     last_at_ms: at_ms,
+                    last_epoch: epoch,
                     failed: None,
                 });
             };
@@ -112,6 +115,7 @@ impl Ledger {
             runs.count += 1;
             runs.last_job = job.id.clone();
             runs.last_at_ms = at_ms;
+            runs.last_epoch = epoch;
             runs.failed = None;
             None
         };

@@ -202,6 +202,9 @@ impl Guarantee {
                     self.find(FindingKind::Inactive, at_ms, &job, None, events);
                 }
                 for d in duplicates {
+                    if d.previous.last_epoch != self.epoch {
+                        self.summary.duplicates_across_loss += 1;
+                    }
                     let events = format!(
                         "dispatched {} time(s) before (first by job {}, last by job {} at {}), \
                          again by job {} at {}, with no failed run between",

@@ -181,6 +181,9 @@ pub struct Summary {
     pub late_dispatches: u64,
     /// Results posted after their job's bucket had closed (the hard case of late workers).
     pub late_results: u64,
+    /// Duplicates whose earlier dispatch came before a Redis restart that lost the data
+    /// (DESIGN §9: each instance must restore the claims it made in open buckets).
+    pub duplicates_across_loss: u64,
     /// Missed updates written at the bucket's closing tick: stamped after the bucket's last
     /// tick, so only a closing pass (DESIGN §2.3 step 6) could dispatch them.
     pub missed_at_close: u64,
@@ -218,8 +221,8 @@ impl Summary {
             .min_by_key(|f| (!f.kind.is_safety(), f.at_ms))
     }
 
-    /// Findings by kind, e.g. "0 duplicate, 0 misaligned, 0 inactive, 12 missed (12 missed
-    /// written at the closing tick)".
+    /// Findings by kind, e.g. "2 duplicate, 0 misaligned, 0 inactive, 12 missed (2 duplicate
+    /// across a Redis loss, 12 missed written at the closing tick)".
     pub fn counts(&self) -> String {
         let found: Vec<String> = [
             FindingKind::Duplicate,
@@ -231,8 +234,9 @@ impl Summary {
         .map(|k| format!("{} {}", self.found.get(k).copied().unwrap_or(0), k.name()))
         .collect();
         format!(
-            "{} ({} missed written at the closing tick)",
+            "{} ({} duplicate across a Redis loss, {} missed written at the closing tick)",
             found.join(", "),
+            self.duplicates_across_loss,
             self.missed_at_close
         )
     }

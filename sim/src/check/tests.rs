@@ -129,6 +129,7 @@ fn after_redis_restarts_empty_a_reissued_job_id_is_a_new_dispatch() {
     g.redis_restarted_empty(T0 + 2 * TICK);
     g.job(T0 + 2 * TICK, Some(&job("1-1", 1, T0, &["A"])));
     assert_eq!(found(&g, FindingKind::Duplicate), 1);
+    assert_eq!(g.summary().duplicates_across_loss, 1);
 }
 
 #[test]
