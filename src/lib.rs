@@ -395,6 +395,7 @@ impl Worker {
             latency_ms: 0,
             failure_rate: self.fail_percent as f64 / 100.0,
             used_symbols_rate: self.discover_percent as f64 / 100.0,
+            ..WorkerSpec::default()
         };
         let mut worker = SimWorker::new(&spec, rng.next_u64());
         let answered = worker

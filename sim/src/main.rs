@@ -1,13 +1,13 @@
 //! `tickgate-sim`: replays a synthetic market against a real Redis with the real engine and
-//! checks it every tick. Exit codes (one place, `main`): 0 ok, 1 crash (setup, Redis,
-//! I/O), 2 usage, 3 safety violation, 4 liveness violation, 5 divergence from the oracle
-//! (or the independent reader disagreeing), 6 Redis memory above the scenario's bound.
+//! checks it every tick. Exit codes (here, and `Violation::exit_code` for the checks): 0 ok,
+//! 1 crash (setup, Redis, I/O), 2 usage, 3 safety violation, 4 liveness violation (from the
+//! independent guarantee checker or from the oracle), 5 divergence from the oracle (or the
+//! independent reader disagreeing), 6 Redis memory above the scenario's bound.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tickgate_sim::RedisServer;
-use tickgate_sim::run::Violation;
 use tickgate_sim::run::command::{Exit, RunArgs, simulate};
 
 #[derive(Parser)]
@@ -26,16 +26,6 @@ enum Command {
     Run(RunArgs),
     /// Provisions a Redis as tests do, reports where it came from, and removes it.
     Redis,
-}
-
-/// The exit code of a failed check.
-fn violation_code(v: &Violation) -> u8 {
-    match v {
-        Violation::Safety { .. } => 3,
-        Violation::Liveness { .. } => 4,
-        Violation::Divergence { .. } | Violation::Checker { .. } => 5,
-        Violation::Memory { .. } => 6,
-    }
 }
 
 // One thread: the loop and the engine tasks take turns, so no round trip pays for a
@@ -71,7 +61,7 @@ async fn main() -> ExitCode {
         }
         Err(Exit::Violation(v)) => {
             eprintln!("tickgate-sim: {v}");
-            ExitCode::from(violation_code(&v))
+            ExitCode::from(v.exit_code())
         }
     }
 }

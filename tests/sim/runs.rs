@@ -1,30 +1,46 @@
 //! The simulator proves things only if it is reproducible and if its checks can fail:
 //! the same seed against a real Redis gives the same decision-log digest, other seeds give
-//! other digests, and a deliberately broken run ends in the right violation.
+//! other digests, the hard scenario keeps the guarantee, and a deliberately broken run ends
+//! in the right violation — caught by the oracle, and by the independent guarantee checker
+//! on its own.
 
 use std::path::Path;
 
 use tickgate::store::{RedisStore, StoreError};
+use tickgate_sim::check::GuaranteeKind;
 use tickgate_sim::redis::RedisFaults;
-use tickgate_sim::run::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
+use tickgate_sim::run::{Checks, Failure, RunOptions, RunStats, SIM_REDIS_TIMEOUT, Sabotage};
+use tickgate_sim::run::{Violation, run};
 use tickgate_sim::scenario::Scenario;
 use tickgate_suite::World;
 
+fn fixture(name: &str) -> Scenario {
+    let path = format!(
+        "{}/fixtures/scenarios/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Scenario::load(Path::new(&path)).expect("the fixture parses")
+}
+
 /// The CI scenario (a fault included), as the README and the issue describe it.
 fn ci_scenario() -> Scenario {
-    Scenario::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/scenarios/ci.toml"
-    )))
-    .expect("ci.toml parses")
+    fixture("ci")
+}
+
+/// The CI scenario's first hour: enough for every sabotage to show, short enough to run
+/// once per sabotage.
+fn ci_first_hour() -> Scenario {
+    let mut scenario = ci_scenario();
+    scenario.duration_ms = 3_600_000;
+    scenario
 }
 
 /// One simulation on a fresh dedicated Redis.
 async fn simulate(
     scenario: &Scenario,
     seed: u64,
-    sabotage: Option<Sabotage>,
-) -> Result<RunStats, Violation> {
+    options: impl Into<RunOptions>,
+) -> Result<RunStats, Failure> {
     let world = World::builder("").dedicated().build().await;
     let mut config = world.store_config();
     config.response_timeout = SIM_REDIS_TIMEOUT;
@@ -36,23 +52,58 @@ async fn simulate(
         async move { RedisStore::connect(&c).await }
     };
     let mut faults = RedisFaults::new(world.into_server(), admin);
-    let outcome: Result<Result<RunStats, Violation>, StoreError> =
-        run(scenario, seed, stores, &mut faults, sabotage, |_, _| {}).await;
+    let outcome: Result<Result<RunStats, Failure>, StoreError> =
+        run(scenario, seed, stores, &mut faults, options, |_, _| {}).await;
     outcome.expect("the simulation ran (no crash)")
+}
+
+/// The stats of a run that passed every check, or a panic naming what failed and the
+/// independent checker's summary.
+fn passed(outcome: Result<RunStats, Failure>, what: &str) -> RunStats {
+    match outcome {
+        Ok(stats) => {
+            println!("{what}: {}", stats.guarantee.line());
+            stats
+        }
+        Err(f) => panic!(
+            "{what} failed: {}\n{}\nexamples:\n{}",
+            f.violation,
+            f.stats.guarantee.line(),
+            f.stats
+                .guarantee
+                .examples
+                .iter()
+                .map(|e| format!("  {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// The independent checker's verdict of a failed run.
+fn guarantee_kind(outcome: &Result<RunStats, Failure>) -> Option<GuaranteeKind> {
+    match outcome {
+        Err(Failure {
+            violation: Violation::Guarantee { finding, .. },
+            ..
+        }) => Some(finding.kind),
+        _ => None,
+    }
+}
+
+fn describe(outcome: &Result<RunStats, Failure>) -> String {
+    match outcome {
+        Ok(stats) => format!("passed: {}", stats.guarantee.line()),
+        Err(f) => format!("{} (stopped by {:?})", f.violation, f.stopped),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_seed_same_digest_other_seed_other_digest() {
     let scenario = ci_scenario();
-    let a = simulate(&scenario, 7, None)
-        .await
-        .expect("ci.toml passes every check");
-    let b = simulate(&scenario, 7, None)
-        .await
-        .expect("ci.toml passes every check");
-    let c = simulate(&scenario, 8, None)
-        .await
-        .expect("ci.toml passes every check");
+    let a = passed(simulate(&scenario, 7, None).await, "ci.toml seed 7");
+    let b = passed(simulate(&scenario, 7, None).await, "ci.toml seed 7 again");
+    let c = passed(simulate(&scenario, 8, None).await, "ci.toml seed 8");
     println!(
         "ci.toml: {} ticks, {} jobs, digest {} / {} / {}",
         a.ticks, a.jobs, a.digest, b.digest, c.digest
@@ -68,8 +119,70 @@ async fn same_seed_same_digest_other_seed_other_digest() {
         "the seed-faithful tick was timed on the same data: {} samples",
         a.seed_tick_us.len()
     );
+    assert!(
+        a.guarantee.verified > 1_000,
+        "the independent checker verified the run: {}",
+        a.guarantee.line()
+    );
     assert_eq!(a.digest, b.digest, "same seed, same decisions");
     assert_ne!(a.digest, c.digest, "another seed, another market");
+}
+
+/// hard.toml: year end with 1m…1y timeframes, three instances, late and out-of-order
+/// results, claims of more than 1,000 tickers, a Redis restart with no data — and the
+/// guarantee, as the independent checker reads it from the events, holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hard_scenario_keeps_the_guarantee() {
+    let outcome = simulate(&fixture("hard"), 7, None).await;
+    // Whether it passed or not, the hard cases must have been reached.
+    let stats = match &outcome {
+        Ok(stats) => stats,
+        Err(f) => &f.stats,
+    };
+    let g = &stats.guarantee;
+    assert!(
+        stats.largest_job_tickers > 1_000,
+        "a claim of more than 1,000 tickers: {}",
+        stats.largest_job_tickers
+    );
+    assert!(
+        g.late_results > 10 && g.overtaken_results > 10,
+        "results after their bucket closed and out of order: {}",
+        g.line()
+    );
+    assert!(
+        g.events.get("redis restart empty") == Some(&1) && g.events.get("failure") > Some(&10),
+        "a restart with no data and failed runs: {}",
+        g.line()
+    );
+    let applied = stats.faults_applied.join("; ");
+    assert!(applied.contains("MarketBurst"), "{applied}");
+    assert!(
+        g.events.get("catalog") > Some(&(60 + 6)),
+        "catalog edits and deletions mid-run: {}",
+        g.line()
+    );
+    let stats = passed(outcome, "hard.toml seed 7");
+    assert!(
+        stats.guarantee.verified > 1_000,
+        "{}",
+        stats.guarantee.line()
+    );
+}
+
+/// The same hard cases across the fall-back night (2024-11-02 22:00 EDT → 11-03 01:00 EST,
+/// the 01:00–02:00 hour twice): midnight turns the day and the 2-day bucket, whose day
+/// lasts 25 hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hard_scenario_keeps_the_guarantee_across_the_fall_back() {
+    let mut scenario = fixture("hard");
+    scenario.start_ms = 1_730_599_200_000; // 2024-11-02T22:00:00-04:00
+    let stats = passed(simulate(&scenario, 9, None).await, "hard.toml over DST");
+    assert!(
+        stats.guarantee.verified > 1_000,
+        "{}",
+        stats.guarantee.line()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,19 +193,51 @@ async fn a_run_that_skips_claims_is_a_safety_violation() {
     scenario.workers.failure_rate = 0.0;
     let outcome = simulate(&scenario, 11, Some(Sabotage::SkipClaims)).await;
     assert!(
-        matches!(outcome, Err(Violation::Safety { .. })),
-        "{:?}",
-        outcome.map(|s| s.digest)
+        matches!(&outcome, Err(f) if f.violation.exit_code() == 3),
+        "{}",
+        describe(&outcome)
+    );
+    // Both checkers see the repeat at the same tick: the oracle stops the run, the
+    // independent checker's finding names it.
+    assert_eq!(
+        guarantee_kind(&outcome),
+        Some(GuaranteeKind::Duplicate),
+        "{}",
+        describe(&outcome)
+    );
+    assert!(
+        matches!(
+            &outcome,
+            Err(Failure {
+                stopped: Some(Violation::Safety { .. }),
+                ..
+            })
+        ),
+        "{}",
+        describe(&outcome)
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_drops_updates_is_a_liveness_violation() {
     let outcome = simulate(&ci_scenario(), 12, Some(Sabotage::DropUpdates)).await;
+    // The oracle sees the miss at once and stops the run (the independent checker would
+    // at the bucket's close); either way the exit code is liveness's.
     assert!(
-        matches!(outcome, Err(Violation::Liveness { .. })),
-        "{:?}",
-        outcome.map(|s| s.digest)
+        matches!(
+            &outcome,
+            Err(Failure {
+                stopped: Some(Violation::Liveness { .. }),
+                ..
+            })
+        ),
+        "{}",
+        describe(&outcome)
+    );
+    assert!(
+        matches!(&outcome, Err(f) if f.violation.exit_code() == 4),
+        "{}",
+        describe(&outcome)
     );
 }
 
@@ -103,9 +248,9 @@ async fn redis_memory_above_the_bound_is_a_memory_violation() {
     scenario.cleanup.max_redis_memory_mb = 1;
     let outcome = simulate(&scenario, 13, None).await;
     assert!(
-        matches!(outcome, Err(Violation::Memory { used_bytes, limit_mb: 1, .. }) if used_bytes > 1_000_000),
-        "{:?}",
-        outcome.map(|s| s.digest)
+        matches!(&outcome, Err(Failure { violation: Violation::Memory { used_bytes, limit_mb: 1, .. }, .. }) if *used_bytes > 1_000_000),
+        "{}",
+        describe(&outcome)
     );
 }
 
@@ -113,8 +258,46 @@ async fn redis_memory_above_the_bound_is_a_memory_violation() {
 async fn a_job_lost_by_the_workers_client_is_caught_by_the_fred_checker() {
     let outcome = simulate(&ci_scenario(), 14, Some(Sabotage::HideJob)).await;
     assert!(
-        matches!(&outcome, Err(Violation::Checker { detail, .. }) if detail.contains("first difference")),
-        "{:?}",
-        outcome.map(|s| s.digest)
+        matches!(&outcome, Err(Failure { violation: Violation::Checker { detail, .. }, .. }) if detail.contains("first difference")),
+        "{}",
+        describe(&outcome)
     );
+}
+
+/// Each sabotage is caught by the independent checker alone (the oracle, the `fred`
+/// reader and the memory bound not consulted), and the same hour unsabotaged passes it:
+/// what it finds is the sabotage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sabotage_is_caught_by_the_independent_checker_alone() {
+    let independent = |sabotage| RunOptions {
+        sabotage,
+        checks: Checks::Independent,
+    };
+    let mut scenario = ci_first_hour();
+    // No failures: a repeat can only be the sabotage's.
+    scenario.workers.failure_rate = 0.0;
+    let control = simulate(&scenario, 11, independent(None)).await;
+    passed(
+        control,
+        "ci.toml's first hour, unsabotaged, independent checker",
+    );
+    for (sabotage, seed, kind) in [
+        (Sabotage::SkipClaims, 11, GuaranteeKind::Duplicate),
+        (Sabotage::DropUpdates, 11, GuaranteeKind::Missed),
+        // The workers never see the job: as far as the events go, nothing was dispatched.
+        (Sabotage::HideJob, 11, GuaranteeKind::Missed),
+    ] {
+        let outcome = simulate(&scenario, seed, independent(Some(sabotage))).await;
+        assert_eq!(
+            guarantee_kind(&outcome),
+            Some(kind),
+            "{sabotage:?}: {}",
+            describe(&outcome)
+        );
+        assert!(
+            matches!(&outcome, Err(Failure { stopped: None, .. })),
+            "{sabotage:?}: only the independent checker judged: {}",
+            describe(&outcome)
+        );
+    }
 }

@@ -2,6 +2,8 @@
 
 use tickgate::StrategyId;
 
+use crate::check::GuaranteeFinding;
+
 /// Why a run failed its checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
@@ -35,6 +37,18 @@ pub enum Violation {
         "checker: at tick {tick_ms} the workers (redis-rs) and fred read different jobs: {detail}"
     )]
     Checker { tick_ms: i64, detail: String },
+    /// The independent checker (`crate::check`) found DESIGN §2.3's guarantee broken, from
+    /// the raw events alone: a safety finding (a duplicate, a misaligned bucket) exits as a
+    /// safety violation, a missed dispatch as a liveness one.
+    #[error(
+        "{} (independent checker): {finding}; in all: {found}",
+        if .finding.kind.is_safety() { "safety" } else { "liveness" }
+    )]
+    Guarantee {
+        finding: Box<GuaranteeFinding>,
+        /// Findings by kind over the run, e.g. "0 duplicate, 0 misaligned, 12 missed".
+        found: String,
+    },
     #[error(
         "divergence: at tick {tick_ms} the engine dispatched {engine:?}, the oracle {oracle:?}"
     )]
@@ -43,4 +57,20 @@ pub enum Violation {
         engine: String,
         oracle: String,
     },
+}
+
+impl Violation {
+    /// The exit code of `tickgate-sim run` for this violation (README's table): 3 safety,
+    /// 4 liveness (from the independent checker or the oracle), 5 divergence or the `fred`
+    /// reader disagreeing, 6 memory.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Violation::Safety { .. } => 3,
+            Violation::Liveness { .. } => 4,
+            Violation::Guarantee { finding, .. } if finding.kind.is_safety() => 3,
+            Violation::Guarantee { .. } => 4,
+            Violation::Divergence { .. } | Violation::Checker { .. } => 5,
+            Violation::Memory { .. } => 6,
+        }
+    }
 }

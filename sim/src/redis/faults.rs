@@ -36,6 +36,14 @@ pub trait Faults {
     fn jobs_appended(
         &mut self,
     ) -> impl std::future::Future<Output = Option<Result<Vec<Entry>, String>>>;
+    /// The `job` field of every job entry appended to the dead-letter stream since the
+    /// previous call, read by a plain client (for the independent guarantee checker: a
+    /// dead-lettered job releases its claims); `None` when there is no Redis to read — then
+    /// a re-dispatch after a dead letter would look like a duplicate to the checker, which
+    /// only a sabotaged run meets (the job visibility covers the slowest simulated run).
+    fn dead_jobs_appended(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Result<Vec<String>, String>>>;
 }
 
 /// Faults on a provisioned server, with an admin connection for server-wide commands.
@@ -47,6 +55,8 @@ pub struct RedisFaults {
     pub(super) baseline: Option<Baseline>,
     /// The independent checker on the jobs stream, connected on first use.
     pub(super) checker: Option<JobsChecker>,
+    /// Id of the last dead-letter entry read (`None`: from the start of the stream).
+    pub(super) dead_cursor: Option<String>,
 }
 
 impl RedisFaults {
@@ -56,6 +66,7 @@ impl RedisFaults {
             admin,
             baseline: None,
             checker: None,
+            dead_cursor: None,
         }
     }
 
@@ -82,6 +93,7 @@ impl Faults for RedisFaults {
         if let Some(checker) = &mut self.checker {
             checker.reset();
         }
+        self.dead_cursor = None;
         self.server
             .restart_empty(async {})
             .await
@@ -110,6 +122,10 @@ impl Faults for RedisFaults {
 
     async fn jobs_appended(&mut self) -> Option<Result<Vec<Entry>, String>> {
         Some(self.fred_read().await)
+    }
+
+    async fn dead_jobs_appended(&mut self) -> Option<Result<Vec<String>, String>> {
+        Some(self.dead_read().await)
     }
 }
 
@@ -150,6 +166,10 @@ impl Faults for NoFaults {
     }
 
     async fn jobs_appended(&mut self) -> Option<Result<Vec<Entry>, String>> {
+        None
+    }
+
+    async fn dead_jobs_appended(&mut self) -> Option<Result<Vec<String>, String>> {
         None
     }
 }

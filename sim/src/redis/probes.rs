@@ -7,11 +7,18 @@ use std::time::{Duration, Instant};
 use tickgate::StrategyId;
 use tickgate::store::KeySpace;
 
+use redis::streams::StreamRangeReply;
+
 use super::SIM_REDIS_TIMEOUT;
 use super::baseline::{Baseline, SeedStrategy, default_pool_size};
 use super::faults::RedisFaults;
 use super::load::clear_trigger_state;
 use crate::oracle::fred::{Entry, JobsChecker};
+
+/// Dead-letter entries read per `XRANGE`, and reads per call at most: far more than a tick
+/// dead-letters (each is a job not acknowledged after several deliveries).
+const DEAD_PAGE: usize = 1_000;
+const MAX_DEAD_PAGES: usize = 100;
 
 impl RedisFaults {
     /// `INFO memory` used_memory.
@@ -111,5 +118,49 @@ impl RedisFaults {
             Some(checker) => checker.appended().await,
             None => Err("the fred checker is not connected".to_owned()),
         }
+    }
+
+    /// The `job` field of the job entries appended to the dead-letter stream since the last
+    /// read (result entries there carry no `job`).
+    pub(super) async fn dead_read(&mut self) -> Result<Vec<String>, String> {
+        let key = self.admin.keys().dead();
+        let mut out = Vec::new();
+        for _ in 0..MAX_DEAD_PAGES {
+            let start = match &self.dead_cursor {
+                Some(id) => format!("({id}"),
+                None => "-".to_owned(),
+            };
+            let mut xrange = redis::cmd("XRANGE");
+            xrange
+                .arg(&key)
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(DEAD_PAGE);
+            // After a restart the first command on the old connection fails and the
+            // connection manager reconnects: one retry, which a failed read makes safe.
+            let page: StreamRangeReply =
+                match xrange.query_async(&mut self.admin.connection()).await {
+                    Ok(page) => page,
+                    Err(_) => xrange
+                        .query_async(&mut self.admin.connection())
+                        .await
+                        .map_err(|e| format!("reading the dead-letter stream: {e}"))?,
+                };
+            let full = page.ids.len() == DEAD_PAGE;
+            for entry in page.ids {
+                if let Some(job) = entry.get::<String>("job").filter(|j| !j.is_empty()) {
+                    out.push(job);
+                }
+                self.dead_cursor = Some(entry.id);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+        Err(format!(
+            "more than {} dead letters in one tick",
+            DEAD_PAGE * MAX_DEAD_PAGES
+        ))
     }
 }

@@ -9,7 +9,7 @@ use tickgate::core::time::DAY_MS;
 use tickgate::store::{KeySpace, ModelStore, RedisStore, RedisStoreConfig, StoreError};
 
 use super::report::{self, ReportContext};
-use super::{RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
+use super::{Checks, Failure, RunOptions, RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
 use crate::redis::provision::{self, ProvisionSettings, RedisMode, RedisServer};
 use crate::redis::{NoFaults, RedisFaults};
 use crate::world::scenario::Scenario;
@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// hide-job.
     #[arg(long, value_enum, hide = true)]
     pub sabotage: Option<Sabotage>,
+    /// Which checkers judge the run: all (the independent guarantee checker, the oracle,
+    /// the fred reader, the memory bound), or the independent guarantee checker alone.
+    #[arg(long, value_enum, default_value_t = Checks::All, ignore_case = true)]
+    pub checks: Checks,
 }
 
 /// Every way the program can end, mapped to an exit code in `main`.
@@ -103,25 +107,43 @@ pub async fn simulate(args: RunArgs) -> Result<(), Exit> {
     if args.redis != RedisChoice::Auto {
         command.push_str(&format!(" --redis {}", args.redis.name()));
     }
+    if args.checks != Checks::All {
+        command.push_str(" --checks independent");
+    }
     let server = match args.redis.mode() {
         None => None,
         Some(mode) => provision_redis(mode).await?,
     };
-    let (stats, redis_source) = match server {
-        None => run_in_memory(&scenario, seed, args.sabotage).await?,
-        Some(server) => run_on_redis(&scenario, seed, server, args.sabotage).await?,
+    let options = RunOptions {
+        sabotage: args.sabotage,
+        checks: args.checks,
     };
+    let (outcome, redis_source) = match server {
+        None => run_in_memory(&scenario, seed, options).await?,
+        Some(server) => run_on_redis(&scenario, seed, server, options).await?,
+    };
+    let (stats, violation) = match outcome {
+        Ok(stats) => (stats, None),
+        Err(Failure {
+            violation, stats, ..
+        }) => (*stats, Some(violation)),
+    };
+    let verdict = violation.as_ref().map(|v| v.to_string());
     let ctx = ReportContext {
         command: &command,
         scenario: &scenario,
         seed,
         redis: &redis_source,
+        verdict: verdict.as_deref(),
     };
     report::write(&report_path, &ctx, &stats)
         .map_err(|e| Exit::Crash(format!("writing {}: {e}", report_path.display())))?;
-    summary(&stats);
+    match violation {
+        None => summary(&stats),
+        Some(_) => failure_summary(&stats),
+    }
     println!("report: {}", report_path.display());
-    Ok(())
+    violation.map_or(Ok(()), |v| Err(Exit::Violation(v)))
 }
 
 /// A Redis as `mode` asks; `auto` leaves the choice to `TICKGATE_REDIS` / `REDIS_URL`, as
@@ -159,30 +181,42 @@ fn crash(e: StoreError) -> Exit {
     Exit::Crash(e.to_string())
 }
 
+/// What a failed run shows before its verdict: the independent checker's summary line and
+/// its examples (their counts are what a failing run most needs to show).
+fn failure_summary(stats: &RunStats) {
+    println!("{}", stats.guarantee.line());
+    for finding in &stats.guarantee.examples {
+        println!("  {finding}");
+    }
+    println!("wall time by phase (ms): {:?}", stats.phase_ms);
+}
+
+/// A run's stats, or its failure.
+type Outcome = Result<RunStats, Failure>;
+
 async fn run_in_memory(
     scenario: &Scenario,
     seed: u64,
-    sabotage: Option<Sabotage>,
-) -> Result<(RunStats, String), Exit> {
+    options: RunOptions,
+) -> Result<(Outcome, String), Exit> {
     let store = ModelStore::new(tickgate::limits::DEFAULT_MAX_UNIVERSE);
     let stores = || {
         let s = store.clone();
         async move { Ok::<_, StoreError>(s) }
     };
     let progress = progress_reporter(scenario);
-    let outcome = run(scenario, seed, stores, &mut NoFaults, sabotage, progress)
+    let outcome = run(scenario, seed, stores, &mut NoFaults, options, progress)
         .await
         .map_err(crash)?;
-    let stats = outcome.map_err(Exit::Violation)?;
-    Ok((stats, "in-memory store (no Redis)".to_owned()))
+    Ok((outcome, "in-memory store (no Redis)".to_owned()))
 }
 
 async fn run_on_redis(
     scenario: &Scenario,
     seed: u64,
     server: RedisServer,
-    sabotage: Option<Sabotage>,
-) -> Result<(RunStats, String), Exit> {
+    options: RunOptions,
+) -> Result<(Outcome, String), Exit> {
     let source = server.source();
     let mut config = RedisStoreConfig::new(server.url());
     config.keys = KeySpace::new(server.key_prefix(), false);
@@ -196,15 +230,14 @@ async fn run_on_redis(
         async move { RedisStore::connect(&c).await }
     };
     let progress = progress_reporter(scenario);
-    let outcome = run(scenario, seed, stores, &mut faults, sabotage, progress)
+    let outcome = run(scenario, seed, stores, &mut faults, options, progress)
         .await
         .map_err(crash)?;
     println!(
         "Redis time by command (name, calls, µs): {:?}",
         faults.top_commands(8).await
     );
-    let stats = outcome.map_err(Exit::Violation)?;
-    Ok((stats, source))
+    Ok((outcome, source))
 }
 
 /// The summary lines after a run that passed every check.
@@ -231,6 +264,7 @@ fn summary(stats: &RunStats) {
             stats.seed_tick_us.len()
         );
     }
+    println!("{}", stats.guarantee.line());
     println!("wall time by phase (ms): {:?}", stats.phase_ms);
 }
 

@@ -1,22 +1,29 @@
 //! The simulation loop: the real [`Engine`](tickgate::runtime::Engine) (one to three
-//! instances), stepped at the simulator's own time over a synthetic market, checked against
-//! the oracle after every tick — a second driver of the same `Engine::step` the production
-//! service runs, as a backtest drives the live kernel.
+//! instances), stepped at the simulator's own time over a synthetic market, judged after
+//! every tick by the independent guarantee checker ([`crate::check`]) and the oracle — a
+//! second driver of the same `Engine::step` the production service runs, as a backtest
+//! drives the live kernel.
 //!
 //! Per tick, in this order (the order is what makes a run reproducible; each is a named
-//! phase in `phases`):
+//! phase in `phases`); every raw event goes to the independent checker as it happens:
 //! 1. faults due now are applied;
 //! 2. the market's updates of the last interval are written (the oracle records them);
 //! 3. worker results due by now are posted (the oracle applies failures and discoveries);
 //! 4. each engine instance steps at `now`, one after another, so their order is fixed
 //!    (concurrent instances are tested in `tests/`), and persists what it discovered;
-//!    then, 50 times per run, the seed-faithful tick runs on the same data and is timed;
-//! 5. the simulated worker takes every job through redis-rs, and the independent checker
-//!    (`fred`) must have read exactly the same new jobs-stream entries; the union of the
-//!    instances' jobs must equal the oracle's decisions — a repeat of an earlier dispatch
-//!    is a safety violation, a missing one a liveness violation, anything else a
-//!    divergence;
-//! 6. the decisions go into the decision log, whose SHA-256 is the run's digest.
+//!    the jobs it dead-lettered are read; then, `seed_faithful_samples` times per run, the
+//!    seed-faithful tick runs on the same data and is timed;
+//! 5. the simulated worker takes every job through redis-rs, and the independent reader
+//!    (`fred`) must have read exactly the same new jobs-stream entries;
+//! 6. the independent checker closes the buckets whose closing tick this is (liveness;
+//!    safety was judged as each job was read); the union of the instances' jobs must equal
+//!    the oracle's decisions — a repeat of an earlier dispatch is a safety violation, a
+//!    missing one a liveness violation, anything else a divergence;
+//! 7. the decisions go into the decision log, whose SHA-256 is the run's digest.
+//!
+//! The oracle's, the reader's and the memory bound's first violation ends the run (unless
+//! [`Checks::Independent`]); the independent checker's findings are gathered to the end,
+//! and its first one, if any, is the verdict.
 //!
 //! - `phases`: the loop's state and its phases, each at most ~70 lines.
 //! - `stats`: [`RunStats`], what a run measured.
@@ -24,6 +31,7 @@
 //! - [`command`]: `tickgate-sim run` — provisioning, the run, the report, the summary.
 
 pub mod command;
+mod edits;
 mod phases;
 pub mod report;
 mod stats;
@@ -40,6 +48,49 @@ pub use crate::redis::{Faults, SIM_REDIS_TIMEOUT};
 use crate::world::scenario::Scenario;
 
 use self::phases::{Sim, Stop};
+
+/// Which checkers judge a run. Whatever the choice, every checker runs (their costs and
+/// the decision log stay comparable); only whose findings fail the run differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checks {
+    /// The independent guarantee checker, the oracle (safety, liveness, divergence), the
+    /// `fred` reader and the memory bound. The first violation of the oracle, the reader or
+    /// the memory bound ends the run; the independent checker's findings are gathered to
+    /// the end (their counts by kind are the useful part), and the verdict names its first
+    /// finding if it has one — so a run fails as soon as, and however, either side says so.
+    #[default]
+    All,
+    /// Only the independent guarantee checker: shows that it catches a break by itself.
+    Independent,
+}
+
+/// How a run is made: deliberately broken or not, and judged by whom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    pub sabotage: Option<Sabotage>,
+    pub checks: Checks,
+}
+
+impl From<Option<Sabotage>> for RunOptions {
+    fn from(sabotage: Option<Sabotage>) -> RunOptions {
+        RunOptions {
+            sabotage,
+            checks: Checks::All,
+        }
+    }
+}
+
+/// A run that failed a check: the violation, and what the run measured up to it (the
+/// independent checker's summary included).
+#[derive(Debug)]
+pub struct Failure {
+    /// The verdict: the independent checker's first finding, else `stopped`.
+    pub violation: Violation,
+    /// What ended the run early — the oracle's, the `fred` reader's or the memory bound's
+    /// first violation — if anything did.
+    pub stopped: Option<Violation>,
+    pub stats: Box<RunStats>,
+}
 
 /// A deliberately broken run, to show the checks can fail (exit codes 3, 4 and 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -66,7 +117,9 @@ pub fn engine_config(scenario: &Scenario, instance: usize) -> EngineConfig {
         cleanup_interval_ms: scenario.cleanup.interval_ms,
         // The seed's 5-minute log lines would flood a 30-day run's output.
         metrics_log_interval_ms: i64::MAX / 4,
-        job_visibility_ms: (scenario.workers.latency_ms * 4).max(MINUTE_MS),
+        // Long enough for the slowest simulated run: a slow result is the hard case to
+        // exercise, not a lost job to re-deliver.
+        job_visibility_ms: (slowest_run_ms(scenario) * 4).max(MINUTE_MS),
         // The simulator writes the catalog only at the start and through discovery (which
         // the change log carries), so the safety-net full reload can be rare.
         catalog_resync_ms: 6 * HOUR_MS,
@@ -75,42 +128,76 @@ pub fn engine_config(scenario: &Scenario, instance: usize) -> EngineConfig {
     }
 }
 
+/// The longest a simulated worker takes for a run: its latency, or its tail's maximum.
+fn slowest_run_ms(scenario: &Scenario) -> i64 {
+    let w = &scenario.workers;
+    if w.latency_tail_share > 0.0 {
+        w.latency_ms.max(w.latency_tail_max_ms)
+    } else {
+        w.latency_ms
+    }
+}
+
+/// Updates stamped further ahead of their write than this are not owed by the independent
+/// checker (DESIGN §2.3 lets the engine reject them at `max_future_ms`). The market stamps
+/// nothing ahead today; a minute is below any bound an operator would configure, so the
+/// checker never owes what the engine may rightly reject.
+pub const MAX_FUTURE_MS: i64 = MINUTE_MS;
+
 /// Samples per simulated hour for the memory series.
 const SAMPLE_EVERY_MS: i64 = HOUR_MS;
 
-/// Seed-faithful ticks timed per run, spread evenly over it. Each costs what the seed's
-/// tick costs (hundreds of milliseconds at 1,000 strategies in a busy session: every
-/// strategy re-reads the day's updates), so 50 bound the extra wall time to tens of seconds
-/// while giving a stable p50; their p99 is about their maximum.
-pub const SEED_FAITHFUL_SAMPLES: i64 = 50;
+pub use crate::world::scenario::SEED_FAITHFUL_SAMPLES;
 
-/// Runs `scenario` with `seed`. `stores` makes a store handle (one per engine instance,
+/// Runs `scenario` with `seed` as `options` say (a sabotage alone converts into options
+/// that judge with every checker). `stores` makes a store handle (one per engine instance,
 /// plus the market's and the workers'); `faults` controls the Redis under test.
 pub async fn run<S, F, Fut>(
     scenario: &Scenario,
     seed: u64,
     stores: F,
     faults: &mut impl Faults,
-    sabotage: Option<Sabotage>,
+    options: impl Into<RunOptions>,
     mut progress: impl FnMut(i64, &RunStats),
-) -> Result<Result<RunStats, Violation>, StoreError>
+) -> Result<Result<RunStats, Failure>, StoreError>
 where
     S: Store + WorkerSide + 'static,
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<S, StoreError>>,
 {
     let started = Instant::now();
-    let mut sim = Sim::new(scenario, seed, &stores, faults, sabotage).await?;
+    let mut sim = Sim::new(scenario, seed, &stores, faults, options.into()).await?;
     let end = scenario.start_ms + scenario.duration_ms;
     let mut now = scenario.start_ms;
+    let mut stopped = None;
     while now <= end {
         match sim.tick(now).await {
             Ok(()) => {}
             Err(Stop::Crash(e)) => return Err(e),
-            Err(Stop::Violation(v)) => return Ok(Err(v)),
+            Err(Stop::Violation(v)) => {
+                stopped = Some(v);
+                break;
+            }
         }
         progress(now, sim.stats());
         now += scenario.tick_interval_ms;
     }
-    Ok(Ok(sim.finish(started)))
+    let stats = sim.finish(started);
+    // The independent checker's first finding names the failure if it has one; else what
+    // stopped the run.
+    let verdict = match stats.guarantee.first() {
+        Some(finding) => Some(Violation::Guarantee {
+            finding: Box::new(finding.clone()),
+            found: stats.guarantee.counts(),
+        }),
+        None => stopped.clone(),
+    };
+    Ok(match verdict {
+        None => Ok(stats),
+        Some(violation) => Err(Failure {
+            violation,
+            stopped,
+            stats: Box::new(stats),
+        }),
+    })
 }

@@ -1,19 +1,23 @@
 //! The loop's state and its phases, in the order a tick runs them (module docs of
 //! [`super`]). Each phase is one method; the checks themselves live in [`crate::oracle`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tickgate::Ticker;
 use tickgate::core::calendar::Bucket;
+use tickgate::core::catalog::Strategy;
 use tickgate::core::jobs::JobMode;
 use tickgate::runtime::{Engine, Metrics};
 use tickgate::store::{Store, StoreError, StreamEntry, TickerDispatch, WorkerSide};
 
+use super::edits::{Editor, Write, clock_offsets};
 use super::stats::{Laps, RunStats};
-use super::{Faults, SAMPLE_EVERY_MS, SEED_FAITHFUL_SAMPLES, Sabotage, engine_config};
+use super::{Checks, Faults, RunOptions, SAMPLE_EVERY_MS, Sabotage};
+use super::{MAX_FUTURE_MS, engine_config};
+use crate::check::{Guarantee, Settings};
 use crate::oracle::fred::{self, Entry};
 use crate::oracle::{Dispatch, Merged, Oracle, Safety, Violation, check_tick, dispatch_of};
 use crate::oracle::{memory, merged};
@@ -45,6 +49,7 @@ impl From<Violation> for Stop {
 pub(super) struct Sim<'a, S: Store, F> {
     scenario: &'a Scenario,
     sabotage: Option<Sabotage>,
+    checks: Checks,
     faults: &'a mut F,
     market: Market,
     worker: Worker,
@@ -53,8 +58,15 @@ pub(super) struct Sim<'a, S: Store, F> {
     /// The worker's store handle: jobs in, results out.
     worker_store: S,
     engines: Vec<Engine<S>>,
+    /// Each instance's clock offset from the simulation's time.
+    offsets: Vec<i64>,
+    /// The catalog as the scenario last wrote it, and the platform that edits it.
+    catalog: BTreeMap<u64, String>,
+    editor: Editor,
     oracle: Oracle,
     safety: Safety,
+    /// The independent guarantee checker, fed the raw events as they happen.
+    guarantee: Guarantee,
     /// The strategies the seed-faithful samples evaluate (as at the start).
     seed_strategies: Vec<SeedStrategy>,
     seed_every_ms: i64,
@@ -83,7 +95,7 @@ where
         seed: u64,
         stores: &impl Fn() -> Fut,
         faults: &'a mut F,
-        sabotage: Option<Sabotage>,
+        options: RunOptions,
     ) -> Result<Self, StoreError>
     where
         Fut: std::future::Future<Output = Result<S, StoreError>>,
@@ -96,9 +108,23 @@ where
             feed.catalog_write(*id, Some(json), None).await?;
         }
         let oracle = Oracle::new(scenario.engine.per_ticker_throttle, &catalog);
+        let offsets = clock_offsets(scenario, seed);
+        let mut guarantee = Guarantee::new(Settings {
+            per_ticker_throttle: scenario.engine.per_ticker_throttle,
+            max_universe: tickgate::limits::DEFAULT_MAX_UNIVERSE,
+            max_future_ms: MAX_FUTURE_MS,
+            max_clock_offset_ms: offsets.iter().copied().max().unwrap_or(0),
+        });
+        for (id, json) in &catalog {
+            guarantee.catalog(scenario.start_ms, *id, Some(json), true);
+        }
         let seed_strategies = oracle.strategies.values().map(SeedStrategy::of).collect();
         let tick = scenario.tick_interval_ms;
-        let seed_every_ms = (scenario.duration_ms / SEED_FAITHFUL_SAMPLES / tick * tick).max(tick);
+        let samples = scenario.seed_faithful_samples;
+        let seed_every_ms = match samples {
+            0 => i64::MAX / 4,
+            n => (scenario.duration_ms / n / tick * tick).max(tick),
+        };
         let mut engines = Vec::new();
         for i in 0..scenario.engine.instances {
             let store = Arc::new(stores().await?);
@@ -107,18 +133,23 @@ where
         let worker_store = stores().await?;
         Ok(Sim {
             scenario,
-            sabotage,
+            sabotage: options.sabotage,
+            checks: options.checks,
             faults,
             market,
             worker,
             feed,
             worker_store,
             engines,
+            offsets,
+            catalog,
+            editor: Editor::new(scenario, seed),
             oracle,
             safety: Safety::default(),
+            guarantee,
             seed_strategies,
             seed_every_ms,
-            next_seed_sample: scenario.start_ms + seed_every_ms,
+            next_seed_sample: scenario.start_ms.saturating_add(seed_every_ms),
             next_sample: scenario.start_ms,
             paused_until: None,
             held_updates: Vec::new(),
@@ -140,23 +171,51 @@ where
         self.feed(now).await?;
         self.post_results(now).await?;
         let (ready, step_us) = self.step_engines(now).await;
+        self.read_dead_letters(now).await?;
         self.sample_seed_faithful(now, step_us).await;
         let jobs = self.work(now).await?;
+        // The independent checker first: a bucket closing now is judged after this tick's
+        // dispatches, and before the oracle may end the run.
+        self.guarantee.close_tick(now);
+        self.laps.lap(&mut self.stats, "independent checker");
         if ready {
-            self.check(now, &jobs)?;
+            let checked = self.check(now, &jobs);
+            if self.oracle_judges() {
+                self.judge(checked)?;
+            }
         }
         self.laps.lap(&mut self.stats, "oracle");
-        self.sample(now).await?;
+        let sampled = self.sample(now).await;
+        self.judge(sampled)?;
         self.stats.ticks += 1;
         self.previous = now;
         Ok(())
     }
 
-    /// What the run measured, once it is over.
+    /// A violation from the oracle, the `fred` reader or the memory bound ends the run
+    /// unless only the independent checker judges it.
+    fn judge(&self, checked: Result<(), Violation>) -> Result<(), Violation> {
+        match (checked, self.checks) {
+            (Err(_), Checks::Independent) => Ok(()),
+            (other, _) => other,
+        }
+    }
+
+    /// The oracle evaluates at the simulation's time: with instances' clocks skewed it
+    /// cannot judge their decisions near bucket ends (the independent checker does).
+    fn oracle_judges(&self) -> bool {
+        self.offsets.iter().all(|o| *o == 0)
+    }
+
+    /// What the run measured, once it is over (or stopped), the independent checker's
+    /// summary included.
     pub fn finish(mut self, started: Instant) -> RunStats {
         for engine in &self.engines {
             self.stats.dead_letters += Metrics::get(&engine.metrics().dead_letters);
         }
+        self.guarantee.finish();
+        self.stats.guarantee = self.guarantee.summary().clone();
+        self.stats.oracle_judged = self.oracle_judges() && self.checks == Checks::All;
         Laps::finish(&mut self.stats);
         self.stats.digest = format!("{:x}", self.log.finalize());
         self.stats.wall = started.elapsed();
@@ -171,7 +230,23 @@ where
             let at = scenario.start_ms + f.at_ms;
             previous < at && at <= now
         }) {
-            if !supported && !matches!(fault.kind, FaultKind::MalformedResults { .. }) {
+            let in_memory_too = matches!(
+                fault.kind,
+                FaultKind::MalformedResults { .. }
+                    | FaultKind::MarketBurst
+                    | FaultKind::CatalogEdit { .. }
+                    | FaultKind::CatalogDelete { .. }
+            );
+            let edit = matches!(
+                fault.kind,
+                FaultKind::CatalogEdit { .. } | FaultKind::CatalogDelete { .. }
+            );
+            if edit && self.paused_until.is_some() {
+                let skipped = format!("{:?} skipped: Redis paused", fault.kind);
+                self.stats.faults_applied.push(skipped);
+                continue;
+            }
+            if !supported && !in_memory_too {
                 let skipped = format!("{:?} skipped: no Redis of this run's own", fault.kind);
                 self.stats.faults_applied.push(skipped);
                 continue;
@@ -184,6 +259,7 @@ where
             && now >= until
         {
             self.faults.resume().await.map_err(infra)?;
+            self.guarantee.redis_resumed();
             self.paused_until = None;
         }
         self.up = self.paused_until.is_none();
@@ -195,21 +271,64 @@ where
         match kind {
             FaultKind::RedisPause { duration_ms } => {
                 self.faults.pause().await.map_err(infra)?;
+                self.guarantee.redis_paused(now);
                 self.paused_until = Some(now + duration_ms);
             }
             FaultKind::RedisRestartEmpty => {
                 self.faults.restart_empty().await.map_err(infra)?;
                 // The engines write their claims back (DESIGN §9): the safety checker keeps
                 // what was dispatched before.
+                self.guarantee.redis_restarted_empty(now);
                 self.oracle.forget_redis_state();
             }
-            FaultKind::ScriptFlush => self.faults.script_flush().await.map_err(infra)?,
+            FaultKind::ScriptFlush => {
+                self.faults.script_flush().await.map_err(infra)?;
+                self.guarantee.script_flushed();
+            }
             FaultKind::MalformedResults { count } => {
                 let malformed: Vec<(String, String)> = (0..*count)
                     .map(|i| ("0-0".to_owned(), format!("{{\"job_id\":\"malformed-{i}\"")))
                     .collect();
                 self.worker_store.finish_jobs(&malformed).await?;
             }
+            FaultKind::MarketBurst => {
+                // Written by the feed phase that follows, with this tick's updates.
+                let stamp = now - 1;
+                let burst = self.market.listed().into_iter().map(|t| (t, stamp));
+                self.held_updates.extend(burst);
+            }
+            FaultKind::CatalogEdit { count } => {
+                let listed = self.market.listed();
+                let writes = self.editor.edit(&self.catalog, &listed, *count as usize);
+                self.write_catalog(now, writes).await?;
+            }
+            FaultKind::CatalogDelete { count } => {
+                let writes = self.editor.delete(&self.catalog, *count as usize);
+                self.write_catalog(now, writes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The platform writes the catalog (before the engines step, so each sees it this
+    /// tick): Redis, the scenario's copy, the independent checker and the oracle.
+    async fn write_catalog(&mut self, now: i64, writes: Vec<Write>) -> Result<(), StoreError> {
+        for (id, json) in writes {
+            once_more(|| self.feed.catalog_write(id, json.as_deref(), None)).await?;
+            self.guarantee.catalog(now, id, json.as_deref(), false);
+            let strategy = json
+                .as_deref()
+                .and_then(|j| Strategy::from_catalog(id, j).ok())
+                .map(|(s, _)| s)
+                .filter(|s| s.active);
+            match strategy {
+                Some(s) => self.oracle.strategies.insert(id, s),
+                None => self.oracle.strategies.remove(&id),
+            };
+            match json {
+                Some(j) => self.catalog.insert(id, j),
+                None => self.catalog.remove(&id),
+            };
         }
         Ok(())
     }
@@ -224,6 +343,9 @@ where
             return Ok(());
         }
         let batch = std::mem::take(&mut self.held_updates);
+        // The checker sees every update the market made now, as the oracle does: a
+        // sabotage loses some inside the system under test.
+        self.guarantee.updates(now, &batch);
         if self.sabotage == Some(Sabotage::DropUpdates) {
             self.oracle.record(&batch);
             let kept: Vec<(String, i64)> = batch
@@ -246,6 +368,9 @@ where
         if self.up {
             let due = self.worker.due(now);
             for answer in &due {
+                let used = answer.used_symbols.as_deref();
+                let (job, taken) = (&answer.payload, answer.taken_ms);
+                self.guarantee.result(now, job, taken, answer.success, used);
                 if !answer.success {
                     self.oracle.fail(&answer.job);
                     self.safety.release(&answer.job);
@@ -270,10 +395,10 @@ where
                 .load(std::sync::atomic::Ordering::Relaxed)
         };
         let (mut any_ready, mut step_us) = (false, 0);
-        for engine in &mut self.engines {
+        for (engine, offset) in self.engines.iter_mut().zip(&self.offsets) {
             let before = round_trips(engine);
             let t = Instant::now();
-            let report = engine.step(now).await;
+            let report = engine.step(now + offset).await;
             let us = t.elapsed().as_micros() as u64;
             step_us += us;
             self.stats.tick_us.saturating_record(us.max(1));
@@ -282,13 +407,28 @@ where
                 .pass(&**engine.store(), engine.metrics())
                 .await;
             self.stats.round_trips += round_trips(engine) - before;
+            self.guarantee.engine_step(report.ready);
             any_ready |= report.ready;
         }
         self.laps.lap(&mut self.stats, "engine");
         (any_ready, step_us)
     }
 
-    /// Phase 4b: now and then, the seed-faithful tick on the same data (its own claim
+    /// Phase 4b: the job entries the engine dead-lettered this tick, for the independent
+    /// checker (their claims are released).
+    async fn read_dead_letters(&mut self, now: i64) -> Result<(), StoreError> {
+        if !self.up {
+            return Ok(());
+        }
+        if let Some(dead) = self.faults.dead_jobs_appended().await {
+            for job in dead.map_err(infra)? {
+                self.guarantee.dead_letter(now, &job);
+            }
+        }
+        Ok(())
+    }
+
+    /// Phase 4c: now and then, the seed-faithful tick on the same data (its own claim
     /// keys), timed beside tickgate's steps at the same instant.
     async fn sample_seed_faithful(&mut self, now: i64, step_us: u64) {
         if self.up && now >= self.next_seed_sample {
@@ -320,13 +460,16 @@ where
                 // A client bug that loses one entry: only the independent checker sees it.
                 taken.pop();
             }
+            for entry in &taken {
+                self.guarantee.job(now, entry.payload.as_deref());
+            }
             if let Some(appended) = self.faults.jobs_appended().await {
                 let appended = appended.map_err(infra)?;
                 let seen: Vec<Entry> = taken
                     .iter()
                     .map(|e| (e.id.clone(), e.payload.clone()))
                     .collect();
-                fred::check(now, &seen, &appended)?;
+                self.judge(fred::check(now, &seen, &appended))?;
             }
             for entry in taken {
                 self.answer(now, entry, &mut jobs).await?;
@@ -348,6 +491,8 @@ where
             return Ok(());
         };
         jobs.insert(dispatch_of(&answer.job));
+        let tickers = answer.job.symbols.as_ref().map_or(0, Vec::len) as u64;
+        self.stats.largest_job_tickers = self.stats.largest_job_tickers.max(tickers);
         self.stats.discoveries += u64::from(answer.used_symbols.is_some());
         self.stats.failed_runs += u64::from(!answer.success);
         if self.sabotage == Some(Sabotage::SkipClaims) && answer.job.mode == JobMode::PerTicker {
@@ -384,10 +529,14 @@ where
             *self.stats.skipped.entry(reason.as_str()).or_default() += n;
         }
         let (got, want) = (merged(jobs), merged(&want));
-        check_tick(now, &got, &want, &self.safety)?;
+        let verdict = check_tick(now, &got, &want, &self.safety);
+        // Logged whether the oracle agrees or not: a run the oracle does not judge (clock
+        // skew, `Checks::Independent`) still has its decisions in the digest.
         self.log(now, &got);
-        self.safety.record(&got);
-        Ok(())
+        if verdict.is_ok() {
+            self.safety.record(&got);
+        }
+        verdict
     }
 
     /// Appends a tick's decisions to the decision log (the digest's input).

@@ -5,12 +5,16 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::check::summary::Summary;
+
 /// Everything a run measured.
 #[derive(Debug, Clone)]
 pub struct RunStats {
     pub ticks: u64,
     pub jobs: u64,
     pub dispatched_tickers: u64,
+    /// The most tickers one job claimed.
+    pub largest_job_tickers: u64,
     pub failed_runs: u64,
     pub discoveries: u64,
     /// Runs the run-everything (legacy) mode would have made.
@@ -34,6 +38,11 @@ pub struct RunStats {
     pub skipped: BTreeMap<&'static str, u64>,
     pub dead_letters: u64,
     pub faults_applied: Vec<String>,
+    /// What the independent guarantee checker counted and found.
+    pub guarantee: Summary,
+    /// Whether the oracle's verdicts counted (not with `Checks::Independent`, nor with the
+    /// instances' clocks skewed).
+    pub oracle_judged: bool,
     pub digest: String,
     pub wall: Duration,
     /// Wall time by phase: market, feed writes and results, engine steps, workers, oracle.
@@ -54,6 +63,7 @@ impl RunStats {
             ticks: 0,
             jobs: 0,
             dispatched_tickers: 0,
+            largest_job_tickers: 0,
             failed_runs: 0,
             discoveries: 0,
             run_everything: 0,
@@ -68,6 +78,8 @@ impl RunStats {
             skipped: BTreeMap::new(),
             dead_letters: 0,
             faults_applied: Vec::new(),
+            guarantee: Summary::default(),
+            oracle_judged: true,
             digest: String::new(),
             wall: Duration::ZERO,
             phase_ms: BTreeMap::new(),

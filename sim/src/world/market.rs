@@ -23,7 +23,9 @@
 //! 3. random listings and delistings of stocks and crypto pairs (Poisson per minute);
 //! 4. updates: a Poisson count at the minute's rate, each a uniformly drawn listed ticker
 //!    arriving at a uniform instant of the minute; `late_share` of them are stamped up to
-//!    `late_max_ms` earlier (never before the ticker's listing).
+//!    `late_max_ms` earlier (never before the ticker's listing); of the others,
+//!    `future_share` are stamped up to `future_max_ms` ahead (a feed with a fast clock) —
+//!    drawn only when `future_share > 0`, so scenarios without it keep their streams.
 //!
 //! Rates per minute: in regular hours (09:30–16:00 America/New_York, Monday–Friday; no
 //! holiday calendar) `updates_per_minute_open` over every listed ticker; at other times
@@ -413,6 +415,7 @@ impl Market {
             f64::from(a.updates_per_minute_closed) * burst
         };
         let (late_share, late_max_ms) = (a.late_share, a.late_max_ms);
+        let (future_share, future_max_ms) = (a.future_share, a.future_max_ms);
         let total = crypto_rate + equity_rate;
         let count = poisson(&mut self.rng, total, self.minute_cap);
         let mut batch = Vec::with_capacity(count as usize);
@@ -434,6 +437,8 @@ impl Market {
                 ts_ms = arrival_ms
                     .saturating_sub(late)
                     .max(self.listed_at[slot as usize]);
+            } else if future_share > 0.0 && self.rng.random_bool(future_share) {
+                ts_ms = arrival_ms.saturating_add(self.rng.random_range(1..=future_max_ms));
             }
             batch.push(Pending {
                 arrival_ms,
@@ -465,6 +470,11 @@ fn sane_activity(activity: &ActivitySpec) -> ActivitySpec {
     activity.late_max_ms = activity.late_max_ms.max(0);
     if activity.late_max_ms == 0 {
         activity.late_share = 0.0;
+    }
+    activity.future_share = prob(activity.future_share);
+    activity.future_max_ms = activity.future_max_ms.max(0);
+    if activity.future_max_ms == 0 {
+        activity.future_share = 0.0;
     }
     if !(activity.burst_multiplier >= 1.0 && activity.burst_multiplier.is_finite()) {
         activity.burst_multiplier = 1.0;

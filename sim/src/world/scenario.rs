@@ -14,22 +14,27 @@
 //! start = "2024-06-04T06:00:00-04:00"  # RFC 3339, 2000..2090
 //! duration_ms = 86400000               # 1 min..=2 years, a whole number of ticks
 //! tick_interval_ms = 10000             # 100 ms..=1 h, divides 1 h
+//! seed_faithful_samples = 50           # 0..=1000 timed seed-faithful ticks (0: none)
 //!
 //! [tickers]      # stocks, crypto, listings_per_day, delistings_per_day,
 //!                # options_per_day, option_expiry_days
 //! [activity]     # updates_per_minute_open, updates_per_minute_closed,
-//!                # burst_chance_per_minute, burst_multiplier, late_share, late_max_ms
+//!                # burst_chance_per_minute, burst_multiplier, late_share, late_max_ms,
+//!                # future_share, future_max_ms
 //! [strategies]   # count, universe_median, universe_sigma, universe_max, global_share,
 //!                # invalid_timeframe_share, option_share
 //! [strategies.timeframes]  # "5m" = 3, … (timeframe → weight)
-//! [workers]      # latency_ms, failure_rate, used_symbols_rate
+//! [workers]      # latency_ms, failure_rate, used_symbols_rate, latency_tail_share,
+//!                # latency_tail_max_ms
 //! [cleanup]      # initial_delay_ms, interval_ms, retention_ms
-//! [engine]       # instances (1..=3), per_ticker_throttle, lua_threshold
+//! [engine]       # instances (1..=3), per_ticker_throttle, lua_threshold, clock_skew_ms
 //!
 //! [[faults]]     # at_ms (offset from start) and kind:
 //! at_ms = 3600000
 //! kind = "redis_pause"                 # + duration_ms; or "redis_restart_empty",
-//! duration_ms = 30000                  # "script_flush", "malformed_results" (+ count)
+//! duration_ms = 30000                  # "script_flush", "malformed_results" (+ count),
+//!                                      # "market_burst", "catalog_edit" or
+//!                                      # "catalog_delete" (+ count)
 //! ```
 
 mod read;
@@ -56,6 +61,13 @@ pub const MAX_LIVE_OPTIONS: u64 = 1_000_000;
 /// enough that a free strike is always found quickly.
 pub const MAX_OPTIONS_PER_STOCK: u64 = 100;
 
+/// Seed-faithful ticks timed per run by default (`seed_faithful_samples`), spread evenly
+/// over it. Each costs what the seed's tick costs (hundreds of milliseconds at 1,000
+/// strategies in a busy session: every strategy re-reads the day's updates), so 50 bound
+/// the extra wall time to tens of seconds while giving a stable p50; their p99 is about
+/// their maximum.
+pub const SEED_FAITHFUL_SAMPLES: i64 = 50;
+
 /// A whole simulation run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {
@@ -67,6 +79,10 @@ pub struct Scenario {
     pub start_ms: i64,
     pub duration_ms: i64,
     pub tick_interval_ms: i64,
+    /// Seed-faithful ticks timed in the run, spread evenly (0: none). Each costs what the
+    /// seed's tick costs, which grows with the longest bucket (the seed re-reads every
+    /// update since its start): a scenario with yearly strategies keeps few.
+    pub seed_faithful_samples: i64,
     pub tickers: TickerSpec,
     pub activity: ActivitySpec,
     pub strategies: StrategySpec,
@@ -126,6 +142,10 @@ pub struct ActivitySpec {
     /// Share of updates stamped in the past (a late feed), by up to `late_max_ms`.
     pub late_share: f64,
     pub late_max_ms: i64,
+    /// Share of updates stamped ahead of their arrival (a feed with a fast clock), by up to
+    /// `future_max_ms` (0 = none).
+    pub future_share: f64,
+    pub future_max_ms: i64,
 }
 
 impl Default for ActivitySpec {
@@ -137,6 +157,8 @@ impl Default for ActivitySpec {
             burst_multiplier: 5.0,
             late_share: 0.01,
             late_max_ms: 30_000,
+            future_share: 0.0,
+            future_max_ms: 0,
         }
     }
 }
@@ -189,6 +211,12 @@ pub struct WorkerSpec {
     pub failure_rate: f64,
     /// Share of results carrying `used_symbols` (a discovered universe).
     pub used_symbols_rate: f64,
+    /// Share of jobs that take longer than `latency_ms`: a long tail of slow runs, whose
+    /// results arrive ticks later, across bucket boundaries and out of order (0 = none).
+    pub latency_tail_share: f64,
+    /// The slowest such run: its latency is drawn uniformly in
+    /// `latency_ms..=latency_tail_max_ms`.
+    pub latency_tail_max_ms: i64,
 }
 
 impl Default for WorkerSpec {
@@ -197,6 +225,8 @@ impl Default for WorkerSpec {
             latency_ms: 2_000,
             failure_rate: 0.01,
             used_symbols_rate: 0.01,
+            latency_tail_share: 0.0,
+            latency_tail_max_ms: 0,
         }
     }
 }
@@ -231,6 +261,11 @@ pub struct EngineSpec {
     pub instances: usize,
     pub per_ticker_throttle: bool,
     pub lua_threshold: usize,
+    /// Each instance's clock is off the simulation's by up to this much, either way
+    /// (0..=1,000 ms; DESIGN §9: "clocks skewed by up to a second"). With a skew the
+    /// instances disagree on the bucket near its ends, so the oracle (which evaluates at the
+    /// simulation's time) cannot judge the decisions: only the independent checker does.
+    pub clock_skew_ms: i64,
 }
 
 impl Default for EngineSpec {
@@ -239,6 +274,7 @@ impl Default for EngineSpec {
             instances: 1,
             per_ticker_throttle: true,
             lua_threshold: 1_000,
+            clock_skew_ms: 0,
         }
     }
 }
@@ -260,6 +296,17 @@ pub enum FaultKind {
     ScriptFlush,
     /// `count` (1..=10,000) malformed results are posted.
     MalformedResults { count: u32 },
+    /// News moves the whole market: every listed ticker is updated once, stamped 1 ms
+    /// before the tick, so a strategy whose universe spans the market claims all of it in
+    /// one job (more than 1,000 tickers in a big enough market). Not a Redis fault: it
+    /// happens in memory mode too.
+    MarketBurst,
+    /// The platform rewrites `count` (1..=10,000) random strategies: an explicit universe is
+    /// replaced by as many random listed tickers, and half of them move to another of the
+    /// scenario's timeframes.
+    CatalogEdit { count: u32 },
+    /// The platform deletes `count` (1..=10,000) random strategies.
+    CatalogDelete { count: u32 },
 }
 
 impl Scenario {

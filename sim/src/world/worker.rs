@@ -8,7 +8,11 @@
 //! 1. `success = !bool(failure_rate)`;
 //! 2. `bool(used_symbols_rate)`; when true, `n` uniform in `1..=`[`MAX_USED_SYMBOLS`], and
 //!    `n` tickers from the caller's sample (the simulator's market has a stream of its own
-//!    for them, so a worker's sample never shifts the market).
+//!    for them, so a worker's sample never shifts the market);
+//! 3. only when `latency_tail_share > 0` (so scenarios without a tail keep their streams):
+//!    `bool(latency_tail_share)`; when true, the latency uniform in
+//!    `latency_ms..=latency_tail_max_ms` instead of `latency_ms` — slow runs whose results
+//!    arrive ticks later, across bucket boundaries and after later jobs' results.
 //!
 //! An entry whose payload is not a job is skipped without a draw.
 //!
@@ -45,10 +49,14 @@ pub const CONSUMER: &str = "sim-worker";
 pub struct Answer {
     /// The jobs-stream entry, acknowledged when the result is posted.
     pub entry_id: String,
+    /// The entry's `job` field as read (what the independent checker parses).
+    pub payload: String,
     pub job: Job,
     pub success: bool,
     /// The discovered universe, when this result reports one.
     pub used_symbols: Option<Vec<String>>,
+    /// Simulated time at which the job was taken.
+    pub taken_ms: i64,
     /// Simulated time at which the result is posted.
     pub due_ms: i64,
 }
@@ -123,22 +131,36 @@ impl Worker {
         entry: StreamEntry,
         sample: impl FnOnce(usize) -> Vec<String>,
     ) -> Option<&Answer> {
-        let job: Job = serde_json::from_str(entry.payload.as_deref()?).ok()?;
+        let payload = entry.payload?;
+        let job: Job = serde_json::from_str(&payload).ok()?;
         let success = !self.rng.random_bool(self.spec.failure_rate.clamp(0.0, 1.0));
         let used_symbols = self
             .rng
             .random_bool(self.spec.used_symbols_rate.clamp(0.0, 1.0))
             .then(|| sample(self.rng.random_range(1..=MAX_USED_SYMBOLS)));
         self.sequence += 1;
-        let due_ms = now_ms + self.spec.latency_ms;
+        let due_ms = now_ms + self.latency_ms();
         let answer = Answer {
             entry_id: entry.id,
+            payload,
             job,
             success,
             used_symbols,
+            taken_ms: now_ms,
             due_ms,
         };
         Some(self.due.entry((due_ms, self.sequence)).or_insert(answer))
+    }
+
+    /// This job's latency: `latency_ms`, or a draw from the tail (draw 3 of the module
+    /// docs).
+    fn latency_ms(&mut self) -> i64 {
+        let (base, share) = (self.spec.latency_ms, self.spec.latency_tail_share);
+        if share <= 0.0 || !self.rng.random_bool(share.min(1.0)) {
+            return base;
+        }
+        self.rng
+            .random_range(base..=self.spec.latency_tail_max_ms.max(base))
     }
 
     /// Removes and returns the answers due by `now_ms`, in due order.
@@ -208,6 +230,7 @@ mod tests {
             latency_ms: 2_000,
             failure_rate: 0.5,
             used_symbols_rate: 0.5,
+            ..WorkerSpec::default()
         }
     }
 
@@ -257,6 +280,37 @@ mod tests {
         assert_eq!(
             json.get("used_symbols").is_some(),
             first[0].used_symbols.is_some()
+        );
+    }
+
+    #[test]
+    fn a_latency_tail_makes_results_late_and_out_of_order() {
+        let tail = WorkerSpec {
+            latency_tail_share: 0.3,
+            latency_tail_max_ms: 600_000,
+            ..spec()
+        };
+        let mut worker = Worker::new(&tail, 5);
+        let taken = answers(&mut worker, (1..=50).map(entry).collect());
+        let slow = taken.iter().filter(|a| a.due_ms > 3_000).count();
+        assert!((5..=30).contains(&slow), "{slow} of 50 in the tail");
+        assert!(taken.iter().all(|a| (3_000..=601_000).contains(&a.due_ms)));
+        assert!(
+            taken.iter().any(|a| a.due_ms > 60_000),
+            "some come minutes later"
+        );
+        let posted = worker.due(i64::MAX);
+        let order: Vec<&str> = posted.iter().map(|a| a.entry_id.as_str()).collect();
+        let taken_order: Vec<&str> = taken.iter().map(|a| a.entry_id.as_str()).collect();
+        assert_ne!(order, taken_order, "a slow result is overtaken");
+        // Without a tail the draws are those of a worker that has none.
+        let none = WorkerSpec {
+            latency_tail_max_ms: 600_000,
+            ..spec()
+        };
+        assert_eq!(
+            answers(&mut Worker::new(&none, 5), (1..=50).map(entry).collect()),
+            answers(&mut Worker::new(&spec(), 5), (1..=50).map(entry).collect())
         );
     }
 }

@@ -286,6 +286,41 @@ fn steps_respect_their_window_whatever_the_slicing() {
 }
 
 #[test]
+fn a_share_of_updates_is_stamped_ahead_only_when_asked() {
+    let mut s = fixture("ci");
+    let (from, to) = (
+        at("2024-06-04T09:30:00-04:00"),
+        at("2024-06-04T10:30:00-04:00"),
+    );
+    s.start_ms = from;
+    let updates = |s: &Scenario| {
+        let mut market = Market::new(s, 5);
+        run(&mut market, from, to, 10_000)
+            .into_iter()
+            .flat_map(|(start, step)| step.updates.into_iter().map(move |u| (start, u)))
+            .collect::<Vec<_>>()
+    };
+    let plain = updates(&s);
+    assert!(plain.iter().all(|(start, (_, ts))| *ts < start + 10_000));
+    // A bound alone draws nothing: the market is the same.
+    s.activity.future_max_ms = 90_000;
+    assert_eq!(updates(&s), plain);
+    s.activity.future_share = 0.1;
+    let ahead: Vec<i64> = updates(&s)
+        .into_iter()
+        .filter(|(start, (_, ts))| *ts >= start + 10_000)
+        .map(|(start, (_, ts))| ts - start)
+        .collect();
+    assert!(
+        ahead.len() > plain.len() / 20,
+        "{} of {}",
+        ahead.len(),
+        plain.len()
+    );
+    assert!(ahead.iter().all(|d| *d <= 100_000), "{ahead:?}");
+}
+
+#[test]
 fn every_generated_ticker_is_valid() {
     for name in ["ci", "default"] {
         let s = fixture(name);

@@ -13,8 +13,8 @@ use tickgate::limits::DEFAULT_MAX_UNIVERSE;
 
 use super::{
     ActivitySpec, CleanupSpec, DEFAULT_START_MS, EngineSpec, Fault, FaultKind, MAX_DURATION_MS,
-    MAX_LIVE_OPTIONS, MAX_OPTIONS_PER_STOCK, MAX_START_MS, MIN_START_MS, Scenario, StrategySpec,
-    TickerSpec, WorkerSpec,
+    MAX_LIVE_OPTIONS, MAX_OPTIONS_PER_STOCK, MAX_START_MS, MIN_START_MS, SEED_FAITHFUL_SAMPLES,
+    Scenario, StrategySpec, TickerSpec, WorkerSpec,
 };
 
 /// The sections of a scenario file, in the order they are read.
@@ -36,6 +36,7 @@ pub(super) fn scenario(table: &toml::Table, name: &str, problems: &mut Vec<Probl
         start_ms: DEFAULT_START_MS,
         duration_ms: DAY_MS,
         tick_interval_ms: 10_000,
+        seed_faithful_samples: SEED_FAITHFUL_SAMPLES,
         tickers: TickerSpec::default(),
         activity: ActivitySpec::default(),
         strategies: StrategySpec::default(),
@@ -58,6 +59,12 @@ pub(super) fn scenario(table: &toml::Table, name: &str, problems: &mut Vec<Probl
         MAX_DURATION_MS,
     );
     top.ms("tick_interval_ms", &mut s.tick_interval_ms, 100, HOUR_MS);
+    top.count(
+        "seed_faithful_samples",
+        &mut s.seed_faithful_samples,
+        0,
+        1_000,
+    );
     top.finish();
     let section = |name: &str, table| (name.to_owned(), table);
     s.tickers = read_tickers(section("tickers", tickers), problems);
@@ -122,6 +129,8 @@ fn read_activity((prefix, table): Section<'_>, problems: &mut Vec<Problem>) -> A
     r.float("burst_multiplier", &mut a.burst_multiplier, 1.0, 100.0);
     r.float("late_share", &mut a.late_share, 0.0, 1.0);
     r.ms("late_max_ms", &mut a.late_max_ms, 0, DAY_MS);
+    r.float("future_share", &mut a.future_share, 0.0, 1.0);
+    r.ms("future_max_ms", &mut a.future_max_ms, 0, DAY_MS);
     r.finish();
     a
 }
@@ -153,6 +162,8 @@ fn read_workers((prefix, table): Section<'_>, problems: &mut Vec<Problem>) -> Wo
     r.ms("latency_ms", &mut w.latency_ms, 0, HOUR_MS);
     r.float("failure_rate", &mut w.failure_rate, 0.0, 1.0);
     r.float("used_symbols_rate", &mut w.used_symbols_rate, 0.0, 1.0);
+    r.float("latency_tail_share", &mut w.latency_tail_share, 0.0, 1.0);
+    r.ms("latency_tail_max_ms", &mut w.latency_tail_max_ms, 0, DAY_MS);
     r.finish();
     w
 }
@@ -180,6 +191,7 @@ fn read_engine((prefix, table): Section<'_>, problems: &mut Vec<Problem>) -> Eng
     r.count("instances", &mut e.instances, 1, 3);
     r.boolean("per_ticker_throttle", &mut e.per_ticker_throttle);
     r.count("lua_threshold", &mut e.lua_threshold, 0, 10_000_000);
+    r.ms("clock_skew_ms", &mut e.clock_skew_ms, 0, 1_000);
     r.finish();
     e
 }
@@ -297,12 +309,7 @@ fn cross_checks(s: &Scenario, problems: &mut Vec<Problem>) {
             problems.push(out_of_range("tickers.options_per_day", per_day, rule));
         }
     }
-    let a = &s.activity;
-    let late_keys = ["activity.late_share", "activity.late_max_ms"];
-    if !failed(problems, &late_keys) && a.late_share > 0.0 && a.late_max_ms == 0 {
-        let rule = "must be positive when activity.late_share is".into();
-        problems.push(out_of_range("activity.late_max_ms", 0, rule));
-    }
+    stamp_and_latency_checks(s, problems);
     let st = &s.strategies;
     let universe_keys = ["strategies.universe_median", "strategies.universe_max"];
     if !failed(problems, &universe_keys) && st.universe_median > st.universe_max {
@@ -313,6 +320,42 @@ fn cross_checks(s: &Scenario, problems: &mut Vec<Problem>) {
         problems.push(out_of_range(
             "strategies.universe_median",
             st.universe_median,
+            rule,
+        ));
+    }
+}
+
+/// The rules between the late and future stamps' shares and bounds, and the workers'
+/// latency tail.
+fn stamp_and_latency_checks(s: &Scenario, problems: &mut Vec<Problem>) {
+    let a = &s.activity;
+    let late_keys = ["activity.late_share", "activity.late_max_ms"];
+    if !failed(problems, &late_keys) && a.late_share > 0.0 && a.late_max_ms == 0 {
+        let rule = "must be positive when activity.late_share is".into();
+        problems.push(out_of_range("activity.late_max_ms", 0, rule));
+    }
+    let future_keys = ["activity.future_share", "activity.future_max_ms"];
+    if !failed(problems, &future_keys) && a.future_share > 0.0 && a.future_max_ms == 0 {
+        let rule = "must be positive when activity.future_share is".into();
+        problems.push(out_of_range("activity.future_max_ms", 0, rule));
+    }
+    let w = &s.workers;
+    let tail_keys = [
+        "workers.latency_ms",
+        "workers.latency_tail_share",
+        "workers.latency_tail_max_ms",
+    ];
+    if !failed(problems, &tail_keys)
+        && w.latency_tail_share > 0.0
+        && w.latency_tail_max_ms < w.latency_ms
+    {
+        let rule = format!(
+            "must be at least workers.latency_ms = {} when workers.latency_tail_share is positive",
+            w.latency_ms
+        );
+        problems.push(out_of_range(
+            "workers.latency_tail_max_ms",
+            w.latency_tail_max_ms,
             rule,
         ));
     }
@@ -367,9 +410,22 @@ fn read_faults(
                     count: count as u32,
                 })
             }
+            "market_burst" => Some(FaultKind::MarketBurst),
+            "catalog_edit" | "catalog_delete" => {
+                r.require("count");
+                let count = r.int("count", 1, 10_000, || "must be 1..=10000".into());
+                count.map(|count| match kind.as_str() {
+                    "catalog_edit" => FaultKind::CatalogEdit {
+                        count: count as u32,
+                    },
+                    _ => FaultKind::CatalogDelete {
+                        count: count as u32,
+                    },
+                })
+            }
             other => {
                 let rule = "must be one of redis_pause, redis_restart_empty, script_flush, \
-                            malformed_results";
+                            malformed_results, market_burst, catalog_edit, catalog_delete";
                 r.out_of_range("kind", format!("{other:?}"), rule.into());
                 None
             }

@@ -201,6 +201,17 @@ fn faults_are_read_per_kind_and_sorted() {
         [[faults]]
         at_ms = 3000
         kind = "script_flush"
+        [[faults]]
+        at_ms = 4000
+        kind = "market_burst"
+        [[faults]]
+        at_ms = 4000
+        kind = "catalog_edit"
+        count = 5
+        [[faults]]
+        at_ms = 4500
+        kind = "catalog_delete"
+        count = 1
     "#;
     let s = Scenario::parse(text, "t").unwrap();
     let got: Vec<(i64, FaultKind)> = s.faults.into_iter().map(|f| (f.at_ms, f.kind)).collect();
@@ -210,6 +221,9 @@ fn faults_are_read_per_kind_and_sorted() {
             (1000, FaultKind::MalformedResults { count: 2 }),
             (1000, FaultKind::RedisPause { duration_ms: 300 }),
             (3000, FaultKind::ScriptFlush),
+            (4000, FaultKind::MarketBurst),
+            (4000, FaultKind::CatalogEdit { count: 5 }),
+            (4500, FaultKind::CatalogDelete { count: 1 }),
             (5000, FaultKind::RedisRestartEmpty),
         ]
     );
@@ -271,6 +285,11 @@ fn rules_between_keys() {
         (
             "[activity]\nlate_share = 0.1\nlate_max_ms = 0",
             "activity.late_max_ms",
+        ),
+        ("[activity]\nfuture_share = 0.1", "activity.future_max_ms"),
+        (
+            "[workers]\nlatency_ms = 5000\nlatency_tail_share = 0.1\nlatency_tail_max_ms = 4000",
+            "workers.latency_tail_max_ms",
         ),
         (
             "[strategies]\nuniverse_median = 500\nuniverse_max = 100",
