@@ -8,6 +8,7 @@
 #   scripts/mutants.sh            # every mutation
 #   scripts/mutants.sh NAME...    # only these
 #   scripts/mutants.sh --list     # names and what each breaks
+#   scripts/mutants.sh --check    # only that every pattern still applies (no build)
 #
 # Redis as the tests get it (TICKGATE_REDIS; `process` without Docker). The checkout is
 # never touched: the copy is a `git worktree` of HEAD under $TMPDIR (uncommitted changes
@@ -35,7 +36,22 @@ mutations=(
   "week-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let start_day = FIRST_MONDAY_DAY \+ week.div_euclid\(n\) \* n \* 7;/let start_day = FIRST_MONDAY_DAY + ((week + 1).div_euclid(n) * n - 1) * 7;/ ~~ -p tickgate --test main calendar"
   "quarter-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let first = quarter.div_euclid\(n\) \* n;/let first = (quarter + 1).div_euclid(n) * n - 1;/ ~~ -p tickgate --test main calendar"
   "year-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let first = \(year - 1970\).div_euclid\(n\) \* n;/let first = (year - 1969).div_euclid(n) * n - 1;/ ~~ -p tickgate --test main calendar"
-  "b8-claim-check-stops-at-998 ~~ engine/src/store/lua/lib/claim.lua ~~ s/local values = dropped and \{\} or redis.call\('HMGET', key, unpack\(part\)\)/local values = {}/ ~~ --test main store::claims::the_originals_trigger_hash"
+  "b8-claim-check-stops-at-998 ~~ engine/src/store/lua/lib/claim.lua ~~ s/local values = plan.drop and \{\} or redis.call\('HMGET', key, unpack\(part\)\)/local values = {}/ ~~ --test main store::claims::the_originals_trigger_hash"
+  "no-stale-bucket-check ~~ engine/src/store/lua/lib/claim.lua ~~ s/if tonumber\(end_ms\) <= gen_ms then/if false then/ ~~ --test main store::claims"
+  "release-on-success ~~ engine/src/store/lua/lib/settle.lua ~~ s/  if not failed then\n    return 1, 0\n  end\n// ~~ --test main store::results"
+  "never-release ~~ engine/src/store/lua/lib/settle.lua ~~ s/      redis.call\('HDEL', triggers, ticker\)\n// ~~ --test main store::results"
+  "b1-job-numbers-restart ~~ engine/src/store/lua/lib/claim.lua ~~ s/elseif plan.drop and plan.jobs > 0 then/elseif false then/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"
+  "b1-record-names-no-bucket ~~ engine/src/store/model/jobs.rs ~~ s/\.insert\(\(r\.bucket\.start_ms, seq\), claimed\.clone\(\)\)/.insert((0, seq), claimed.clone())/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"
+  "b3-claims-before-job ~~ engine/src/store/lua/dispatch.lua ~~ s/    redis.call\('XADD', KEYS\[1\], '\*', 'job', job\)/    commit(KEYS[k], start, ttl, plan, claimed, job_n)\n    plan.stale = true\n    redis.call('XADD', KEYS[1], '*', 'job', job)/ ~~ --test main store::claims::no_claim_is_written_when_its_job_cannot_be"
+  "b4-ack-without-dead-letter ~~ engine/src/store/lua/ack_results.lua ~~ s/  if written then/  if true then/ ~~ --test main store::results::a_result_is_acknowledged_only_once"
+  "b9-never-issued-is-late ~~ engine/src/store/lua/lib/settle.lua ~~ s/(tonumber\(n\) > tonumber\(head\[3\] or '0'\)\) then\n\s*)return 2, 0/${1}return 0, 0/ ~~ --test main store::results::jobs_never_issued"
+  "dead-lettered-job-keeps-claims ~~ engine/src/store/lua/reap_job.lua ~~ s/_, released = settle\(KEYS\[3\], KEYS\[4\], ARGV\[8\], ARGV\[9\], true\)/released = 0/ ~~ --test main store::results::jobs_dead_lettered"
+  "trim-ignores-pending ~~ engine/src/store/lua/trim_stream.lua ~~ s/if g\['pending'\] > 0 then/if false then/ ~~ --test main store::trim"
+  "b2-damaged-trigger-fails-all ~~ engine/src/store/lua/lib/claim.lua ~~ s/local current = redis.pcall\('HMGET'/local current = redis.call('HMGET'/ ~~ --test main runtime::isolation"
+  "b2-oversized-universe-fails-all ~~ engine/src/runtime/catalog_sync.rs ~~ s/if declared.len\(\) > max \{/if false {/ ~~ --test main runtime::isolation"
+  "b5-redis-universe-wins ~~ engine/src/runtime/catalog_sync.rs ~~ s/if let Some\(current\) = current\n\s*&& base.as_deref\(\) == Some\(digest.as_str\(\)\)/if let Some(current) = current/ ~~ --test main runtime::precedence"
+  "b6-restore-overwrites ~~ engine/src/store/lua/restore_strategy.lua ~~ s/if redis.call\('ZSCORE', KEYS\[3\], ARGV\[1\]\) or redis.call\('HEXISTS', KEYS\[1\], ARGV\[1\]\) == 1 then/if false then/ ~~ --test main runtime::restore"
+  "b7-no-write-back ~~ engine/src/runtime/tick.rs ~~ s/            self.write_back_claims\(now_ms\).await\?;\n// ~~ --test main runtime::faults"
 )
 
 # Sets name, file, subst and tests from one table row.
@@ -59,6 +75,18 @@ usage_list() {
 if [[ "${1:-}" == "--list" ]]; then
   usage_list
   exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+  stale=0
+  for m in "${mutations[@]}"; do
+    split "$m"
+    if [[ "$(perl -0pe "$subst" "$file")" == "$(cat "$file")" ]]; then
+      printf '%-32s NOT APPLIED (the pattern no longer matches %s)\n' "$name" "$file"
+      stale=$((stale + 1))
+    fi
+  done
+  echo "patterns: ${#mutations[@]}, not applying: $stale"
+  exit $((stale > 0 ? 2 : 0))
 fi
 wanted=("$@")
 
