@@ -44,7 +44,7 @@ mutations=(
   "b1-record-names-no-bucket ~~ engine/src/store/model/jobs.rs ~~ s/\.insert\(\(r\.bucket\.start_ms, seq\), claimed\.clone\(\)\)/.insert((0, seq), claimed.clone())/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"
   "b3-claims-before-job ~~ engine/src/store/lua/dispatch.lua ~~ s/    redis.call\('XADD', KEYS\[1\], '\*', 'job', job\)/    commit(KEYS[k], start, ttl, plan, claimed, job_n)\n    plan.stale = true\n    redis.call('XADD', KEYS[1], '*', 'job', job)/ ~~ --test main store::claims::no_claim_is_written_when_its_job_cannot_be"
   "b4-ack-without-dead-letter ~~ engine/src/store/lua/ack_results.lua ~~ s/  if written then/  if true then/ ~~ --test main store::results::a_result_is_acknowledged_only_once"
-  "b9-never-issued-is-late ~~ engine/src/store/lua/lib/settle.lua ~~ s/(tonumber\(n\) > tonumber\(head\[3\] or '0'\)\) then\n\s*)return 2, 0/${1}return 0, 0/ ~~ --test main store::results::jobs_never_issued"
+  "b9-never-issued-is-late ~~ engine/src/store/lua/lib/settle.lua ~~ s/(tonumber\(n\) > tonumber\(head\[3\] or '0'\)\) then\n\s*)return 2, 0/\${1}return 0, 0/ ~~ --test main store::results::jobs_never_issued"
   "dead-lettered-job-keeps-claims ~~ engine/src/store/lua/reap_job.lua ~~ s/_, released = settle\(KEYS\[3\], KEYS\[4\], ARGV\[8\], ARGV\[9\], true\)/released = 0/ ~~ --test main store::results::jobs_dead_lettered"
   "trim-ignores-pending ~~ engine/src/store/lua/trim_stream.lua ~~ s/if g\['pending'\] > 0 then/if false then/ ~~ --test main store::trim"
   "b2-damaged-trigger-fails-all ~~ engine/src/store/lua/lib/claim.lua ~~ s/local current = redis.pcall\('HMGET'/local current = redis.call('HMGET'/ ~~ --test main runtime::isolation"
