@@ -150,3 +150,35 @@ async fn a_discovery_reaches_the_catalog_and_outlives_the_resync() {
     let got = step(&world, &mut engine, k, &["A", "C"], &Worker::PERFECT, &pool).await;
     assert_eq!(got, jobs(&["C"]));
 }
+
+#[tokio::test]
+async fn a_discovery_replaces_a_missing_universe_across_reloads_and_reaches_the_catalog() {
+    // No valid ticker: the strategy runs whole (a missing universe) until a discovery.
+    let world = World::builder("precedence-missing:")
+        .catalog([entry(&["not valid"])])
+        .build()
+        .await;
+    let mut config = engine_config("precedence-missing");
+    config.catalog_resync_ms = TICK_MS;
+    let mut engine = world.engine(config).await;
+    let discovering = Worker {
+        fail_percent: 0,
+        discover_percent: 100,
+    };
+    let pool = ["C".to_owned()];
+    let whole = step(&world, &mut engine, 1, &["A"], &discovering, &pool).await;
+    assert_eq!(whole, jobs(&[]), "a whole-strategy run");
+    // Step 2 settles the result: the universe is ["C"]. The next steps reload the entry
+    // (still without a valid ticker) before the persister runs: the discovery is newer.
+    step(&world, &mut engine, 2, &[], &Worker::PERFECT, &pool).await;
+    let k = 60_000 / TICK_MS + 1;
+    let got = step(&world, &mut engine, k, &["A", "C"], &Worker::PERFECT, &pool).await;
+    assert_eq!(got, jobs(&["C"]), "the discovered universe, per ticker");
+    persist(&engine).await;
+    let catalog = world.market().catalog_get(&[1]).await.expect("read");
+    let persisted = catalog[0].clone().expect("entry");
+    assert!(persisted.contains(r#""universe":["C"]"#), "{persisted}");
+    let k = 2 * 60_000 / TICK_MS + 1;
+    let got = step(&world, &mut engine, k, &["A", "C"], &Worker::PERFECT, &pool).await;
+    assert_eq!(got, jobs(&["C"]), "after the persister wrote it");
+}

@@ -11,6 +11,12 @@
 //! Redis universe. A discovery replaces the Redis universe at once and reaches the catalog
 //! through the persister, which writes it only while it is still the newest.
 //!
+//! A catalog universe with no valid ticker (*missing*: the strategy runs whole, DESIGN §2.3
+//! step 2) follows the same rule with the empty set as its universe: taking it in deletes
+//! the Redis universe and records the empty set's digest as the base, so a discovery made
+//! after it wins (on every instance, and until the persister writes it into the catalog) and
+//! its persisting is not refused as superseded.
+//!
 //! Redis is a cache: after it lost its state, what is missing is written back from memory
 //! (DESIGN §9), never over what the platform wrote since, never reviving what it deleted.
 
@@ -108,28 +114,30 @@ impl<S: Store> Engine<S> {
         jsons: Vec<Option<String>>,
     ) -> Result<(), StoreError> {
         let parsed = self.parse_entries(ids, jsons);
-        let explicit: Vec<StrategyId> = parsed
+        // Explicit and missing catalog universes: Redis may hold a newer discovery for both.
+        let tracked: Vec<StrategyId> = parsed
             .iter()
-            .filter(|(_, s)| {
-                s.as_ref()
-                    .is_some_and(|s| matches!(s.universe, Universe::Tickers(_)))
-            })
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.universe != Universe::Global))
             .map(|(id, _)| *id)
             .collect();
-        let universes = self.store.universes(&explicit).await?;
-        let bases = self.store.universe_bases(&explicit).await?;
-        let mut stored: BTreeMap<StrategyId, (StoredUniverse, Option<String>)> = explicit
+        let universes = self.store.universes(&tracked).await?;
+        let bases = self.store.universe_bases(&tracked).await?;
+        let mut stored: BTreeMap<StrategyId, (StoredUniverse, Option<String>)> = tracked
             .iter()
             .copied()
             .zip(universes.into_iter().zip(bases))
             .collect();
         for (id, mut strategy) in parsed {
             if let Some(s) = strategy.as_mut()
-                && let Universe::Tickers(declared) = &s.universe
+                && s.universe != Universe::Global
             {
+                let declared = match &s.universe {
+                    Universe::Tickers(declared) => declared.clone(),
+                    _ => BTreeSet::new(),
+                };
                 let (current, base) = stored.remove(&id).unwrap_or((Ok(None), None));
-                match self.resolve_universe(id, declared, current, base).await? {
-                    Some(universe) => s.universe = Universe::Tickers(universe),
+                match self.resolve_universe(id, &declared, current, base).await? {
+                    Some(universe) => s.universe = universe,
                     None => strategy = None,
                 }
             }
@@ -138,16 +146,16 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// The universe strategy `id` runs on, given its catalog universe (`declared`) and what
-    /// Redis holds (`current`, and the `base` it was set from); `None` when the strategy is
-    /// set aside (damaged key, oversized universe).
+    /// The universe strategy `id` runs on, given its catalog universe (`declared`, empty
+    /// for a missing one) and what Redis holds (`current`, and the `base` it was set from);
+    /// `None` when the strategy is set aside (damaged key, oversized universe).
     async fn resolve_universe(
         &mut self,
         id: StrategyId,
         declared: &BTreeSet<Ticker>,
         current: StoredUniverse,
         base: Option<String>,
-    ) -> Result<Option<BTreeSet<Ticker>>, StoreError> {
+    ) -> Result<Option<Universe>, StoreError> {
         let current = match current {
             Ok(current) => current,
             Err(damaged) => {
@@ -165,15 +173,19 @@ impl<S: Store> Engine<S> {
         if let Some(current) = current
             && base.as_deref() == Some(digest.as_str())
         {
-            // This catalog universe was taken in already: Redis's is as new or newer.
-            return Ok(Some(current));
+            // This catalog universe was taken in already: Redis's is as new or newer (for
+            // a missing one, a discovery made since).
+            return Ok(Some(Universe::Tickers(current)));
         }
         let list: Vec<&str> = declared.iter().map(Ticker::as_str).collect();
-        match self
-            .store
-            .replace_universe_from_catalog(id, &list, &digest)
-            .await
-        {
+        let written = if declared.is_empty() {
+            self.store.clear_universe_from_catalog(id, &digest).await
+        } else {
+            self.store
+                .replace_universe_from_catalog(id, &list, &digest)
+                .await
+        };
+        match written {
             Ok(UniverseWrite::Replaced) => Metrics::add(&self.metrics.universe_updates, 1),
             Ok(UniverseWrite::Unchanged) => {}
             // Someone else wrote another type between the read and the write.
@@ -183,7 +195,10 @@ impl<S: Store> Engine<S> {
             }
             Err(e) => return Err(e),
         }
-        Ok(Some(declared.clone()))
+        if declared.is_empty() {
+            return Ok(Some(Universe::Missing));
+        }
+        Ok(Some(Universe::Tickers(declared.clone())))
     }
 
     /// After Redis lost its state: writes back, for every entry this engine read last,
@@ -202,15 +217,15 @@ impl<S: Store> Engine<S> {
             .map(|(id, json)| (*id, json.clone()))
             .collect();
         for (id, json) in entries {
+            // A missing catalog universe's base is the empty set's digest: a universe
+            // discovered for it stays the newest write after the restore.
             let base = match Strategy::from_catalog(id, &json) {
-                Ok((
-                    Strategy {
-                        universe: Universe::Tickers(declared),
-                        ..
-                    },
-                    _,
-                )) => Some(universe_digest(&declared)),
-                _ => None,
+                Ok((strategy, _)) => match strategy.universe {
+                    Universe::Tickers(declared) => Some(universe_digest(&declared)),
+                    Universe::Missing => Some(universe_digest(&BTreeSet::new())),
+                    Universe::Global => None,
+                },
+                Err(_) => None,
             };
             let universe: Vec<Ticker> = match self.planner.strategy(id) {
                 Some(Strategy {

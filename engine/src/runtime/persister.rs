@@ -140,8 +140,16 @@ async fn write_universe<S: Catalog>(
         };
         let declared = match strategy.universe {
             Universe::Tickers(declared) => declared,
-            // Made global (or emptied) by a catalog write: that write is newer.
-            Universe::Global | Universe::Missing => BTreeSet::new(),
+            // No valid ticker: the base the catalog sync recorded for it is the empty set's.
+            Universe::Missing => BTreeSet::new(),
+            // Made global by a catalog write (a global strategy never discovers): newer.
+            Universe::Global => {
+                tracing::info!(
+                    strategy = id,
+                    "discovered universe not persisted: the strategy was made global since"
+                );
+                return Ok(());
+            }
         };
         let list = universe
             .iter()

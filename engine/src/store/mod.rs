@@ -361,6 +361,17 @@ pub trait Universes: Send + Sync {
         base: &str,
     ) -> impl Future<Output = Result<UniverseWrite, StoreError>> + Send;
 
+    /// A catalog write whose universe has no valid ticker (a missing universe): removes the
+    /// Redis universe and records `base` (the digest of the empty set), atomically, so that
+    /// only a discovery made after it counts as newer (DESIGN §2.3 step 2: the newest write
+    /// wins). `Unchanged` when there was no universe; writes nothing to a key of another
+    /// type ([`StoreError::Damaged`]).
+    fn clear_universe_from_catalog(
+        &self,
+        id: StrategyId,
+        base: &str,
+    ) -> impl Future<Output = Result<UniverseWrite, StoreError>> + Send;
+
     /// The digests recorded by [`Universes::replace_universe_from_catalog`] (and by
     /// persisted discoveries) for `ids`, `None` where there is none.
     fn universe_bases(

@@ -4,8 +4,8 @@
 -- KEYS[5] = TICKGATE:UNIV:BASE
 -- ARGV[1] = strategy id, ARGV[2] = max change records, ARGV[3] = the digest of the catalog
 -- universe being written ('' for a discovery, which leaves the base as it is), ARGV[4..] =
--- tickers (validated, never empty). SADD takes them in chunks: unpack() is bounded by Lua's
--- C stack.
+-- tickers (validated, never empty; none only for a catalog write of a missing universe,
+-- which deletes the set). SADD takes them in chunks: unpack() is bounded by Lua's C stack.
 -- Returns the new version; 0 when a catalog write found the set already equal (only the
 -- base is recorded: no change for other instances to reload); -1 when a catalog write found
 -- a key of another type (someone else wrote it: left alone, the caller skips the strategy;

@@ -174,6 +174,20 @@ impl Universes for ModelStore {
         Ok(UniverseWrite::Replaced)
     }
 
+    async fn clear_universe_from_catalog(
+        &self,
+        id: StrategyId,
+        base: &str,
+    ) -> Result<UniverseWrite, StoreError> {
+        let mut state = self.lock();
+        state.universe_bases.insert(id, base.to_owned());
+        if state.universes.remove(&id).is_none() {
+            return Ok(UniverseWrite::Unchanged);
+        }
+        record_change(&mut state, id);
+        Ok(UniverseWrite::Replaced)
+    }
+
     async fn universe_bases(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
         let state = self.lock();
         Ok(ids

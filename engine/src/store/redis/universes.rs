@@ -81,6 +81,22 @@ impl Universes for RedisStore {
         }
     }
 
+    async fn clear_universe_from_catalog(
+        &self,
+        id: StrategyId,
+        base: &str,
+    ) -> Result<UniverseWrite, StoreError> {
+        // The replace script with no tickers: records the base, deletes the set if any.
+        let call = self
+            .scripts()
+            .replace_universe(self.keys(), id, &[], Some(base));
+        let reply = invoke(self, &self.scripts().replace_universe, &call).await?;
+        match self.scripts().decode_replace_universe(reply)? {
+            Some(write) => Ok(write),
+            None => Err(self.damaged_universe(id).await?.into()),
+        }
+    }
+
     async fn universe_bases(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(WRITE_CHUNK_MEMBERS) {
