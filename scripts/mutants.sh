@@ -38,7 +38,7 @@ mutations=(
   "year-alignment-off ~~ engine/src/core/calendar.rs ~~ s/let first = \(year - 1970\).div_euclid\(n\) \* n;/let first = (year - 1969).div_euclid(n) * n - 1;/ ~~ -p tickgate --test main calendar"
   "b8-claim-check-stops-at-998 ~~ engine/src/store/lua/lib/claim.lua ~~ s/local values = plan.drop and \{\} or redis.call\('HMGET', key, unpack\(part\)\)/local values = {}/ ~~ --test main store::claims::the_originals_trigger_hash"
   "no-stale-bucket-check ~~ engine/src/store/lua/lib/claim.lua ~~ s/if tonumber\(end_ms\) <= gen_ms then/if false then/ ~~ --test main store::claims"
-  "release-on-success ~~ engine/src/store/lua/lib/settle.lua ~~ s/  if not failed then\n    return 1, 0\n  end\n// ~~ --test main store::results"
+  "release-on-success ~~ engine/src/store/lua/lib/settle.lua ~~ s/  if not failed then\n    return 1, 0\n  end\n// ~~ --test main store::results::a_succeeded_run_keeps_its_claims"
   "never-release ~~ engine/src/store/lua/lib/settle.lua ~~ s/      redis.call\('HDEL', triggers, ticker\)\n// ~~ --test main store::results"
   "b1-job-numbers-restart ~~ engine/src/store/lua/lib/claim.lua ~~ s/elseif plan.drop and plan.jobs > 0 then/elseif false then/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"
   "b1-record-names-no-bucket ~~ engine/src/store/model/jobs.rs ~~ s/\.insert\(\(r\.bucket\.start_ms, seq\), claimed\.clone\(\)\)/.insert((0, seq), claimed.clone())/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"

@@ -363,3 +363,26 @@ async fn jobs_dead_lettered_after_their_last_delivery_release_their_claims() {
     dead_jobs_release_their_claims(&world.store().await).await;
     dead_jobs_release_their_claims(&ModelStore::new(DEFAULT_MAX_UNIVERSE)).await;
 }
+
+/// A run that succeeded keeps its claims: the same tickers are never dispatched again in
+/// its bucket. Only a failure releases.
+async fn success_keeps_the_claims<S: Dispatch + Settlement>(store: &S) {
+    let t = ticker_pool(2);
+    let b = tf("5m").bucket(T0_MS).expect("ok");
+    let job = dispatch(store, 21, b, &t).await.expect("job").job;
+    assert_eq!(
+        settle(store, job, Verdict::Succeeded).await,
+        settled(JobStatus::Open, 0)
+    );
+    assert!(
+        dispatch(store, 21, b, &t).await.is_none(),
+        "a succeeded run's tickers were claimable again in its bucket"
+    );
+}
+
+#[tokio::test]
+async fn a_succeeded_run_keeps_its_claims() {
+    let world = World::new("success:").await;
+    success_keeps_the_claims(&world.store().await).await;
+    success_keeps_the_claims(&ModelStore::new(DEFAULT_MAX_UNIVERSE)).await;
+}

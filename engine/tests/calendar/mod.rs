@@ -40,6 +40,33 @@ fn market_zoned(ms: i64) -> jiff::ZonedDateTime {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
+    /// Multi-unit buckets count whole units from the 1970 origin (DESIGN §2.2): the start's
+    /// civil day, week (from Monday 1970-01-05), quarter or year index is a multiple of N.
+    /// Computed here from the civil date alone, not from the calendar's own arithmetic.
+    #[test]
+    fn multi_unit_buckets_count_whole_units_from_1970(
+        unit in prop::sample::select(vec![Unit::Day, Unit::Week, Unit::Quarter, Unit::Year]),
+        n in 2u32..=12,
+        t in MIN_MS..MAX_MS,
+    ) {
+        let tf = Timeframe::new(n, unit).expect("valid");
+        let start = market_zoned(bucket(&tf, t).start_ms).date();
+        let days = i64::from(
+            jiff::civil::date(1970, 1, 1)
+                .until(start)
+                .expect("in range")
+                .get_days(),
+        );
+        let (year, month) = (i64::from(start.year()), i64::from(start.month()));
+        let index = match unit {
+            Unit::Day => days,
+            Unit::Week => (days - 4).div_euclid(7),
+            Unit::Quarter => (year - 1970) * 4 + (month - 1) / 3,
+            _ => year - 1970,
+        };
+        prop_assert_eq!(index.rem_euclid(i64::from(n)), 0, "{} at {}: start {}", tf, t, start);
+    }
+
     #[test]
     fn bucket_contains_its_instant(tf in any_timeframe(), t in MIN_MS..MAX_MS) {
         let b = bucket(&tf, t);
