@@ -20,7 +20,7 @@
 //! ([`calendar`]), its own parsing of timeframes, catalog entries, jobs and tickers
 //! ([`parse`]), its own view of universes over time ([`strategies`]). What it cannot hold the
 //! engine to is excluded by a named [`Exclusion`], counted and printed, never silently.
-//! The equality of the engine's decisions with the rule (`crate::oracle`) is a second,
+//! The equality of the engine's decisions with the rule (the `oracle` module) is a second,
 //! separate checker.
 //!
 //! Memory stays bounded over long runs: updates are kept per ticker and minute only for
