@@ -21,6 +21,9 @@ const REAPER_CONSUMER: &str = "tickgate-reaper";
 /// where its trigger key is not a hash.
 pub type DispatchAnswer = Result<Option<(JobRef, Vec<String>)>, String>;
 
+/// The status `lib/settle.lua` answers when the job's key holds another type.
+const DAMAGED_STATUS: u64 = 3;
+
 /// The [`JobStatus`] of a `complete_job.lua` status code.
 fn job_status(lua: &Lua, code: u64) -> Result<JobStatus, StoreError> {
     match code {
@@ -131,7 +134,8 @@ impl Scripts {
 
     /// `dispatch_strategy.lua` — KEYS: the run key, the jobs stream. ARGV: bucket start,
     /// bucket end, ttl, strategy id, user id, mode, then the sorted symbols (none: no
-    /// symbol filter). Reply: the job id, or nil when the bucket already ran or is stale.
+    /// symbol filter). Reply: `{job_id}`, `{}` when the bucket already ran or is stale, or
+    /// `{DAMAGED_MARKER, type}` when the run key is not a string.
     pub fn dispatch_strategy(
         &self,
         keys: &KeySpace,
@@ -153,22 +157,30 @@ impl Scripts {
         call
     }
 
-    /// Decodes a [`Scripts::dispatch_strategy`] reply.
-    pub fn decode_dispatch_strategy(&self, reply: Value) -> Result<Option<JobRef>, StoreError> {
-        let job_id: Option<String> = self.dispatch_strategy.decode(reply)?;
-        job_id
-            .map(|id| {
-                JobRef::parse(&id).ok_or_else(|| {
-                    self.dispatch_strategy
-                        .error(format!("unexpected job id {id:?}"))
-                })
-            })
-            .transpose()
+    /// Decodes a [`Scripts::dispatch_strategy`] reply: the job issued, `None`, or (`Err`)
+    /// the type of a damaged run key.
+    pub fn decode_dispatch_strategy(
+        &self,
+        reply: Value,
+    ) -> Result<Result<Option<JobRef>, String>, StoreError> {
+        let lua = &self.dispatch_strategy;
+        let fields: Vec<String> = lua.decode(reply)?;
+        if let Some(found) = damaged_type(&fields) {
+            return Ok(Err(found.to_owned()));
+        }
+        match fields.as_slice() {
+            [] => Ok(Ok(None)),
+            [id] => JobRef::parse(id)
+                .map(|job| Ok(Some(job)))
+                .ok_or_else(|| lua.error(format!("unexpected job id {id:?}"))),
+            other => Err(lua.error(format!("unexpected reply {other:?}"))),
+        }
     }
 
     /// `complete_job.lua` — KEYS: trigger hash, run key. ARGV: bucket start, the job number
-    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: `{status, released}`;
-    /// see [`Scripts::decode_complete_job`].
+    /// or `run` (whole-strategy job), `succeeded` or `failed`. Reply: `{status, released}`,
+    /// or `{3, 0, type}` when the job's key holds another type; see
+    /// [`Scripts::decode_complete_job`].
     pub fn complete_job(
         &self,
         keys: &KeySpace,
@@ -190,14 +202,19 @@ impl Scripts {
         call
     }
 
-    /// Decodes a [`Scripts::complete_job`] reply.
-    pub fn decode_complete_job(&self, reply: Value) -> Result<Settled, StoreError> {
+    /// Decodes a [`Scripts::complete_job`] reply: what settling did, or (`Err`) the type
+    /// found where the job's key (trigger hash, or run key for a run) holds another type.
+    pub fn decode_complete_job(&self, reply: Value) -> Result<Result<Settled, String>, StoreError> {
         let lua = &self.complete_job;
-        let (status, released): (u64, u64) = lua.decode(reply)?;
-        Ok(Settled {
+        let mut fields: Vec<Value> = lua.decode(reply)?;
+        if fields.len() == 3 && lua.decode::<u64>(fields[0].clone())? == DAMAGED_STATUS {
+            return Ok(Err(lua.decode(fields.remove(2))?));
+        }
+        let (status, released): (u64, u64) = lua.decode(Value::Array(fields))?;
+        Ok(Ok(Settled {
             status: job_status(lua, status)?,
             released,
-        })
+        }))
     }
 
     /// `ack_results.lua` — KEYS: results stream, dead-letter stream. ARGV: group, dead-letter
