@@ -197,7 +197,7 @@ async fn trigger_state_expires_after_its_bucket_plus_grace() {
         .dispatch_strategies(now, &[run])
         .await
         .expect("dispatch");
-    assert!(job[0].is_some());
+    assert!(matches!(job[0], Ok(Some(_))), "{job:?}");
     for key in [world.keys().triggers(1), world.keys().strategy_run(1)] {
         let pttl = pttl(&world, &key).await;
         let want = bucket.end_ms - now + DEFAULT_TRIGGER_GRACE_MS;
@@ -249,7 +249,9 @@ async fn settle<S: Settlement>(store: &S, job: JobRef, verdict: Verdict) -> Sett
     store
         .complete_jobs(&[(job, verdict)])
         .await
-        .expect("complete")[0]
+        .expect("complete")
+        .remove(0)
+        .expect("no damaged key")
 }
 
 /// One per-ticker scenario, run on both stores: repeated, released, next-bucket and stale
@@ -314,7 +316,9 @@ async fn whole_lifecycle<S: Dispatch + Settlement>(store: &S) {
         store
             .dispatch_strategies(b.start_ms, &[request])
             .await
-            .expect("dispatch")[0]
+            .expect("dispatch")
+            .remove(0)
+            .expect("no damaged key")
     };
     let job = run(b1).await.expect("first run");
     assert!(run(b1).await.is_none(), "once per bucket");

@@ -311,7 +311,7 @@ async fn dispatch<S: TestStore>(store: &S, pool: &[Ticker], seen: &mut Seen, op:
                 .collect();
             let answer = store.dispatch_strategies(*now, &requests).await;
             if let Ok(jobs) = &answer {
-                seen.jobs.extend(jobs.iter().flatten().copied());
+                seen.jobs.extend(jobs.iter().flatten().flatten().copied());
             }
             outcome(answer)
         }

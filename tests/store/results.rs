@@ -51,14 +51,18 @@ async fn run<S: Dispatch>(store: &S, id: StrategyId, b: Bucket) -> Option<JobRef
     store
         .dispatch_strategies(b.start_ms, &[request])
         .await
-        .expect("dispatch")[0]
+        .expect("dispatch")
+        .remove(0)
+        .expect("no damaged key")
 }
 
 async fn settle<S: Settlement>(store: &S, job: JobRef, verdict: Verdict) -> Settled {
     store
         .complete_jobs(&[(job, verdict)])
         .await
-        .expect("complete")[0]
+        .expect("complete")
+        .remove(0)
+        .expect("no damaged key")
 }
 
 fn settled(status: JobStatus, released: u64) -> Settled {

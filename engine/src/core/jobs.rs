@@ -145,6 +145,10 @@ pub enum ResultError {
     },
     #[error("result job_id {job_id:?} was never issued: {why}")]
     NeverIssued { job_id: String, why: &'static str },
+    /// The key its job lives in holds another type (someone else wrote it): nothing of the
+    /// job can be found or released there, so the result is set aside with the key named.
+    #[error("result job_id {job_id:?} cannot be settled: {why}")]
+    Unsettled { job_id: String, why: String },
 }
 
 /// Why a job id whose bucket start is not on a minute was never issued.

@@ -12,7 +12,7 @@ use crate::core::catalog::Universe;
 use crate::core::discovery::{Discovery, judge};
 use crate::core::jobs::{JobRef, NEWER_THAN_ISSUED, ResultError, WorkerResult, parse_result};
 use crate::core::ticker::{StrategyId, Ticker, excerpt};
-use crate::store::{Ack, JobStatus, Reaped, Settled, Store, StoreError, Verdict};
+use crate::store::{Ack, DamagedKey, JobStatus, Reaped, Settled, Store, StoreError, Verdict};
 
 impl<S: Store> Engine<S> {
     /// Settles up to `max_results_per_tick` results, in batches.
@@ -84,6 +84,13 @@ impl<S: Store> Engine<S> {
         let settled = self.store.complete_jobs(&verdicts).await?;
         let mut discoveries = Vec::new();
         for ((at, job, result), settled) in valid.into_iter().zip(settled) {
+            let settled = match settled {
+                Ok(settled) => settled,
+                Err(damaged) => {
+                    self.set_aside(&mut acks[at], &job, &result, damaged);
+                    continue;
+                }
+            };
             if settled.status == JobStatus::NeverIssued {
                 let e = ResultError::NeverIssued {
                     job_id: excerpt(&result.job_id),
@@ -104,6 +111,30 @@ impl<S: Store> Engine<S> {
             self.discover(strategy, &symbols).await?;
         }
         self.acknowledge(&acks).await
+    }
+
+    /// A result whose job lives in a damaged key: only it is set aside (DESIGN §2.3,
+    /// Isolation), the rest of its batch settles. It goes to the dead-letter stream with the
+    /// key named rather than staying pending: a retry would fail the same way until someone
+    /// repairs the key, and a pending entry would hold back the trimming of the results
+    /// stream (DESIGN §2.8); the dead letter keeps the result for replay. Nothing is lost:
+    /// a key of another type holds none of the job's claims to release, and its strategy is
+    /// skipped (counted, logged once) while the key stays damaged.
+    fn set_aside(
+        &mut self,
+        ack: &mut Ack,
+        job: &JobRef,
+        result: &WorkerResult,
+        damaged: DamagedKey,
+    ) {
+        let e = ResultError::Unsettled {
+            job_id: excerpt(&result.job_id),
+            why: damaged.to_string(),
+        };
+        ack.dead_reason = Some(self.dead_letter(&ack.entry.id, &e));
+        // This instance's job is over either way: a failure's claims are not written back.
+        self.ledger.settled(job, !result.success);
+        self.isolate_damaged(damaged);
     }
 
     /// Counts and logs a result that goes to the dead-letter stream; returns the reason.

@@ -12,8 +12,8 @@ use crate::core::rule::SkipReason;
 use crate::core::ticker::StrategyId;
 use crate::limits::LEDGER_KEEP_TICKS;
 use crate::store::{
-    FeedCursor, FeedRead, Intersection, Store, StoreError, StrategyDispatch, TickerDispatch,
-    intersect_or_fall_back,
+    FeedCursor, FeedRead, Intersection, RunOutcome, Store, StoreError, StrategyDispatch,
+    TickerDispatch, intersect_or_fall_back,
 };
 
 impl<S: Store> Engine<S> {
@@ -166,14 +166,27 @@ impl<S: Store> Engine<S> {
             }
         }
         let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
-        for (r, job) in wholes.iter().zip(&runs) {
+        self.record_runs(&wholes, runs);
+        Ok(())
+    }
+
+    /// Records what the whole-strategy dispatches did; a damaged run key sets its strategy
+    /// aside (DESIGN §2.3, Isolation) and the others are recorded.
+    fn record_runs(&mut self, wholes: &[StrategyDispatch], runs: Vec<RunOutcome>) {
+        for (r, job) in wholes.iter().zip(runs) {
+            let job = match job {
+                Ok(job) => job,
+                Err(damaged) => {
+                    self.isolate_damaged(damaged);
+                    continue;
+                }
+            };
             self.planner.ran(r.strategy, r.bucket);
             if job.is_some() {
                 self.ledger.ran(r.strategy, r.bucket);
             }
             count_run(&self.metrics, job.is_some());
         }
-        Ok(())
     }
 }
 

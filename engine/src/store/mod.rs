@@ -93,6 +93,10 @@ pub struct StrategyDispatch {
     pub symbols: Vec<Ticker>,
 }
 
+/// What one whole-strategy dispatch did: the job, `None` when the bucket already ran (or is
+/// stale), or the damaged run key that made the strategy skip.
+pub type RunOutcome = Result<Option<JobRef>, DamagedKey>;
+
 /// A worker's verdict on a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
@@ -134,6 +138,10 @@ pub struct Settled {
     /// Claims released (a whole-strategy run counts 1).
     pub released: u64,
 }
+
+/// What settling one job did, or the damaged key its job lives in (that result is set
+/// aside; the others of the batch settle).
+pub type SettleOutcome = Result<Settled, DamagedKey>;
 
 /// One stream entry: its id and its payload field (`None` if the field is missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,12 +413,13 @@ pub trait Dispatch: Send + Sync {
         requests: &[TickerDispatch],
     ) -> impl Future<Output = Result<Vec<DispatchOutcome>, StoreError>> + Send;
 
-    /// Whole-strategy dispatches, batched; `None` where the bucket already ran (or is stale).
+    /// Whole-strategy dispatches, batched; `None` where the bucket already ran (or is stale),
+    /// a [`DamagedKey`] where the run key is not a string (that strategy runs nothing).
     fn dispatch_strategies(
         &self,
         now_ms: i64,
         requests: &[StrategyDispatch],
-    ) -> impl Future<Output = Result<Vec<Option<JobRef>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<RunOutcome>, StoreError>> + Send;
 
     /// Writes back the claims one instance made in open buckets, after Redis lost them
     /// (DESIGN §9), without jobs: per-ticker claims by the claim rule (what is claimed
@@ -439,11 +448,12 @@ pub trait Settlement: Send + Sync {
     /// Settles jobs with their workers' verdicts, in order: each open job is forgotten and,
     /// on failure, exactly its claims still held for its bucket are released. A job settles
     /// only itself, however late its result (its record names its bucket). Idempotent.
-    /// Returns, per job, whether it was open, gone or never issued, and the claims released.
+    /// Returns, per job, whether it was open, gone or never issued, and the claims released;
+    /// a [`DamagedKey`] where the key the job lives in holds another type (nothing written).
     fn complete_jobs(
         &self,
         jobs: &[(JobRef, Verdict)],
-    ) -> impl Future<Output = Result<Vec<Settled>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SettleOutcome>, StoreError>> + Send;
 
     /// Acknowledges result entries, in order, each dead-lettered first if so asked. An entry
     /// whose dead letter cannot be written stays pending (the others are acknowledged), and

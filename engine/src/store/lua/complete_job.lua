@@ -5,6 +5,7 @@
 -- ARGV[1] = bucket start ms, ARGV[2] = job number n, or 'run' for a whole-strategy job,
 -- ARGV[3] = 'succeeded' or 'failed'.
 -- Returns {status, released}: status 1 settled an open job, 0 nothing open by that name
--- (late or duplicate), 2 never issued (see settle()).
-local status, released = settle(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3] == 'failed')
-return {status, released}
+-- (late or duplicate), 2 never issued; or {3, 0, type} when the job's key holds another
+-- type (see settle()).
+local status, released, found = settle(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3] == 'failed')
+return {status, released, found}

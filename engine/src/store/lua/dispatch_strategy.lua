@@ -4,11 +4,16 @@
 -- ARGV[1] = bucket start ms, ARGV[2] = bucket end ms, ARGV[3] = ttl ms,
 -- ARGV[4] = strategy id, ARGV[5] = user id, ARGV[6] = mode ("strategy" or "global"),
 -- ARGV[7..] = symbols, sorted (none: no symbol filter, and the job has no "symbols" field).
--- The jobs stream is never capped here (see dispatch.lua). Returns the job id, or false when this bucket already ran
--- or is stale (a newer bucket has run).
-local last = redis.call('GET', KEYS[1])
+-- The jobs stream is never capped here (see dispatch.lua). Returns {job_id}, {} when this
+-- bucket already ran or is stale (a newer bucket has run), or {'# damaged', type} when the
+-- run key is not a string: someone else wrote it, so only this strategy is skipped
+-- (DESIGN §2.3, Isolation) and nothing is written to it.
+local last = redis.pcall('GET', KEYS[1])
+if type(last) == 'table' and last.err then
+  return {'# damaged', redis.call('TYPE', KEYS[1]).ok}
+end
 if last and (last == ARGV[1] or tonumber(ARGV[2]) <= tonumber(last)) then
-  return false
+  return {}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 local job_id = ARGV[4] .. '-' .. ARGV[1] .. '-run'
@@ -24,4 +29,4 @@ if #ARGV >= 7 then
 end
 job = job .. '}'
 redis.call('XADD', KEYS[2], '*', 'job', job)
-return job_id
+return {job_id}

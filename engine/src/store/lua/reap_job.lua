@@ -41,6 +41,8 @@ local released = 0
 if job and KEYS[3] then
   local ok, decoded = pcall(cjson.decode, job)
   if ok and type(decoded) == 'table' and decoded.job_id == ARGV[7] then
+    -- A damaged key (status 3) holds no claim of ours: nothing is released, and the job is
+    -- dead-lettered all the same.
     local _
     _, released = settle(KEYS[3], KEYS[4], ARGV[8], ARGV[9], true)
   end

@@ -7,9 +7,9 @@ use crate::core::ledger::WriteBack;
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
-    Ack, Dispatch, DispatchOutcome, Dispatched, JobStatus, PendingJob, Reaped, Settled, Settlement,
-    StoreError, StrategyDispatch, StreamEntry, StreamsReport, TickerDispatch, Verdict, WorkerSide,
-    check_bucket,
+    Ack, Dispatch, DispatchOutcome, Dispatched, JobStatus, PendingJob, Reaped, RunOutcome,
+    SettleOutcome, Settled, Settlement, StoreError, StrategyDispatch, StreamEntry, StreamsReport,
+    TickerDispatch, Verdict, WorkerSide, check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -59,7 +59,7 @@ impl Dispatch for ModelStore {
         &self,
         _now_ms: i64,
         requests: &[StrategyDispatch],
-    ) -> Result<Vec<Option<JobRef>>, StoreError> {
+    ) -> Result<Vec<RunOutcome>, StoreError> {
         for r in requests {
             check_bucket(r.bucket)?;
         }
@@ -70,7 +70,7 @@ impl Dispatch for ModelStore {
             if let Some(&last) = state.strategy_runs.get(&r.strategy)
                 && (last == start || r.bucket.end_ms <= last)
             {
-                out.push(None);
+                out.push(Ok(None));
                 continue;
             }
             state.strategy_runs.insert(r.strategy, start);
@@ -82,7 +82,8 @@ impl Dispatch for ModelStore {
             state
                 .jobs
                 .push(job_json(&job, r.user_id, r.mode, &r.symbols));
-            out.push(Some(job));
+            // The model's keys are typed: none can be damaged.
+            out.push(Ok(Some(job)));
         }
         Ok(out)
     }
@@ -164,11 +165,15 @@ impl Settlement for ModelStore {
         Ok(entries)
     }
 
-    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<Settled>, StoreError> {
+    async fn complete_jobs(
+        &self,
+        jobs: &[(JobRef, Verdict)],
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
         let mut state = self.lock();
+        // The model's keys are typed: none can be damaged.
         Ok(jobs
             .iter()
-            .map(|(job, verdict)| complete(&mut state, job, *verdict))
+            .map(|(job, verdict)| Ok(complete(&mut state, job, *verdict)))
             .collect())
     }
 

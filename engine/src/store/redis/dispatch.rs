@@ -3,12 +3,11 @@
 //! `dispatch_strategy.lua`. Each claim is atomic with its job.
 
 use super::{RedisStore, command_error, pipelined};
-use crate::core::jobs::JobRef;
 use crate::core::ledger::WriteBack;
 use crate::core::ticker::check_timestamp;
 use crate::limits::{DISPATCH_GROUP_STRATEGIES, DISPATCH_GROUP_TICKERS, PIPELINE_CALLS_MAX};
 use crate::store::{
-    DamagedKey, Dispatch, DispatchOutcome, Dispatched, StoreError, StrategyDispatch,
+    DamagedKey, Dispatch, DispatchOutcome, Dispatched, RunOutcome, StoreError, StrategyDispatch,
     TickerDispatch, check_bucket, trigger_ttl_ms,
 };
 
@@ -57,7 +56,7 @@ impl Dispatch for RedisStore {
         &self,
         now_ms: i64,
         requests: &[StrategyDispatch],
-    ) -> Result<Vec<Option<JobRef>>, StoreError> {
+    ) -> Result<Vec<RunOutcome>, StoreError> {
         check_timestamp(now_ms)?;
         for r in requests {
             check_bucket(r.bucket)?;
@@ -72,8 +71,18 @@ impl Dispatch for RedisStore {
                     scripts.dispatch_strategy(self.keys(), r, ttl_ms)
                 })
                 .collect();
-            for reply in pipelined(self, &scripts.dispatch_strategy, &calls).await? {
-                out.push(scripts.decode_dispatch_strategy(reply)?);
+            let replies = pipelined(self, &scripts.dispatch_strategy, &calls).await?;
+            for (r, reply) in batch.iter().zip(replies) {
+                out.push(
+                    scripts
+                        .decode_dispatch_strategy(reply)?
+                        .map_err(|found| DamagedKey {
+                            strategy: r.strategy,
+                            key: self.keys().strategy_run(r.strategy),
+                            expected: "string",
+                            found,
+                        }),
+                );
             }
         }
         Ok(out)

@@ -10,8 +10,8 @@ use super::{RedisStore, command_error, pipelined};
 use crate::core::jobs::{Job, JobRef};
 use crate::limits::PIPELINE_CALLS_MAX;
 use crate::store::{
-    Ack, ENGINE_GROUP, PendingJob, Reaped, Settled, Settlement, StoreError, StreamEntry,
-    StreamsReport, Verdict, WORKER_GROUP,
+    Ack, DamagedKey, ENGINE_GROUP, PendingJob, Reaped, SettleOutcome, Settlement, StoreError,
+    StreamEntry, StreamsReport, Verdict, WORKER_GROUP,
 };
 
 /// The entries of an `XREADGROUP` reply, with the payload `field` of each.
@@ -103,7 +103,10 @@ impl Settlement for RedisStore {
             .await
     }
 
-    async fn complete_jobs(&self, jobs: &[(JobRef, Verdict)]) -> Result<Vec<Settled>, StoreError> {
+    async fn complete_jobs(
+        &self,
+        jobs: &[(JobRef, Verdict)],
+    ) -> Result<Vec<SettleOutcome>, StoreError> {
         let scripts = self.scripts();
         let mut out = Vec::with_capacity(jobs.len());
         for batch in jobs.chunks(PIPELINE_CALLS_MAX) {
@@ -111,8 +114,21 @@ impl Settlement for RedisStore {
                 .iter()
                 .map(|(job, verdict)| scripts.complete_job(self.keys(), job, *verdict))
                 .collect();
-            for reply in pipelined(self, &scripts.complete_job, &calls).await? {
-                out.push(scripts.decode_complete_job(reply)?);
+            let replies = pipelined(self, &scripts.complete_job, &calls).await?;
+            for ((job, _), reply) in batch.iter().zip(replies) {
+                out.push(scripts.decode_complete_job(reply)?.map_err(|found| {
+                    // A run lives in the run key, a per-ticker job in the trigger hash.
+                    let (key, expected) = match job.seq {
+                        Some(_) => (self.keys().triggers(job.strategy), "hash"),
+                        None => (self.keys().strategy_run(job.strategy), "string"),
+                    };
+                    DamagedKey {
+                        strategy: job.strategy,
+                        key,
+                        expected,
+                        found,
+                    }
+                }));
             }
         }
         Ok(out)

@@ -16,10 +16,17 @@
 --    start ever claimed into the hash and '# jobs' counts every job issued while the hash
 --    lives (it survives the drop), so a per-ticker job with a later start, or with the same
 --    start and a number above '# jobs', was never issued; likewise a run whose start is
---    after the one in the run key.
+--    after the one in the run key;
+--  * 3 — the key the job lives in (`triggers` for a per-ticker job, `run` for a run) holds
+--    another type: someone else wrote it, so it holds no job record nor claim of ours.
+--    Nothing is written; a third value names the type found, so that only this result is
+--    set aside (DESIGN §2.3, Isolation) and the others of its batch settle.
 local function settle(triggers, run, start, n, failed)
   if n == 'run' then
-    local last = redis.call('GET', run)
+    local last = redis.pcall('GET', run)
+    if type(last) == 'table' and last.err then
+      return 3, 0, redis.call('TYPE', run).ok
+    end
     if last == start then
       if failed then
         redis.call('DEL', run)
@@ -33,7 +40,10 @@ local function settle(triggers, run, start, n, failed)
     return 0, 0
   end
   local field = '# job ' .. start .. '-' .. n
-  local head = redis.call('HMGET', triggers, field, '# bucket', '# jobs')
+  local head = redis.pcall('HMGET', triggers, field, '# bucket', '# jobs')
+  if head.err then
+    return 3, 0, redis.call('TYPE', triggers).ok
+  end
   local symbols = head[1]
   if not symbols then
     if head[2] then

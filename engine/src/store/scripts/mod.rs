@@ -1,0 +1,182 @@
+//! One typed wrapper per production Lua script (mini-redis's one-command-per-file, here one
+//! function pair per script): the `KEYS`/`ARGV` contract is written once, beside the code
+//! that builds the call from typed values, and replies are decoded into Rust types. The
+//! Redis role files (`redis/*.rs`) never build script arguments themselves.
+//!
+//! Scripts are hashed once, called by SHA and reloaded on `NOSCRIPT`. Library functions
+//! (`lua/lib/`) are prepended at load time.
+//!
+//! By role: `feed.rs` (updates in and out, cleanup, intersection), `jobs.rs` (dispatch and
+//! settlement), `catalog.rs` (catalog entries and universes).
+
+mod catalog;
+mod feed;
+mod jobs;
+
+use redis::{Script, ScriptInvocation, Value};
+
+use super::StoreError;
+
+pub use self::feed::{FeedKind, FeedReply};
+pub use self::jobs::DispatchAnswer;
+
+/// The script that records ticker updates (`KEYS`: [`KeySpace::updates`],
+/// [`KeySpace::update_sequence`], [`KeySpace::update_feed`]; `ARGV`: ts, ticker, ts,
+/// ticker, …). A market-data writer that does not use this library should record updates
+/// with it: a bare `ZADD GT` raises the time, but no reader's delta would see it.
+///
+/// [`KeySpace::updates`]: super::KeySpace::updates
+/// [`KeySpace::update_sequence`]: super::KeySpace::update_sequence
+/// [`KeySpace::update_feed`]: super::KeySpace::update_feed
+pub const RECORD_SCRIPT: &str = include_str!("../lua/record.lua");
+
+const CLAIM_LIB: &str = include_str!("../lua/lib/claim.lua");
+const CHANGE_LOG_LIB: &str = include_str!("../lua/lib/change_log.lua");
+const SETTLE_LIB: &str = include_str!("../lua/lib/settle.lua");
+
+/// A loaded script: its name (for errors), source (for `SCRIPT LOAD` in pipelines) and hash.
+pub struct Lua {
+    pub name: &'static str,
+    pub source: String,
+    script: Script,
+}
+
+impl Lua {
+    fn new(name: &'static str, libs: &[&str], body: &str) -> Lua {
+        let mut source = libs.join("\n");
+        source.push('\n');
+        source.push_str(body);
+        Lua {
+            name,
+            script: Script::new(&source),
+            source,
+        }
+    }
+
+    /// A call of this script, to which keys and arguments are added.
+    fn call(&self) -> ScriptInvocation<'_> {
+        self.script.prepare_invoke()
+    }
+
+    /// Decodes a reply of this script.
+    pub fn decode<T: redis::FromRedisValue>(&self, v: Value) -> Result<T, StoreError> {
+        redis::from_redis_value(v).map_err(|e| self.error(e.to_string()))
+    }
+
+    /// A script failure with `reason`.
+    pub fn error(&self, reason: String) -> StoreError {
+        StoreError::Script {
+            script: self.name,
+            reason,
+        }
+    }
+}
+
+/// Every production script.
+pub struct Scripts {
+    pub record: Lua,
+    pub read_updates: Lua,
+    pub dispatch: Lua,
+    pub dispatch_strategy: Lua,
+    pub restore_claims: Lua,
+    pub complete_job: Lua,
+    pub ack_results: Lua,
+    pub reap_job: Lua,
+    pub trim_stream: Lua,
+    pub catalog_write: Lua,
+    pub replace_universe: Lua,
+    pub persist_universe: Lua,
+    pub restore_strategy: Lua,
+    pub cleanup_chunk: Lua,
+    pub intersect: Lua,
+}
+
+impl Default for Scripts {
+    fn default() -> Scripts {
+        Scripts {
+            record: Lua::new("record.lua", &[], RECORD_SCRIPT),
+            read_updates: Lua::new(
+                "read_updates.lua",
+                &[],
+                include_str!("../lua/read_updates.lua"),
+            ),
+            dispatch: Lua::new(
+                "dispatch.lua",
+                &[CLAIM_LIB],
+                include_str!("../lua/dispatch.lua"),
+            ),
+            restore_claims: Lua::new(
+                "restore_claims.lua",
+                &[CLAIM_LIB],
+                include_str!("../lua/restore_claims.lua"),
+            ),
+            dispatch_strategy: Lua::new(
+                "dispatch_strategy.lua",
+                &[],
+                include_str!("../lua/dispatch_strategy.lua"),
+            ),
+            complete_job: Lua::new(
+                "complete_job.lua",
+                &[SETTLE_LIB],
+                include_str!("../lua/complete_job.lua"),
+            ),
+            ack_results: Lua::new(
+                "ack_results.lua",
+                &[],
+                include_str!("../lua/ack_results.lua"),
+            ),
+            reap_job: Lua::new(
+                "reap_job.lua",
+                &[SETTLE_LIB],
+                include_str!("../lua/reap_job.lua"),
+            ),
+            trim_stream: Lua::new(
+                "trim_stream.lua",
+                &[],
+                include_str!("../lua/trim_stream.lua"),
+            ),
+            catalog_write: Lua::new(
+                "catalog_write.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("../lua/catalog_write.lua"),
+            ),
+            replace_universe: Lua::new(
+                "replace_universe.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("../lua/replace_universe.lua"),
+            ),
+            persist_universe: Lua::new(
+                "persist_universe.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("../lua/persist_universe.lua"),
+            ),
+            restore_strategy: Lua::new(
+                "restore_strategy.lua",
+                &[CHANGE_LOG_LIB],
+                include_str!("../lua/restore_strategy.lua"),
+            ),
+            cleanup_chunk: Lua::new(
+                "cleanup_chunk.lua",
+                &[],
+                include_str!("../lua/cleanup_chunk.lua"),
+            ),
+            intersect: Lua::new(
+                "intersect_adaptive.lua",
+                &[],
+                include_str!("../lua/intersect_adaptive.lua"),
+            ),
+        }
+    }
+}
+
+/// First element of a script's array reply that reports a key of the wrong type (second
+/// element: the type found). It contains a space, so no job id or ticker equals it.
+pub const DAMAGED_MARKER: &str = "# damaged";
+
+/// The type named by a reply `{DAMAGED_MARKER, type}`, if that is what `fields` is.
+pub fn damaged_type(fields: &[String]) -> Option<&str> {
+    match fields {
+        [marker, found] if marker == DAMAGED_MARKER => Some(found),
+        _ => None,
+    }
+}
