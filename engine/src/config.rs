@@ -23,6 +23,7 @@
 //! per_ticker_throttle = true
 //! lua_threshold = 1000
 //! max_universe = 50000
+//! max_future_ms = 300000
 //! ```
 
 mod reader;
@@ -48,6 +49,10 @@ pub struct EngineConfig {
     /// Largest universe accepted, from the catalog or from discovery (DESIGN §2.7); the
     /// Redis store is given the same value.
     pub max_universe: usize,
+    /// Update times further ahead of the engine's clock are rejected at recording and
+    /// ignored (counted) when found in Redis (DESIGN §2.3); the Redis store is given the
+    /// same value.
+    pub max_future_ms: i64,
     /// Configured retention of update times (raised to the longest active bucket).
     pub retention_ms: i64,
     /// First cleanup this long after start.
@@ -89,6 +94,7 @@ impl Default for EngineConfig {
             per_ticker_throttle: true,
             lua_threshold: DEFAULT_LUA_THRESHOLD,
             max_universe: DEFAULT_MAX_UNIVERSE,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             cleanup_initial_delay_ms: DEFAULT_CLEANUP_INITIAL_DELAY_MS,
             cleanup_interval_ms: DEFAULT_CLEANUP_INTERVAL_MS,
@@ -155,6 +161,7 @@ impl Config {
         let mut engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
         apply_env(raw, &mut redis, &mut engine, &mut problems);
         redis.max_universe = engine.max_universe;
+        redis.max_future_ms = engine.max_future_ms;
         if problems.is_empty() {
             Ok(Config { redis, engine })
         } else {
@@ -195,6 +202,10 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     r.boolean("per_ticker_throttle", &mut e.per_ticker_throttle);
     r.count("lua_threshold", &mut e.lua_threshold, 0, 10_000_000);
     r.count("max_universe", &mut e.max_universe, 1, 10_000_000);
+    // At least a second: a smaller bound would reject ordinary clock skew between the
+    // feed's hosts and the engine; at most a day: further ahead a stamp pins a ticker
+    // for longer than most buckets.
+    r.ms("max_future_ms", &mut e.max_future_ms, SECOND_MS, DAY_MS);
     r.ms("retention_ms", &mut e.retention_ms, 0, 3_650 * DAY_MS);
     let delay = &mut e.cleanup_initial_delay_ms;
     r.ms("cleanup_initial_delay_ms", delay, 0, 30 * DAY_MS);
@@ -346,5 +357,23 @@ mod tests {
             (config.engine.max_universe, config.redis.max_universe),
             (7, 7)
         );
+    }
+
+    #[test]
+    fn one_max_future_ms_for_engine_and_store_within_its_range() {
+        let config = Config::parse("", |_| None).expect("valid");
+        assert_eq!(config.engine.max_future_ms, DEFAULT_MAX_FUTURE_MS);
+        let text = "[engine]\nmax_future_ms = 60000\n";
+        let config = Config::parse(text, |_| None).expect("valid");
+        assert_eq!(
+            (config.engine.max_future_ms, config.redis.max_future_ms),
+            (60_000, 60_000)
+        );
+        for (value, rule) in [("999", "1 s..=1 day"), ("86400001", "1 s..=1 day")] {
+            let text = format!("[engine]\nmax_future_ms = {value}\n");
+            let error = Config::parse(&text, |_| None).unwrap_err().to_string();
+            let needle = format!("engine.max_future_ms = {value}: must be {rule}");
+            assert!(error.contains(&needle), "{needle} missing in:\n{error}");
+        }
     }
 }

@@ -82,6 +82,15 @@ pub const LEDGER_KEEP_TICKS: i64 = 2;
 /// instances and a slow last tick of the bucket; an hour is generous for both.
 pub const DEFAULT_TRIGGER_GRACE_MS: i64 = HOUR_MS;
 
+/// How far ahead of the engine's clock an update time may be (DESIGN §2.3): further ahead
+/// it is rejected at recording and ignored (counted) when found in Redis, because `ZADD GT`
+/// never lowers a time, so one bogus stamp far in the future would pin its ticker and hide
+/// every real update until the clock reached it. Five minutes is generous for clock skew
+/// between market-data hosts and the engine (NTP keeps them within milliseconds; the
+/// simulator's feed stamps at most a minute ahead), and far below any bucket that matters
+/// (a stamp ahead by less than this can only reach into the next 1m or 5m bucket early).
+pub const DEFAULT_MAX_FUTURE_MS: i64 = 5 * MINUTE_MS;
+
 /// Bound on establishing a Redis connection.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 

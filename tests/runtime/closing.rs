@@ -49,13 +49,16 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
     // A at :55 and B at :58, after the last tick; then A again at :00.2 of the next
     // bucket, before the engine's next read: TICK:UPD holds only that one for A.
     let (end, late) = (b + MINUTE_MS, b + 55 * SECOND_MS);
-    market.record_updates(&[("A", late)]).await.expect("record");
     market
-        .record_updates(&[("B", late + 3_000)])
+        .record_updates(end, &[("A", late)])
         .await
         .expect("record");
     market
-        .record_updates(&[("A", end + 200)])
+        .record_updates(end, &[("B", late + 3_000)])
+        .await
+        .expect("record");
+    market
+        .record_updates(end + 200, &[("A", end + 200)])
         .await
         .expect("record");
 
@@ -65,7 +68,7 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
     assert_eq!(jobs(&world, &mut rng).await, want);
     // The closing pass is done: nothing more for the closed bucket, ever.
     market
-        .record_updates(&[("B", late + 4_000)])
+        .record_updates(end + 500, &[("B", late + 4_000)])
         .await
         .expect("record");
     for k in 1..4 {
@@ -89,7 +92,7 @@ async fn a_fractional_score_costs_only_its_ticker() {
         .expect("ZADD");
     world
         .market()
-        .record_updates(&[("B", T0_MS + 1)])
+        .record_updates(T0_MS + 1, &[("B", T0_MS + 1)])
         .await
         .expect("record");
     let report = engine.step(T0_MS + TICK_MS).await;

@@ -45,7 +45,11 @@ async fn jobs_match_the_oracle_every_step_across_three_buckets() {
     for k in 0..=(3 * 5 * MINUTE_MS / TICK_MS) {
         let now = T0_MS + k * TICK_MS;
         let batch = market_updates(&mut rng, &pool, now, 8);
-        world.market().record_updates(&batch).await.expect("record");
+        world
+            .market()
+            .record_updates(now, &batch)
+            .await
+            .expect("record");
         oracle.record(&batch);
         let report = engine.step(now).await;
         assert!(report.ready, "step {k}: not ready");

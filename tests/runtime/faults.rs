@@ -40,9 +40,9 @@ impl Run {
             // The market's own connection may have broken in the outage: one retry
             // reconnects it (a failed write wrote nothing).
             let market = self.world.market();
-            if market.record_updates(&batch).await.is_err() {
+            if market.record_updates(now, &batch).await.is_err() {
                 market
-                    .record_updates(&batch)
+                    .record_updates(now, &batch)
                     .await
                     .expect("record after reconnect");
             }

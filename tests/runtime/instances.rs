@@ -30,7 +30,11 @@ async fn instances_dispatch_exactly_once(n: usize) {
     for k in 0..STEPS {
         let now = T0_MS + k * TICK_MS;
         let batch = market_updates(&mut rng, &pool, now, 12);
-        world.market().record_updates(&batch).await.expect("record");
+        world
+            .market()
+            .record_updates(now, &batch)
+            .await
+            .expect("record");
         oracle.record(&batch);
         for report in step_all(&mut engines, now).await {
             assert!(report.ready, "step {k}: an instance was not ready");

@@ -36,7 +36,7 @@ async fn step_with_updates(
     let updates: Vec<(&str, i64)> = tickers.iter().map(|t| (*t, now - 1)).collect();
     world
         .market()
-        .record_updates(&updates)
+        .record_updates(now, &updates)
         .await
         .expect("record");
     let report = engine.step(now).await;

@@ -8,6 +8,8 @@ mod closing;
 mod e2e;
 // Redis paused, then restarted empty: not ready meanwhile, restored, then exact again.
 mod faults;
+// A stamp too far ahead in Redis: ignored and counted, dispatched once its time comes.
+mod future;
 // A bad entry, a wrong-typed key or an oversized universe costs only its own strategy.
 mod isolation;
 // Two and three engines stepped concurrently on one Redis: every dispatch exactly once.

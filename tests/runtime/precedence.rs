@@ -31,7 +31,7 @@ async fn step(
     if !updates.is_empty() {
         world
             .market()
-            .record_updates(&updates)
+            .record_updates(now, &updates)
             .await
             .expect("record");
     }

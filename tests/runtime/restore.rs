@@ -27,7 +27,7 @@ async fn step(
     let updates: Vec<(&str, i64)> = tickers.iter().map(|t| (*t, now - 1)).collect();
     world
         .market()
-        .record_updates(&updates)
+        .record_updates(now, &updates)
         .await
         .expect("record");
     assert!(engine.step(now).await.ready, "step {k}");

@@ -38,7 +38,11 @@ async fn shutdown_future_stops_every_task_and_no_step_follows() {
     for k in 0..5 {
         let now = T0_MS + k * TICK_MS;
         let batch = market_updates(&mut rng, &pool, now, 10);
-        world.market().record_updates(&batch).await.expect("record");
+        world
+            .market()
+            .record_updates(now, &batch)
+            .await
+            .expect("record");
         clock.advance_to(now);
         // The engine loop sleeps until the next step once this one is done.
         clock.requested(now + TICK_MS).await;
@@ -63,7 +67,11 @@ async fn shutdown_future_stops_every_task_and_no_step_follows() {
     assert_eq!(clock.sleepers(), 0, "a task still waits for the clock");
     let later = T0_MS + 50 * TICK_MS;
     let batch = market_updates(&mut rng, &pool, later, 30);
-    world.market().record_updates(&batch).await.expect("record");
+    world
+        .market()
+        .record_updates(later, &batch)
+        .await
+        .expect("record");
     clock.advance_to(later);
     let round = Worker::PERFECT.round(world.market(), &mut rng, &pool).await;
     assert!(round.dispatched.is_empty());

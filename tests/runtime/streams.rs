@@ -21,7 +21,7 @@ async fn one_strategy(namespace: &str) -> World {
         .await;
     world
         .market()
-        .record_updates(&[("AAPL", T0_MS - 5), ("X:BTCUSD", T0_MS - 3)])
+        .record_updates(T0_MS, &[("AAPL", T0_MS - 5), ("X:BTCUSD", T0_MS - 3)])
         .await
         .expect("record");
     world
@@ -319,7 +319,7 @@ async fn lagging_workers_pause_dispatch_and_nothing_is_lost() {
     let market = world.market();
     let record = async |ts: i64| {
         market
-            .record_updates(&[("AAPL", ts), ("MSFT", ts)])
+            .record_updates(ts, &[("AAPL", ts), ("MSFT", ts)])
             .await
             .expect("record")
     };
@@ -388,7 +388,7 @@ async fn a_result_later_than_the_next_bucket_still_counts_its_discovery() {
     // The next bucket is claimed while the worker is still running b1's job.
     let next = T0_MS + HOUR_MS;
     market
-        .record_updates(&[("AAPL", next + 1)])
+        .record_updates(next + 1, &[("AAPL", next + 1)])
         .await
         .expect("record");
     assert_eq!(engine.step(next + TICK_MS).await.jobs_enqueued, 1);

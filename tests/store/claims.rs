@@ -368,13 +368,17 @@ fn request_in(start_ms: i64, end_ms: i64) -> TickerDispatch {
 async fn reject_everything_bad(store: &RedisStore) {
     let long = "L".repeat(65);
     for bad in ["", "  ", "BRK B", "caf\u{e9}", "A\nB", long.as_str()] {
-        let e = input(store.record_updates(&[("MSFT", T0_MS), (bad, T0_MS)]).await);
+        let e = input(
+            store
+                .record_updates(T0_MS, &[("MSFT", T0_MS), (bad, T0_MS)])
+                .await,
+        );
         assert!(matches!(e, InputError::Ticker { .. }), "{e}");
         let e = input(store.replace_universe(1, &["MSFT", bad]).await);
         assert!(matches!(e, InputError::Ticker { .. }), "{e}");
     }
     for ts in [-1, i64::MIN, i64::MAX, MAX_TIMESTAMP_MS] {
-        let e = input(store.record_updates(&[("MSFT", ts)]).await);
+        let e = input(store.record_updates(T0_MS, &[("MSFT", ts)]).await);
         assert_eq!(e, InputError::Timestamp { ts_ms: ts });
         assert!(e.to_string().contains(&ts.to_string()));
         input(store.read_updates(&FeedCursor::default(), ts, "e").await);
@@ -428,7 +432,7 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
         .await
         .expect("universe");
     store
-        .record_updates(&[("AAPL", T0_MS)])
+        .record_updates(T0_MS, &[("AAPL", T0_MS)])
         .await
         .expect("update");
     let b = tf("1d").bucket(T0_MS).expect("ok");

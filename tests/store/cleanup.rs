@@ -122,8 +122,8 @@ async fn first_divergence(
         match event {
             Event::Update(t, lag_ms) => {
                 let update = [(pool[*t].as_str(), now - lag_ms)];
-                cleaned.record_updates(&update).await.expect("record");
-                kept.record_updates(&update).await.expect("record");
+                cleaned.record_updates(now, &update).await.expect("record");
+                kept.record_updates(now, &update).await.expect("record");
             }
             Event::Cleanup(retention_ms) => {
                 cleaned
@@ -289,10 +289,16 @@ async fn a_million_stale_entries_are_removed_in_bounded_calls() {
         .map(|i| (format!("O:X{i:07}C1"), T0_MS + (i % 1000) as i64))
         .collect();
     for chunk in stale.chunks(100_000) {
-        store.record_updates(chunk).await.expect("record backlog");
+        store
+            .record_updates(now, chunk)
+            .await
+            .expect("record backlog");
     }
     let fresh: Vec<(String, i64)> = (0..1000).map(|i| (format!("F{i}"), now - DAY_MS)).collect();
-    store.record_updates(&fresh).await.expect("record fresh");
+    store
+        .record_updates(now, &fresh)
+        .await
+        .expect("record fresh");
     assert_eq!(
         store.tracked_tickers().await.expect("zcard"),
         BACKLOG as u64 + 1000
@@ -335,11 +341,11 @@ async fn two_instances_cleaning_at_once_share_the_work() {
     let (a, b) = (world.store().await, world.store().await);
     let n = 20 * CLEANUP_CHUNK_MEMBERS + 17;
     let stale: Vec<(String, i64)> = (0..n).map(|i| (format!("S{i}"), T0_MS)).collect();
-    a.record_updates(&stale).await.expect("record");
-    a.record_updates(&[("KEEP", T0_MS + 200 * DAY_MS)])
+    let now = T0_MS + 200 * DAY_MS;
+    a.record_updates(now, &stale).await.expect("record");
+    a.record_updates(now, &[("KEEP", now)])
         .await
         .expect("record");
-    let now = T0_MS + 200 * DAY_MS;
     let (ra, rb) = tokio::join!(
         a.cleanup(now, 90 * DAY_MS, &[]),
         b.cleanup(now, 90 * DAY_MS, &[])
@@ -385,7 +391,7 @@ async fn no_cleanup_before_the_catalog_is_loaded() {
     // Updated 20 days ago, inside the quarter: older than the raw 1-day retention.
     let store = world.market();
     store
-        .record_updates(&[("Q", now - 20 * DAY_MS)])
+        .record_updates(now, &[("Q", now - 20 * DAY_MS)])
         .await
         .expect("record");
     let config = EngineConfig {

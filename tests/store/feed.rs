@@ -1,13 +1,15 @@
 //! The incremental update read (`read_updates`): deltas hold exactly the tickers written
 //! since the cursor, with their current times, and every case where a delta could be wrong
-//! falls back to a full read.
+//! falls back to a full read. A stamp too far ahead of the writer's clock is rejected.
 
 use std::collections::BTreeMap;
 
-use tickgate::Ticker;
 use tickgate::core::time::MINUTE_MS;
-use tickgate::limits::{FEED_DELTA_MAX, WRITE_CHUNK_MEMBERS};
-use tickgate::store::{FeedCursor, FeedRead, RedisStore, Updates};
+use tickgate::limits::{
+    DEFAULT_MAX_FUTURE_MS, DEFAULT_MAX_UNIVERSE, FEED_DELTA_MAX, WRITE_CHUNK_MEMBERS,
+};
+use tickgate::store::{FeedCursor, FeedRead, ModelStore, RedisStore, StoreError, Updates};
+use tickgate::{InputError, Ticker};
 use tickgate_suite::{T0_MS, World, ticker_pool};
 
 fn times(pairs: &[(&Ticker, i64)]) -> BTreeMap<Ticker, i64> {
@@ -28,7 +30,10 @@ async fn a_delta_holds_exactly_the_tickers_written_since_the_cursor() {
     let pool = ticker_pool(4);
     let recorded = |n: usize, ts: i64| (pool[n].as_str(), ts);
     store
-        .record_updates(&[recorded(0, T0_MS), recorded(1, T0_MS - 10 * MINUTE_MS)])
+        .record_updates(
+            T0_MS,
+            &[recorded(0, T0_MS), recorded(1, T0_MS - 10 * MINUTE_MS)],
+        )
         .await
         .expect("record");
 
@@ -41,11 +46,14 @@ async fn a_delta_holds_exactly_the_tickers_written_since_the_cursor() {
 
     // A raise, an older stamp (time unchanged), a new ticker, a second raise of one ticker.
     store
-        .record_updates(&[recorded(0, T0_MS + 5), recorded(1, T0_MS - 20 * MINUTE_MS)])
+        .record_updates(
+            T0_MS + 5,
+            &[recorded(0, T0_MS + 5), recorded(1, T0_MS - 20 * MINUTE_MS)],
+        )
         .await
         .expect("record");
     store
-        .record_updates(&[recorded(2, T0_MS + 1), recorded(0, T0_MS + 9)])
+        .record_updates(T0_MS + 9, &[recorded(2, T0_MS + 1), recorded(0, T0_MS + 9)])
         .await
         .expect("record");
     let second = read(&store, &first.cursor, T0_MS).await;
@@ -73,7 +81,7 @@ async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
     let store = world.store().await;
     let pool = ticker_pool(8);
     store
-        .record_updates(&[(pool[0].as_str(), T0_MS)])
+        .record_updates(T0_MS, &[(pool[0].as_str(), T0_MS)])
         .await
         .expect("record");
     let before = read(&store, &FeedCursor::default(), T0_MS).await;
@@ -91,7 +99,7 @@ async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
         .expect("DEL");
     for t in &pool[1..4] {
         store
-            .record_updates(&[(t.as_str(), T0_MS + 1)])
+            .record_updates(T0_MS + 1, &[(t.as_str(), T0_MS + 1)])
             .await
             .expect("record");
     }
@@ -119,7 +127,10 @@ async fn more_changes_than_the_delta_bound_are_read_in_full() {
     let n = FEED_DELTA_MAX as usize + 1;
     let pool: Vec<String> = (0..n).map(|i| format!("M{i}")).collect();
     let batch: Vec<(&str, i64)> = pool.iter().map(|t| (t.as_str(), T0_MS + 1)).collect();
-    store.record_updates(&batch).await.expect("record");
+    store
+        .record_updates(T0_MS + 1, &batch)
+        .await
+        .expect("record");
     let many = read(&store, &first.cursor, T0_MS + 1).await;
     assert!(many.full, "{n} changes exceed the delta bound");
     assert_eq!(many.updates.len(), n);
@@ -135,8 +146,84 @@ async fn more_changes_than_the_delta_bound_are_read_in_full() {
         .iter()
         .map(|t| (t.as_str(), T0_MS + 2))
         .collect();
-    store.record_updates(&batch).await.expect("record");
+    store
+        .record_updates(T0_MS + 2, &batch)
+        .await
+        .expect("record");
     let delta = read(&store, &many.cursor, T0_MS + 1).await;
     assert!(!delta.full);
     assert_eq!(delta.updates.len(), n - 1);
+}
+
+/// The typed error of a batch with `ticker` stamped `ts_ms`, recorded at `now_ms` with the
+/// bound `max_future_ms`.
+fn too_far_ahead(ticker: &str, ts_ms: i64, now_ms: i64, max_future_ms: i64) -> StoreError {
+    StoreError::Input(InputError::FutureTimestamp {
+        ticker: ticker.to_owned(),
+        ts_ms,
+        now_ms,
+        max_future_ms,
+    })
+}
+
+/// DESIGN §2.3: a stamp more than `max_future_ms` ahead of the writer's clock rejects the
+/// whole batch, naming the ticker and the stamp, and writes nothing — on Redis and on the
+/// model alike. Exactly at the bound is accepted.
+#[tokio::test]
+async fn a_stamp_too_far_ahead_rejects_the_batch_and_writes_nothing() {
+    let world = World::new("feed-future:").await;
+    let store = world.store().await;
+    let model = ModelStore::new(DEFAULT_MAX_UNIVERSE);
+    let bound = DEFAULT_MAX_FUTURE_MS;
+    let (now, far) = (T0_MS, T0_MS + bound + 1);
+    let batch = [("A", now), ("B", far), ("C", now - MINUTE_MS)];
+    let want = too_far_ahead("B", far, now, bound);
+    let got = store.record_updates(now, &batch).await.unwrap_err();
+    assert_eq!(got.to_string(), want.to_string());
+    assert!(
+        matches!(&got, StoreError::Input(e) if *e == InputError::FutureTimestamp {
+            ticker: "B".into(), ts_ms: far, now_ms: now, max_future_ms: bound
+        }),
+        "{got:?}"
+    );
+    assert!(got.to_string().contains(&format!("{far}")) && got.to_string().contains("\"B\""));
+    let got = model.record_updates(now, &batch).await.unwrap_err();
+    assert_eq!(got.to_string(), want.to_string());
+    assert_eq!(
+        store.tracked_tickers().await.expect("zcard"),
+        0,
+        "nothing written"
+    );
+    assert_eq!(model.tracked_tickers().await.expect("count"), 0);
+    let read = read(&store, &FeedCursor::default(), 0).await;
+    assert!(read.updates.is_empty() && read.cursor.seq == 0, "{read:?}");
+
+    // At the bound: accepted by both.
+    let at_bound = [("A", now), ("B", now + bound)];
+    store.record_updates(now, &at_bound).await.expect("record");
+    model.record_updates(now, &at_bound).await.expect("record");
+    assert_eq!(store.tracked_tickers().await.expect("zcard"), 2);
+
+    // The configured bound, not the default, is what the store applies.
+    let mut config = world.store_config();
+    config.max_future_ms = MINUTE_MS;
+    let strict = world.store_with(&config).await;
+    let ahead = now + MINUTE_MS + 1;
+    let got = strict
+        .record_updates(now, &[("D", ahead)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        got.to_string(),
+        too_far_ahead("D", ahead, now, MINUTE_MS).to_string()
+    );
+    let model = ModelStore::new(DEFAULT_MAX_UNIVERSE).with_max_future_ms(MINUTE_MS);
+    let got = model
+        .record_updates(now, &[("D", ahead)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        got.to_string(),
+        too_far_ahead("D", ahead, now, MINUTE_MS).to_string()
+    );
 }

@@ -58,6 +58,8 @@ fn seed_script_adaptive_lua_client_side_and_model_agree() {
             .enumerate()
             .map(|(i, t)| (t.as_str(), since + (i as i64 % 7 - 3) * DAY_MS / 3))
             .collect();
+        // The feed's clock when it writes them: at the latest stamp.
+        let written_ms = since + DAY_MS;
         rt.block_on(async {
             let redis = world.store_under(&format!("{}:", case.get())).await;
             let model = ModelStore::new(DEFAULT_MAX_UNIVERSE);
@@ -67,8 +69,14 @@ fn seed_script_adaptive_lua_client_side_and_model_agree() {
                 model.replace_universe(1, &raw).await,
             );
             prop_assert_eq!(a.is_ok(), b.is_ok(), "empty universes are rejected by both");
-            redis.record_updates(&updates).await.expect("record");
-            model.record_updates(&updates).await.expect("record");
+            redis
+                .record_updates(written_ms, &updates)
+                .await
+                .expect("record");
+            model
+                .record_updates(written_ms, &updates)
+                .await
+                .expect("record");
             let want = model
                 .intersect(1, since, Intersection::ClientSide)
                 .await
@@ -144,11 +152,14 @@ async fn a_failing_script_falls_back_to_client_side_and_is_counted() {
         .await
         .expect("universe");
     admin
-        .record_updates(&[
-            ("AAPL", T0_MS),
-            ("X:BTCUSD", T0_MS - DAY_MS),
-            ("O:AAPL251219C00200000", T0_MS + 1),
-        ])
+        .record_updates(
+            T0_MS + 1,
+            &[
+                ("AAPL", T0_MS),
+                ("X:BTCUSD", T0_MS - DAY_MS),
+                ("O:AAPL251219C00200000", T0_MS + 1),
+            ],
+        )
         .await
         .expect("updates");
 

@@ -50,7 +50,11 @@ enum Answer {
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// Updates recorded at the latest of their stamps (the feed's clock).
     Record(Vec<(usize, i64)>),
+    /// Updates recorded at a given time: stamps more than `max_future_ms` after it reject
+    /// the batch.
+    RecordAt(i64, Vec<(usize, i64)>),
     RecordWithBadTicker(Vec<(usize, i64)>, usize),
     RecordBadTimestamp(usize, i64),
     Replace(StrategyId, Vec<usize>),
@@ -110,6 +114,7 @@ fn data_op() -> impl Strategy<Value = Op> {
     let bad = 0..BAD_TICKERS.len();
     prop_oneof![
         4 => updates().prop_map(Op::Record),
+        1 => (instant(), updates()).prop_map(|(now, u)| Op::RecordAt(now, u)),
         1 => (updates(), bad.clone()).prop_map(|(u, b)| Op::RecordWithBadTicker(u, b)),
         1 => (0..TICKERS, prop_oneof![Just(-1i64), Just(i64::MAX), Just(i64::MIN)])
             .prop_map(|(t, ts)| Op::RecordBadTimestamp(t, ts)),
@@ -220,15 +225,22 @@ async fn data<S: TestStore>(store: &S, pool: &[Ticker], op: &Op) -> String {
         u.iter().map(|&(i, ts)| (pool[i].as_str(), ts)).collect()
     };
     match op {
-        Op::Record(u) => outcome(store.record_updates(&batch(u)).await),
+        Op::Record(u) => {
+            let now = u.iter().map(|(_, ts)| *ts).max().unwrap_or(T0_MS);
+            outcome(store.record_updates(now, &batch(u)).await)
+        }
+        Op::RecordAt(now, u) => outcome(store.record_updates(*now, &batch(u)).await),
         Op::RecordWithBadTicker(u, bad) => {
             let mut batch = batch(u);
             batch.insert(batch.len() / 2, (BAD_TICKERS[*bad], T0_MS));
-            outcome(store.record_updates(&batch).await)
+            let now = batch.iter().map(|(_, ts)| *ts).max().unwrap_or(T0_MS);
+            outcome(store.record_updates(now, &batch).await)
         }
-        Op::RecordBadTimestamp(t, ts) => {
-            outcome(store.record_updates(&[(pool[*t].as_str(), *ts)]).await)
-        }
+        Op::RecordBadTimestamp(t, ts) => outcome(
+            store
+                .record_updates(T0_MS, &[(pool[*t].as_str(), *ts)])
+                .await,
+        ),
         Op::Replace(id, t) => outcome(store.replace_universe(*id, &names(pool, t)).await),
         Op::ReplaceWithBadTicker(id, t, bad) => {
             let mut list = names(pool, t);

@@ -43,6 +43,10 @@ pub struct Plan {
     pub skipped: BTreeMap<SkipReason, u64>,
     /// Strategies run strategy-level because their universe is missing.
     pub missing_universe: u64,
+    /// Update times read this tick that are more than `max_future_ms` ahead of the clock:
+    /// ignored (DESIGN §2.3) until the clock comes within the bound. Counted once per time
+    /// read, not once per tick it stays ignored.
+    pub future_stamps: u64,
 }
 
 #[derive(Debug)]
@@ -69,6 +73,9 @@ struct Tracked {
 pub struct Planner {
     per_ticker: bool,
     lua_threshold: usize,
+    max_future_ms: i64,
+    /// Update times after this are ignored: the current tick's time plus `max_future_ms`.
+    admit_until_ms: i64,
     ids: HashMap<Ticker, TickerId>,
     names: Vec<Ticker>,
     /// Last update time per ticker id, as of the previous read (`i64::MIN`: not seen).
@@ -81,8 +88,9 @@ pub struct Planner {
     strategies: BTreeMap<StrategyId, Tracked>,
     dirty: BTreeSet<StrategyId>,
     /// Tickers stamped later than the last tick's time (a feed clock ahead of ours): they
-    /// may belong to a bucket that has not started yet, so they are re-examined every tick
-    /// until the time passes them.
+    /// may belong to a bucket that has not started yet, or be ignored for now (more than
+    /// `max_future_ms` ahead), so they are re-examined every tick until the time passes
+    /// them.
     ahead: BTreeSet<TickerId>,
     /// Proposals of the tick in progress: strategy → (bucket, ticker ids).
     pending: BTreeMap<StrategyId, (Bucket, BTreeSet<TickerId>)>,
@@ -92,11 +100,15 @@ pub struct Planner {
 
 impl Planner {
     /// An empty planner. `per_ticker` is the `per_ticker_throttle` flag; universes larger
-    /// than `lua_threshold` are intersected server-side when fully evaluated.
-    pub fn new(per_ticker: bool, lua_threshold: usize) -> Planner {
+    /// than `lua_threshold` are intersected server-side when fully evaluated; update times
+    /// more than `max_future_ms` ahead of the tick's time are ignored until it comes within
+    /// the bound ([`super::rule::admitted`]).
+    pub fn new(per_ticker: bool, lua_threshold: usize, max_future_ms: i64) -> Planner {
         Planner {
             per_ticker,
             lua_threshold,
+            max_future_ms,
+            admit_until_ms: i64::MIN,
             ids: HashMap::new(),
             names: Vec::new(),
             last_update: Vec::new(),
@@ -251,8 +263,9 @@ impl Planner {
         let mut plan = Plan::default();
         self.pending.clear();
         self.pending_closing.clear();
+        self.admit_until_ms = now_ms.saturating_add(self.max_future_ms);
         self.roll_buckets(now_ms);
-        self.propose_changed(now_ms, updates, before);
+        plan.future_stamps = self.propose_changed(now_ms, updates, before);
         self.propose_dirty(&mut plan);
         let held: BTreeSet<StrategyId> = plan.server_side.iter().map(|(s, _)| *s).collect();
         self.classify(&mut plan, &held);
@@ -308,18 +321,24 @@ impl Planner {
     }
 
     /// Proposes, through the index, every ticker whose times moved since the last read, and
-    /// those stamped ahead of the last tick's time.
+    /// those stamped ahead of the last tick's time. Returns how many times read now are
+    /// beyond `max_future_ms` (ignored, and re-examined each tick like any time ahead).
     fn propose_changed(
         &mut self,
         now_ms: i64,
         updates: &BTreeMap<Ticker, i64>,
         before: &BTreeMap<Ticker, i64>,
-    ) {
+    ) -> u64 {
         let mut changed: BTreeSet<TickerId> = std::mem::take(&mut self.ahead);
+        let mut future_stamps = 0;
         for (ticker, ts) in updates {
             let id = self.intern(ticker) as usize;
             let earlier = before.get(ticker).copied().unwrap_or(i64::MIN);
             if self.last_update[id] != *ts || self.before[id] != earlier {
+                if self.last_update[id] != *ts && *ts > self.admit_until_ms {
+                    future_stamps += 1;
+                    tracing::debug!(%ticker, ts_ms = *ts, now_ms, max_future_ms = self.max_future_ms, "update time too far ahead; ignored until the clock comes within the bound");
+                }
                 self.last_update[id] = *ts;
                 self.before[id] = earlier;
                 changed.insert(id as TickerId);
@@ -330,13 +349,19 @@ impl Planner {
             if ts > now_ms {
                 self.ahead.insert(id);
             }
+            // A time too far ahead is not an update yet; its earlier time may still close
+            // a bucket (a closed bucket ends before `now_ms`, so `ts` is never inside it).
+            let admitted = ts <= self.admit_until_ms;
             for &s in &self.index[id as usize] {
                 if let Some(t) = self.strategies.get_mut(&s) {
                     propose_closing(&mut self.pending_closing, t, s, id, [ts, earlier]);
-                    propose(&mut self.pending, t, s, id, ts);
+                    if admitted {
+                        propose(&mut self.pending, t, s, id, ts);
+                    }
                 }
             }
         }
+        future_stamps
     }
 
     /// Evaluates every dirty per-ticker strategy in full: in process, or server-side when
@@ -364,7 +389,10 @@ impl Planner {
             }
             for i in 0..t.universe.len() {
                 let id = t.universe[i];
-                propose(&mut self.pending, t, s, id, self.last_update[id as usize]);
+                let ts = self.last_update[id as usize];
+                if ts <= self.admit_until_ms {
+                    propose(&mut self.pending, t, s, id, ts);
+                }
             }
         }
     }
@@ -412,7 +440,11 @@ impl Planner {
         let t = self.strategies.get_mut(&s)?;
         let bucket = t.bucket?;
         for id in ids {
-            // The server already filtered by time; only the claim cache applies.
+            // The server filtered by the bucket's start, not by the bound: a time known too
+            // far ahead (every time since the bucket's start was read) stays ignored.
+            if self.last_update[id as usize] > self.admit_until_ms {
+                continue;
+            }
             propose(&mut self.pending, t, s, id, bucket.start_ms);
         }
         let (bucket, ids) = self.pending.remove(&s)?;

@@ -49,7 +49,7 @@ pub enum Decision {
 /// Full evaluation of one strategy at `now_ms` (DESIGN §2.3 steps 1–5, §2.4).
 ///
 /// - `per_ticker`: the `per_ticker_throttle` flag (false = strategy-level for everyone);
-/// - `last_update(t)`: ticker `t`'s last update time, if known;
+/// - `last_update(t)`: ticker `t`'s last update time, if known and [`admitted`];
 /// - `claimed(t, start)`: whether `t` was dispatched for this strategy in the bucket
 ///   starting at `start`;
 /// - `ran(start)`: whether a whole-strategy run happened in that bucket.
@@ -119,6 +119,14 @@ pub fn decide_in(
     }
 }
 
+/// Whether an update time `ts_ms` counts at `now_ms` (DESIGN §2.3): at most `max_future_ms`
+/// ahead of the clock. A time further ahead is ignored until the clock comes within the
+/// bound: `ZADD GT` never lowers it, so trusting it would pin the ticker. [`decide`] takes
+/// update times as they are; its callers hide those this rejects, as the planner does.
+pub fn admitted(ts_ms: i64, now_ms: i64, max_future_ms: i64) -> bool {
+    ts_ms <= now_ms.saturating_add(max_future_ms)
+}
+
 /// How a strategy runs (DESIGN §2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunShape<'a> {
@@ -174,6 +182,14 @@ mod tests {
         assert_eq!(d, Decision::Skip(SkipReason::BucketDup));
         let d = decide(&s, true, NOW, |_| Some(start - 1), |_, _| false, |_| false);
         assert_eq!(d, Decision::Skip(SkipReason::NoUpdate));
+    }
+
+    #[test]
+    fn a_time_counts_up_to_max_future_ms_ahead() {
+        assert!(admitted(NOW + 1_000, NOW, 1_000));
+        assert!(!admitted(NOW + 1_001, NOW, 1_000));
+        assert!(admitted(NOW - 1, NOW, 0));
+        assert!(admitted(i64::MAX, i64::MAX - 1, 1_000), "no overflow");
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub enum InputError {
     Ticker { value: String, rule: &'static str },
     #[error("timestamp {ts_ms} ms is invalid: must be in 0..{MAX_TIMESTAMP_MS} (1970 to 3000)")]
     Timestamp { ts_ms: i64 },
+    #[error(
+        "timestamp {ts_ms} ms of ticker {ticker:?} is {} ms ahead of now ({now_ms} ms): must be at most max_future_ms = {max_future_ms} ms ahead",
+        ts_ms.saturating_sub(*now_ms)
+    )]
+    FutureTimestamp {
+        ticker: String,
+        ts_ms: i64,
+        now_ms: i64,
+        max_future_ms: i64,
+    },
     #[error("universe of strategy {strategy} is empty: an empty universe is never stored")]
     EmptyUniverse { strategy: StrategyId },
     #[error("universe of strategy {strategy} has {size} tickers, above max_universe = {max}")]

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub skipped_damaged_key: AtomicU64,
     /// Strategies run strategy-level because no universe could be had.
     pub missing_universe_fallbacks: AtomicU64,
+    /// Update times read from Redis more than `max_future_ms` ahead of the clock (a direct
+    /// writer's bogus stamp): ignored until the clock comes within the bound (DESIGN §2.3).
+    /// Counted once per time read.
+    pub future_stamps: AtomicU64,
     pub cleanup_operations: AtomicU64,
     pub cleanup_removed: AtomicU64,
     pub lua_intersections: AtomicU64,
@@ -147,10 +151,11 @@ impl Metrics {
             g(&self.skipped_invalid_timeframe)
         );
         tracing::info!(
-            "Isolation - Skipped (invalid entry): {}, Skipped (oversized universe): {}, Skipped (damaged key): {}",
+            "Isolation - Skipped (invalid entry): {}, Skipped (oversized universe): {}, Skipped (damaged key): {}, Ignored (future stamp): {}",
             g(&self.catalog_errors),
             g(&self.skipped_oversized_universe),
-            g(&self.skipped_damaged_key)
+            g(&self.skipped_damaged_key),
+            g(&self.future_stamps)
         );
         tracing::info!(
             "Advanced operations - Cleanup ops: {}, Lua intersections: {}, Universe discoveries: {}",

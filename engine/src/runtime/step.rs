@@ -108,7 +108,11 @@ impl<S: Store> Engine<S> {
         ));
         Engine {
             store,
-            planner: Planner::new(config.per_ticker_throttle, config.lua_threshold),
+            planner: Planner::new(
+                config.per_ticker_throttle,
+                config.lua_threshold,
+                config.max_future_ms,
+            ),
             ledger: Ledger::default(),
             write_back_due: false,
             config,

@@ -42,6 +42,7 @@ impl<S: Store> Engine<S> {
             m.skipped(*reason, *n);
         }
         Metrics::add(&m.missing_universe_fallbacks, plan.missing_universe);
+        Metrics::add(&m.future_stamps, plan.future_stamps);
         let planned: BTreeSet<StrategyId> = plan
             .tickers
             .iter()

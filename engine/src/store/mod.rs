@@ -35,6 +35,7 @@ pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite}
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
 use crate::core::ledger::WriteBack;
+use crate::core::rule::admitted;
 use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse_tickers};
 
 /// Consumer group of the workers on the jobs stream.
@@ -314,11 +315,14 @@ impl StoreCounters {
 
 /// The update set (`TICK:UPD` and its write sequence).
 pub trait Updates: Send + Sync {
-    /// Records `(ticker, ts_ms)` updates; a ticker's time never moves backwards (`ZADD GT`).
-    /// All inputs are validated first: one bad ticker or timestamp rejects the whole batch
-    /// and nothing is written.
+    /// Records `(ticker, ts_ms)` updates at the caller's time `now_ms`; a ticker's time
+    /// never moves backwards (`ZADD GT`). All inputs are validated first: one bad ticker or
+    /// timestamp — or one more than the store's `max_future_ms` ahead of `now_ms`
+    /// ([`InputError::FutureTimestamp`], DESIGN §2.3) — rejects the whole batch and nothing
+    /// is written.
     fn record_updates<S: AsRef<str> + Sync>(
         &self,
+        now_ms: i64,
         updates: &[(S, i64)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -592,15 +596,27 @@ pub async fn intersect_or_fall_back<S: Store>(
     }
 }
 
-/// Validates a batch of updates and de-duplicates it, keeping each ticker's latest time
-/// (what `ZADD GT` would keep). Shared by both stores so they reject identically.
+/// Validates a batch of updates recorded at `now_ms` and de-duplicates it, keeping each
+/// ticker's latest time (what `ZADD GT` would keep). A time more than `max_future_ms` ahead
+/// of `now_ms` is rejected. Shared by both stores so they reject identically.
 pub(crate) fn validate_updates<S: AsRef<str>>(
+    now_ms: i64,
+    max_future_ms: i64,
     updates: &[(S, i64)],
 ) -> Result<BTreeMap<Ticker, i64>, InputError> {
+    check_timestamp(now_ms)?;
     let mut latest = BTreeMap::new();
     for (raw, ts_ms) in updates {
         let ticker = Ticker::parse(raw.as_ref())?;
         let ts_ms = check_timestamp(*ts_ms)?;
+        if !admitted(ts_ms, now_ms, max_future_ms) {
+            return Err(InputError::FutureTimestamp {
+                ticker: ticker.as_str().to_owned(),
+                ts_ms,
+                now_ms,
+                max_future_ms,
+            });
+        }
         let slot = latest.entry(ticker).or_insert(ts_ms);
         *slot = (*slot).max(ts_ms);
     }

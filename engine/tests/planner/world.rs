@@ -162,6 +162,8 @@ impl Store {
 pub struct World {
     pub planner: Planner,
     pub per_ticker: bool,
+    /// Update times further ahead of `now_ms` are ignored (the planner's bound).
+    pub max_future_ms: i64,
     pub now_ms: i64,
     /// The active strategies, as the catalog defines them.
     pub catalog: BTreeMap<StrategyId, Strategy>,
@@ -193,6 +195,10 @@ pub struct TickOutcome {
     /// Strategies sent to the server-side intersection that came back without a proposal:
     /// the plan does not count them, and the runtime never does either.
     pub silent: Vec<StrategyId>,
+    /// Per-ticker strategies the rule skips `no_update` while a universe ticker's time is
+    /// hidden as too far ahead: if that time replaced one already dispatched in the bucket
+    /// (`ZADD GT`), the planner remembers the update and counts `bucket_dup`.
+    pub masked: Vec<StrategyId>,
 }
 
 impl TickOutcome {
@@ -210,10 +216,11 @@ impl TickOutcome {
 }
 
 impl World {
-    pub fn new(per_ticker: bool, lua_threshold: usize, now_ms: i64) -> World {
+    pub fn new(per_ticker: bool, lua_threshold: usize, max_future_ms: i64, now_ms: i64) -> World {
         World {
-            planner: Planner::new(per_ticker, lua_threshold),
+            planner: Planner::new(per_ticker, lua_threshold, max_future_ms),
             per_ticker,
+            max_future_ms,
             now_ms,
             catalog: BTreeMap::new(),
             store: Store::default(),
@@ -358,15 +365,20 @@ impl World {
         }
     }
 
-    /// The full evaluation of every active strategy on the state before dispatch.
+    /// The full evaluation of every active strategy on the state before dispatch; times
+    /// more than `max_future_ms` ahead are hidden (DESIGN §2.3).
     fn decide_all(&self, outcome: &mut TickOutcome) {
+        let (now_ms, bound) = (self.now_ms, self.max_future_ms);
         for (&s, strategy) in &self.catalog {
             let store = &self.store;
             let decision = rule::decide(
                 strategy,
                 self.per_ticker,
-                self.now_ms,
-                |t| store.updates.get(t).copied(),
+                now_ms,
+                |t| {
+                    let ts = store.updates.get(t).copied();
+                    ts.filter(|ts| rule::admitted(*ts, now_ms, bound))
+                },
                 |t, start| store.claims.get(&(s, t.clone())) == Some(&start),
                 |start| store.runs.get(&s) == Some(&start),
             );
@@ -386,6 +398,17 @@ impl World {
                     );
                 }
                 Decision::Skip(reason) => {
+                    let hidden = |t: &Ticker| {
+                        let ts = store.updates.get(t).copied();
+                        ts.is_some_and(|ts| !rule::admitted(ts, now_ms, bound))
+                    };
+                    if reason == SkipReason::NoUpdate
+                        && let Universe::Tickers(u) = &strategy.universe
+                        && self.per_ticker
+                        && u.iter().any(hidden)
+                    {
+                        outcome.masked.push(s);
+                    }
                     outcome.rule_skips.insert(s, reason);
                 }
             }

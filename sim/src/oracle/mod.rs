@@ -31,7 +31,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use tickgate::core::catalog::{Strategy, Universe};
 use tickgate::core::jobs::{Job, JobMode};
-use tickgate::core::rule::{Decision, SkipReason, decide_in};
+use tickgate::core::rule::{Decision, SkipReason, admitted, decide_in};
 use tickgate::{Bucket, Timeframe};
 use tickgate::{StrategyId, Ticker};
 
@@ -90,6 +90,9 @@ pub struct BaselineCounts {
 pub struct Oracle {
     pub per_ticker: bool,
     pub max_universe: usize,
+    /// Update times more than this ahead of the tick's time are ignored until it comes
+    /// within the bound (DESIGN §2.3), as the engine's planner ignores them.
+    pub max_future_ms: i64,
     pub strategies: BTreeMap<StrategyId, Strategy>,
     /// Ticker → last update. Hash maps (never iterated, so order cannot leak into results)
     /// because the oracle probes every universe ticker of every strategy every tick.
@@ -127,6 +130,7 @@ impl Oracle {
         Oracle {
             per_ticker,
             max_universe: tickgate::limits::DEFAULT_MAX_UNIVERSE,
+            max_future_ms: tickgate::limits::DEFAULT_MAX_FUTURE_MS,
             strategies,
             updates: FastMap::default(),
             before: FastMap::default(),
@@ -238,6 +242,13 @@ impl Oracle {
             *buckets.entry(tf).or_insert_with(|| tf.bucket(now).ok())
         };
         let mut current: BTreeMap<StrategyId, Bucket> = BTreeMap::new();
+        let (updates, bound) = (&self.updates, self.max_future_ms);
+        let last_update = |t: &Ticker| {
+            updates
+                .get(t)
+                .copied()
+                .filter(|ts| admitted(*ts, now, bound))
+        };
         for (id, s) in &self.strategies {
             let bucket = bucket_of(s);
             if let Some(b) = bucket {
@@ -247,7 +258,7 @@ impl Oracle {
                 s,
                 self.per_ticker,
                 bucket,
-                |t| self.updates.get(t).copied(),
+                last_update,
                 |t, start| self.claims.get(id).and_then(|c| c.get(t)) == Some(&start),
                 |start| self.runs.get(id) == Some(&start),
             );
@@ -258,7 +269,6 @@ impl Oracle {
                 counts.run_everything += 1;
             }
             let unchanged = decision == Decision::Skip(SkipReason::NoUpdate);
-            let updates = &self.updates;
             let seed = self
                 .seed
                 .step(s, bucket, unchanged, |t| updates.get(t).copied());
@@ -288,7 +298,13 @@ impl Oracle {
             }
         }
         out.extend(closing);
-        for (id, start, mode, symbols) in &out {
+        self.claim(&out);
+        (out, counts)
+    }
+
+    /// Claims what the oracle dispatched: per-ticker claims, or whole runs.
+    fn claim(&mut self, out: &BTreeSet<Dispatch>) {
+        for (id, start, mode, symbols) in out {
             if *mode == JobMode::PerTicker {
                 let claims = self.claims.entry(*id).or_default();
                 for t in symbols {
@@ -300,7 +316,6 @@ impl Oracle {
                 self.runs.insert(*id, *start);
             }
         }
-        (out, counts)
     }
 
     /// A failed run releases its claims (those still held for its bucket).
@@ -369,4 +384,35 @@ pub fn check_tick(now: i64, got: &Merged, want: &Merged, safety: &Safety) -> Res
     safety.check(now, got)?;
     liveness::check(now, got, want)?;
     divergence::check(now, got, want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickgate::core::catalog::CatalogEntry;
+    use tickgate::limits::DEFAULT_MAX_FUTURE_MS;
+
+    /// 2024-06-03T13:30Z, a minute boundary.
+    const NOW: i64 = 1_717_421_400_000;
+
+    #[test]
+    fn a_time_too_far_ahead_is_ignored_until_the_clock_comes_within_the_bound() {
+        let universe = Some(vec!["A".to_owned(), "B".to_owned()]);
+        let entry = CatalogEntry::new(1, 7, "s", "1m", universe);
+        let mut oracle = Oracle::new(true, &BTreeMap::from([(1, entry.to_json())]));
+        let now = NOW + 10_000;
+        let far = now + DEFAULT_MAX_FUTURE_MS + 1;
+        oracle.record(&[("A".to_owned(), far), ("B".to_owned(), NOW + 1)]);
+        let symbols = |tickers: &[&str]| tickers.iter().map(|t| (*t).to_owned()).collect();
+        let (out, _) = oracle.tick(now);
+        let want = (1, NOW, JobMode::PerTicker, symbols(&["B"]));
+        assert_eq!(out, BTreeSet::from([want]));
+        let later = far - DEFAULT_MAX_FUTURE_MS;
+        let (out, _) = oracle.tick(later);
+        let start = later.div_euclid(60_000) * 60_000;
+        assert_eq!(
+            out,
+            BTreeSet::from([(1, start, JobMode::PerTicker, symbols(&["A"]))])
+        );
+    }
 }

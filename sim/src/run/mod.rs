@@ -38,7 +38,9 @@ mod stats;
 
 use std::time::Instant;
 
+use tickgate::Ticker;
 use tickgate::config::EngineConfig;
+use tickgate::core::rule;
 use tickgate::core::time::{HOUR_MS, MINUTE_MS};
 use tickgate::store::{Store, StoreError, WorkerSide};
 
@@ -139,10 +141,38 @@ fn slowest_run_ms(scenario: &Scenario) -> i64 {
 }
 
 /// Updates stamped further ahead of their write than this are not owed by the independent
-/// checker (DESIGN §2.3 lets the engine reject them at `max_future_ms`). The market stamps
-/// nothing ahead today; a minute is below any bound an operator would configure, so the
-/// checker never owes what the engine may rightly reject.
+/// checker (DESIGN §2.3 lets the engine reject them at `max_future_ms`). A minute is below
+/// the engine's default bound ([`tickgate::limits::DEFAULT_MAX_FUTURE_MS`], which the
+/// simulated engines and stores use) and any an operator would configure, so the checker
+/// never owes what the engine may rightly reject.
 pub const MAX_FUTURE_MS: i64 = MINUTE_MS;
+
+// The checker must never owe an update the engines may reject.
+const _: () = assert!(MAX_FUTURE_MS <= tickgate::limits::DEFAULT_MAX_FUTURE_MS);
+
+/// The updates of `batch` the store accepts at `now`: stamped at most the engine's
+/// `max_future_ms` ahead (the stores and engines of a run use the default bound).
+pub(crate) fn admitted(now: i64, batch: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    let bound = tickgate::limits::DEFAULT_MAX_FUTURE_MS;
+    batch
+        .into_iter()
+        .filter(|(_, ts)| rule::admitted(*ts, now, bound))
+        .collect()
+}
+
+/// Writes updates through the store at `now`, dropping tickers the store would reject.
+pub(crate) async fn write_updates<S: Store>(
+    store: &S,
+    now: i64,
+    batch: &[(String, i64)],
+) -> Result<(), StoreError> {
+    let valid: Vec<&(String, i64)> = batch
+        .iter()
+        .filter(|(t, _)| Ticker::parse(t).is_ok())
+        .collect();
+    let pairs: Vec<(&str, i64)> = valid.iter().map(|(t, ts)| (t.as_str(), *ts)).collect();
+    store.record_updates(now, &pairs).await
+}
 
 /// Samples per simulated hour for the memory series.
 const SAMPLE_EVERY_MS: i64 = HOUR_MS;

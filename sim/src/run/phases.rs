@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tickgate::Ticker;
 use tickgate::core::calendar::Bucket;
 use tickgate::core::catalog::Strategy;
 use tickgate::core::jobs::JobMode;
@@ -16,7 +15,7 @@ use tickgate::store::{Store, StoreError, StreamEntry, TickerDispatch, WorkerSide
 use super::edits::{Editor, Write, clock_offsets};
 use super::stats::{Laps, RunStats};
 use super::{Checks, Faults, RunOptions, SAMPLE_EVERY_MS, Sabotage};
-use super::{MAX_FUTURE_MS, engine_config};
+use super::{MAX_FUTURE_MS, admitted, engine_config, write_updates};
 use crate::check::{Guarantee, Settings};
 use crate::oracle::fred::{self, Entry};
 use crate::oracle::{Dispatch, Merged, Oracle, Safety, Violation, check_tick, dispatch_of};
@@ -346,6 +345,9 @@ where
         // The checker sees every update the market made now, as the oracle does: a
         // sabotage loses some inside the system under test.
         self.guarantee.updates(now, &batch);
+        // The feed's store rejects a batch with a stamp too far ahead of its clock
+        // (DESIGN §2.3): a well-behaved feed drops those stamps, and so does the oracle.
+        let batch = admitted(now, batch);
         if self.sabotage == Some(Sabotage::DropUpdates) {
             self.oracle.record(&batch);
             let kept: Vec<(String, i64)> = batch
@@ -354,9 +356,9 @@ where
                 .filter(|(i, _)| i % 10 != 0)
                 .map(|(_, u)| u)
                 .collect();
-            once_more(|| write_updates(&self.feed, &kept)).await
+            once_more(|| write_updates(&self.feed, now, &kept)).await
         } else {
-            once_more(|| write_updates(&self.feed, &batch)).await?;
+            once_more(|| write_updates(&self.feed, now, &batch)).await?;
             self.oracle.record(&batch);
             Ok(())
         }
@@ -590,14 +592,4 @@ fn infra(reason: String) -> StoreError {
         op: "fault injection",
         reason,
     }
-}
-
-/// Writes updates through the store, dropping tickers the store would reject.
-async fn write_updates<S: Store>(store: &S, batch: &[(String, i64)]) -> Result<(), StoreError> {
-    let valid: Vec<&(String, i64)> = batch
-        .iter()
-        .filter(|(t, _)| Ticker::parse(t).is_ok())
-        .collect();
-    let pairs: Vec<(&str, i64)> = valid.iter().map(|(t, ts)| (t.as_str(), *ts)).collect();
-    store.record_updates(&pairs).await
 }

@@ -22,8 +22,8 @@ use crate::core::catalog::universe_digest;
 use crate::core::retention::effective_retention_ms;
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::{
-    CHANGE_RECORDS_MAX, CLEANUP_CALLS_PER_RUN_MAX, CLEANUP_CHUNK_MEMBERS, FEED_DELTA_MAX,
-    WRITE_CHUNK_MEMBERS,
+    CHANGE_RECORDS_MAX, CLEANUP_CALLS_PER_RUN_MAX, CLEANUP_CHUNK_MEMBERS, DEFAULT_MAX_FUTURE_MS,
+    FEED_DELTA_MAX, WRITE_CHUNK_MEMBERS,
 };
 
 /// The model store. Clones share one state (like several connections to one Redis).
@@ -31,17 +31,28 @@ use crate::limits::{
 pub struct ModelStore {
     state: Arc<Mutex<ModelState>>,
     max_universe: usize,
+    /// Update times further ahead of the recording caller's clock are rejected.
+    max_future_ms: i64,
     counters: Arc<StoreCounters>,
 }
 
 impl ModelStore {
-    /// An empty model that rejects universes above `max_universe`.
+    /// An empty model that rejects universes above `max_universe`, and update times more
+    /// than [`DEFAULT_MAX_FUTURE_MS`] ahead (see [`ModelStore::with_max_future_ms`]).
     pub fn new(max_universe: usize) -> ModelStore {
         ModelStore {
             state: Arc::new(Mutex::new(ModelState::default())),
             max_universe,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
             counters: Arc::new(StoreCounters::default()),
         }
+    }
+
+    /// This model, rejecting update times more than `max_future_ms` ahead of the recording
+    /// caller's clock (the Redis store's `RedisStoreConfig::max_future_ms`).
+    pub fn with_max_future_ms(mut self, max_future_ms: i64) -> ModelStore {
+        self.max_future_ms = max_future_ms;
+        self
     }
 
     /// Loses everything, as Redis does on `FLUSHALL` or a restart without persistence.
@@ -64,9 +75,11 @@ impl ModelStore {
 impl Updates for ModelStore {
     async fn record_updates<S: AsRef<str> + Sync>(
         &self,
+        now_ms: i64,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest: Vec<(Ticker, i64)> = validate_updates(updates)?.into_iter().collect();
+        let latest = validate_updates(now_ms, self.max_future_ms, updates)?;
+        let latest: Vec<(Ticker, i64)> = latest.into_iter().collect();
         let mut state = self.lock();
         // One write sequence number per chunk, as the Redis store takes one per script call.
         for chunk in latest.chunks(WRITE_CHUNK_MEMBERS) {

@@ -23,8 +23,8 @@ use super::scripts::{Lua, Scripts};
 use super::{Store, StoreCounters, StoreError};
 use crate::core::ticker::Ticker;
 use crate::limits::{
-    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_UNIVERSE, DEFAULT_RECONNECT_RETRIES,
-    DEFAULT_RESPONSE_TIMEOUT_MS, DEFAULT_TRIGGER_GRACE_MS,
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_FUTURE_MS, DEFAULT_MAX_UNIVERSE,
+    DEFAULT_RECONNECT_RETRIES, DEFAULT_RESPONSE_TIMEOUT_MS, DEFAULT_TRIGGER_GRACE_MS,
 };
 use crate::redact::redact_url;
 
@@ -48,6 +48,9 @@ pub struct RedisStoreConfig {
     pub max_universe: usize,
     /// How long trigger state outlives its bucket.
     pub trigger_grace_ms: i64,
+    /// Update times further ahead of the recording caller's clock are rejected (DESIGN
+    /// §2.3); the engine's `max_future_ms`.
+    pub max_future_ms: i64,
 }
 
 impl std::fmt::Debug for RedisStoreConfig {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for RedisStoreConfig {
             .field("reconnect_retries", &self.reconnect_retries)
             .field("max_universe", &self.max_universe)
             .field("trigger_grace_ms", &self.trigger_grace_ms)
+            .field("max_future_ms", &self.max_future_ms)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl RedisStoreConfig {
             reconnect_retries: DEFAULT_RECONNECT_RETRIES,
             max_universe: DEFAULT_MAX_UNIVERSE,
             trigger_grace_ms: DEFAULT_TRIGGER_GRACE_MS,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct RedisStore {
     keys: KeySpace,
     max_universe: usize,
     trigger_grace_ms: i64,
+    max_future_ms: i64,
     scripts: Scripts,
     counters: StoreCounters,
 }
@@ -116,6 +122,7 @@ impl RedisStore {
             keys: config.keys.clone(),
             max_universe: config.max_universe,
             trigger_grace_ms: config.trigger_grace_ms,
+            max_future_ms: config.max_future_ms,
             scripts: Scripts::default(),
             counters: StoreCounters::default(),
         })

@@ -30,9 +30,11 @@ impl RedisStore {
 impl Updates for RedisStore {
     async fn record_updates<S: AsRef<str> + Sync>(
         &self,
+        now_ms: i64,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest: Vec<(Ticker, i64)> = validate_updates(updates)?.into_iter().collect();
+        let latest = validate_updates(now_ms, self.max_future_ms, updates)?;
+        let latest: Vec<(Ticker, i64)> = latest.into_iter().collect();
         // One script per chunk: the write and its sequence number are atomic.
         for chunk in latest.chunks(WRITE_CHUNK_MEMBERS) {
             let call = self.scripts().record(self.keys(), chunk);
