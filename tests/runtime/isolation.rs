@@ -123,7 +123,7 @@ async fn settle_with_one_damaged_key(
     let updates = [("A", now - 1), ("B", now - 1)];
     world
         .market()
-        .record_updates(&updates)
+        .record_updates(now, &updates)
         .await
         .expect("record");
     assert!(engine.step(now).await.ready);

@@ -17,26 +17,32 @@
 //! stand-in for it). Time is always the caller's logical time, passed in (and into Lua as an
 //! argument); the store never reads a clock, and no script calls Redis `TIME`.
 
+mod input;
 mod keys;
 mod model;
 mod redis;
 pub mod scripts;
+mod streams;
 mod universe_writes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use self::input::intersect_or_fall_back;
+pub(crate) use self::input::{check_bucket, trigger_ttl_ms, validate_universe, validate_updates};
 pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
 pub use self::model::{Delivery, ModelState, ModelStore, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::RECORD_SCRIPT;
+pub use self::streams::{
+    Ack, JobStatus, PendingJob, Reaped, SettleOutcome, Settled, StreamEntry, StreamsReport, Verdict,
+};
 pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite};
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
 use crate::core::ledger::WriteBack;
-use crate::core::rule::admitted;
-use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse_tickers};
+use crate::core::ticker::{InputError, StrategyId, Ticker};
 
 /// Consumer group of the workers on the jobs stream.
 pub const WORKER_GROUP: &str = "workers";
@@ -97,95 +103,6 @@ pub struct StrategyDispatch {
 /// What one whole-strategy dispatch did: the job, `None` when the bucket already ran (or is
 /// stale), or the damaged run key that made the strategy skip.
 pub type RunOutcome = Result<Option<JobRef>, DamagedKey>;
-
-/// A worker's verdict on a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Verdict {
-    Succeeded,
-    /// The run failed: its claims are released, so a later tick retries those tickers.
-    Failed,
-}
-
-impl Verdict {
-    /// The verdict of a result's `success` field.
-    pub fn from_success(success: bool) -> Verdict {
-        if success {
-            Verdict::Succeeded
-        } else {
-            Verdict::Failed
-        }
-    }
-}
-
-/// What settling one job found (see `lua/lib/settle.lua`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum JobStatus {
-    /// The job was issued and still open: settled now (a result later than a newer
-    /// bucket's claim still finds its job for a while, and releases nothing).
-    Open,
-    /// Nothing open by that name: a duplicate of a result already settled, or one later
-    /// than its job's record (kept for the trigger grace after a newer bucket's claim, or
-    /// expired). It may well have been issued; it changes nothing and is not a dead letter.
-    Gone,
-    /// Never issued: the strategy's trigger state proves it (a bucket newer than any it
-    /// claimed, or a job number above every one issued in that bucket).
-    NeverIssued,
-}
-
-/// What settling one job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Settled {
-    pub status: JobStatus,
-    /// Claims released (a whole-strategy run counts 1).
-    pub released: u64,
-}
-
-/// What settling one job did, or the damaged key its job lives in (that result is set
-/// aside; the others of the batch settle).
-pub type SettleOutcome = Result<Settled, DamagedKey>;
-
-/// One stream entry: its id and its payload field (`None` if the field is missing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamEntry {
-    pub id: String,
-    pub payload: Option<String>,
-}
-
-/// A result entry to acknowledge, and whether it is first copied to the dead-letter stream
-/// (with the reason).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ack {
-    pub entry: StreamEntry,
-    pub dead_reason: Option<String>,
-}
-
-/// A job delivered to a worker and not acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PendingJob {
-    pub id: String,
-    pub deliveries: u64,
-}
-
-/// What reaping a stale job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reaped {
-    /// It was no longer pending as seen (acknowledged, or reaped by another instance).
-    Nothing,
-    /// Re-enqueued as a new entry, for any worker to take.
-    Redelivered,
-    /// Moved to the dead-letter stream, and settled as failed: `released` claims of `job`
-    /// (read from the entry; `None` when it could not be) were released.
-    Dead { job: Option<JobRef>, released: u64 },
-}
-
-/// What trimming the streams found (see [`Settlement::trim_streams`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamsReport {
-    /// Jobs the workers have not acknowledged: pending plus not yet delivered.
-    pub jobs_backlog: u64,
-    /// Entries trimmed from the jobs and results streams.
-    pub trimmed: u64,
-}
 
 /// Strategies changed since a version (catalog entries or universes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,96 +485,4 @@ pub trait WorkerSide: Send + Sync {
         &self,
         jobs: &[(String, String)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// Intersects with `method`; a failing script is answered client-side instead and counted
-/// in `lua_fallbacks` (DESIGN §2.5). Non-script errors (Redis down) are returned as is.
-pub async fn intersect_or_fall_back<S: Store>(
-    store: &S,
-    id: StrategyId,
-    since_ms: i64,
-    method: Intersection,
-) -> Result<Vec<Ticker>, StoreError> {
-    match store.intersect(id, since_ms, method).await {
-        Err(StoreError::Script { script, reason }) => {
-            tracing::warn!(strategy = id, script, %reason, "Lua intersection failed; falling back to client-side");
-            StoreCounters::bump(&store.counters().lua_fallbacks, 1);
-            store
-                .intersect(id, since_ms, Intersection::ClientSide)
-                .await
-        }
-        Ok(tickers) => {
-            if method != Intersection::ClientSide {
-                StoreCounters::bump(&store.counters().lua_intersections, 1);
-            }
-            Ok(tickers)
-        }
-        other => other,
-    }
-}
-
-/// Validates a batch of updates recorded at `now_ms` and de-duplicates it, keeping each
-/// ticker's latest time (what `ZADD GT` would keep). A time more than `max_future_ms` ahead
-/// of `now_ms` is rejected. Shared by both stores so they reject identically.
-pub(crate) fn validate_updates<S: AsRef<str>>(
-    now_ms: i64,
-    max_future_ms: i64,
-    updates: &[(S, i64)],
-) -> Result<BTreeMap<Ticker, i64>, InputError> {
-    check_timestamp(now_ms)?;
-    let mut latest = BTreeMap::new();
-    for (raw, ts_ms) in updates {
-        let ticker = Ticker::parse(raw.as_ref())?;
-        let ts_ms = check_timestamp(*ts_ms)?;
-        if !admitted(ts_ms, now_ms, max_future_ms) {
-            return Err(InputError::FutureTimestamp {
-                ticker: ticker.as_str().to_owned(),
-                ts_ms,
-                now_ms,
-                max_future_ms,
-            });
-        }
-        let slot = latest.entry(ticker).or_insert(ts_ms);
-        *slot = (*slot).max(ts_ms);
-    }
-    Ok(latest)
-}
-
-/// Validates a universe: every ticker valid, not empty, at most `max` distinct tickers.
-pub(crate) fn validate_universe<S: AsRef<str>>(
-    id: StrategyId,
-    tickers: &[S],
-    max: usize,
-) -> Result<BTreeSet<Ticker>, InputError> {
-    let set: BTreeSet<Ticker> = parse_tickers(tickers)?.into_iter().collect();
-    if set.is_empty() {
-        return Err(InputError::EmptyUniverse { strategy: id });
-    }
-    if set.len() > max {
-        return Err(InputError::UniverseTooLarge {
-            strategy: id,
-            size: set.len(),
-            max,
-        });
-    }
-    Ok(set)
-}
-
-/// Checks a bucket handed to a dispatch: both ends valid instants, start before end.
-pub(crate) fn check_bucket(bucket: Bucket) -> Result<Bucket, InputError> {
-    check_timestamp(bucket.start_ms)?;
-    check_timestamp(bucket.end_ms)?;
-    if bucket.start_ms >= bucket.end_ms {
-        return Err(InputError::Setting {
-            name: "bucket",
-            value: format!("[{}, {})", bucket.start_ms, bucket.end_ms),
-            rule: "start must be before end",
-        });
-    }
-    Ok(bucket)
-}
-
-/// Milliseconds a trigger key must live, counted from logical `now_ms`.
-pub(crate) fn trigger_ttl_ms(bucket: Bucket, now_ms: i64, grace_ms: i64) -> i64 {
-    (bucket.end_ms - now_ms).max(0) + grace_ms
 }

@@ -234,7 +234,18 @@ impl World {
     /// A catalog write (or removal) reaching the planner, as the catalog sync applies it.
     pub fn upsert(&mut self, id: StrategyId, strategy: Option<Strategy>) {
         match strategy.clone().filter(|s| s.active) {
-            Some(s) => self.catalog.insert(id, s),
+            Some(s) => {
+                // A new timeframe: the planner forgets the bucket it was in, so nothing is
+                // closed for it (also when a later edit in the same tick restores it).
+                if self
+                    .catalog
+                    .get(&id)
+                    .is_some_and(|old| old.timeframe != s.timeframe)
+                {
+                    self.previous.remove(&id);
+                }
+                self.catalog.insert(id, s)
+            }
             None => {
                 // Removed: the planner forgets it, and with it any bucket to close.
                 self.previous.remove(&id);
