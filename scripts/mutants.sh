@@ -124,7 +124,7 @@ for m in "${mutations[@]}"; do
     printf '%-32s SURVIVED  (cargo test %s passed)\n' "$name" "$tests"
     survived=$((survived + 1))
   else
-    failed="$(grep -E '^test .* FAILED$|^    [a-z_:]+$' "$tmp/$name.log" | head -3 | tr -s ' \n' ' ')"
+    failed="$(grep -E '^    [a-z0-9_:]+$' "$tmp/$name.log" | head -3 | tr -s ' \n' ' ' || true)"
     printf '%-32s caught    by %s\n' "$name" "${failed:-cargo test $tests}"
     caught=$((caught + 1))
   fi
