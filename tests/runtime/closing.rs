@@ -5,33 +5,16 @@
 
 use std::collections::BTreeSet;
 
+use super::{per_ticker_jobs, symbols};
 use tickgate::core::catalog::CatalogEntry;
-use tickgate::core::jobs::JobMode;
 use tickgate::core::time::{MINUTE_MS, SECOND_MS};
 use tickgate::store::{Store, Updates};
-use tickgate_suite::{Rng, T0_MS, TICK_MS, Worker, World, engine_config, ticker_names};
+use tickgate_suite::{Rng, T0_MS, TICK_MS, World, engine_config};
 
 /// One 1m strategy on `A` and `B`.
 fn catalog() -> Vec<CatalogEntry> {
     let universe = Some(vec!["A".to_owned(), "B".to_owned()]);
     vec![CatalogEntry::new(1, 7, "one minute", "1m", universe)]
-}
-
-/// (bucket start, symbols) of every per-ticker job the worker takes now.
-async fn jobs(world: &World, rng: &mut Rng) -> BTreeSet<(i64, BTreeSet<String>)> {
-    let round = Worker::PERFECT
-        .round(world.market(), rng, &ticker_names(2))
-        .await;
-    round
-        .dispatched
-        .into_iter()
-        .filter(|(_, _, mode, _)| *mode == JobMode::PerTicker)
-        .map(|(_, start, _, symbols)| (start, symbols))
-        .collect()
-}
-
-fn set(tickers: &[&str]) -> BTreeSet<String> {
-    tickers.iter().map(|t| (*t).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,7 +27,7 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
     for k in 0..6 {
         assert!(engine.step(b + k * TICK_MS).await.ready);
     }
-    assert!(jobs(&world, &mut rng).await.is_empty());
+    assert!(per_ticker_jobs(&world, &mut rng).await.is_empty());
     let market = world.market();
     // A at :55 and B at :58, after the last tick; then A again at :00.2 of the next
     // bucket, before the engine's next read: TICK:UPD holds only that one for A.
@@ -64,8 +47,8 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
 
     let report = engine.step(end + 500).await;
     assert!(report.ready);
-    let want = BTreeSet::from([(b, set(&["A", "B"])), (end, set(&["A"]))]);
-    assert_eq!(jobs(&world, &mut rng).await, want);
+    let want = BTreeSet::from([(b, symbols(&["A", "B"])), (end, symbols(&["A"]))]);
+    assert_eq!(per_ticker_jobs(&world, &mut rng).await, want);
     // The closing pass is done: nothing more for the closed bucket, ever.
     market
         .record_updates(end + 500, &[("B", late + 4_000)])
@@ -74,7 +57,7 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
     for k in 1..4 {
         assert!(engine.step(end + 500 + k * TICK_MS).await.ready);
     }
-    assert!(jobs(&world, &mut rng).await.is_empty());
+    assert!(per_ticker_jobs(&world, &mut rng).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,8 +81,8 @@ async fn a_fractional_score_costs_only_its_ticker() {
     let report = engine.step(T0_MS + TICK_MS).await;
     assert!(report.ready, "one bad score must not fail the tick");
     assert_eq!(
-        jobs(&world, &mut rng).await,
-        BTreeSet::from([(T0_MS, set(&["B"]))])
+        per_ticker_jobs(&world, &mut rng).await,
+        BTreeSet::from([(T0_MS, symbols(&["B"]))])
     );
     let counters = engine.store().counters();
     let skipped = counters

@@ -5,30 +5,13 @@
 
 use std::collections::BTreeSet;
 
+use super::{per_ticker_jobs, symbols};
 use tickgate::core::catalog::CatalogEntry;
-use tickgate::core::jobs::JobMode;
 use tickgate::core::time::{DAY_MS, MINUTE_MS};
 use tickgate::limits::DEFAULT_MAX_FUTURE_MS;
 use tickgate::runtime::Metrics;
 use tickgate::store::Updates;
-use tickgate_suite::{Rng, T0_MS, TICK_MS, Worker, World, engine_config, ticker_names};
-
-/// (bucket start, symbols) of every per-ticker job the worker takes now.
-async fn jobs(world: &World, rng: &mut Rng) -> BTreeSet<(i64, BTreeSet<String>)> {
-    let round = Worker::PERFECT
-        .round(world.market(), rng, &ticker_names(2))
-        .await;
-    round
-        .dispatched
-        .into_iter()
-        .filter(|(_, _, mode, _)| *mode == JobMode::PerTicker)
-        .map(|(_, start, _, symbols)| (start, symbols))
-        .collect()
-}
-
-fn set(tickers: &[&str]) -> BTreeSet<String> {
-    tickers.iter().map(|t| (*t).to_owned()).collect()
-}
+use tickgate_suite::{Rng, T0_MS, TICK_MS, World, engine_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stamp_too_far_ahead_in_redis_is_ignored_and_counted_until_its_time_comes() {
@@ -56,8 +39,8 @@ async fn a_stamp_too_far_ahead_in_redis_is_ignored_and_counted_until_its_time_co
         .expect("record");
     assert!(engine.step(now).await.ready);
     assert_eq!(
-        jobs(&world, &mut rng).await,
-        BTreeSet::from([(T0_MS, set(&["B"]))]),
+        per_ticker_jobs(&world, &mut rng).await,
+        BTreeSet::from([(T0_MS, symbols(&["B"]))]),
         "A's time is too far ahead: only B runs"
     );
     let future_stamps = || Metrics::get(&engine.metrics().future_stamps);
@@ -67,7 +50,7 @@ async fn a_stamp_too_far_ahead_in_redis_is_ignored_and_counted_until_its_time_co
     for k in 2..5 {
         assert!(engine.step(T0_MS + k * TICK_MS).await.ready);
     }
-    assert!(jobs(&world, &mut rng).await.is_empty());
+    assert!(per_ticker_jobs(&world, &mut rng).await.is_empty());
     assert_eq!(Metrics::get(&engine.metrics().future_stamps), 1);
 
     // Once the clock is within the bound of it, A's time counts: it is an update in the
@@ -76,8 +59,8 @@ async fn a_stamp_too_far_ahead_in_redis_is_ignored_and_counted_until_its_time_co
     assert!(engine.step(later).await.ready);
     let start = later.div_euclid(MINUTE_MS) * MINUTE_MS;
     assert_eq!(
-        jobs(&world, &mut rng).await,
-        BTreeSet::from([(start, set(&["A"]))])
+        per_ticker_jobs(&world, &mut rng).await,
+        BTreeSet::from([(start, symbols(&["A"]))])
     );
     assert_eq!(Metrics::get(&engine.metrics().future_stamps), 1);
 }

@@ -22,3 +22,26 @@ mod restore;
 mod shutdown;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.
 mod streams;
+
+use std::collections::BTreeSet;
+
+use tickgate::core::jobs::JobMode;
+use tickgate_suite::{Rng, Worker, World, ticker_names};
+
+/// (bucket start, symbols) of every per-ticker job the worker takes now.
+async fn per_ticker_jobs(world: &World, rng: &mut Rng) -> BTreeSet<(i64, BTreeSet<String>)> {
+    let round = Worker::PERFECT
+        .round(world.market(), rng, &ticker_names(2))
+        .await;
+    round
+        .dispatched
+        .into_iter()
+        .filter(|(_, _, mode, _)| *mode == JobMode::PerTicker)
+        .map(|(_, start, _, symbols)| (start, symbols))
+        .collect()
+}
+
+/// A set of symbols, as jobs carry them.
+fn symbols(tickers: &[&str]) -> BTreeSet<String> {
+    tickers.iter().map(|t| (*t).to_owned()).collect()
+}
