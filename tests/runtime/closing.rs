@@ -1,7 +1,8 @@
 //! The closing pass (DESIGN §2.3 step 6): an update after a bucket's last tick and before
 //! its end is dispatched for that bucket at the first tick at or after its end — also when
 //! a newer update of the same ticker, inside the next bucket, replaced it in `TICK:UPD`
-//! before the engine read it. And a damaged score costs only its ticker.
+//! before the engine read it, and also when another instance already claimed the next
+//! bucket. And a damaged score costs only its ticker.
 
 use std::collections::BTreeSet;
 
@@ -56,6 +57,57 @@ async fn an_update_after_the_last_tick_of_a_bucket_is_dispatched_at_its_end() {
         .expect("record");
     for k in 1..4 {
         assert!(engine.step(end + 500 + k * TICK_MS).await.ready);
+    }
+    assert!(per_ticker_jobs(&world, &mut rng).await.is_empty());
+}
+
+/// One instance closes a bucket and claims the next before an update stamped inside the
+/// closed bucket reaches Redis (ingestion lag); a second instance, a little behind, reads it
+/// in its own closing pass. The claims of the closed bucket must still be there to compare
+/// with: it runs what the bucket never ran, and not what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_pass_after_another_instance_moved_on_runs_only_what_the_bucket_did_not() {
+    let world = World::builder("closing-late:")
+        .catalog(catalog())
+        .build()
+        .await;
+    let mut ahead = world.engine(engine_config("closing-ahead")).await;
+    let mut behind = world.engine(engine_config("closing-behind")).await;
+    let mut rng = Rng(5);
+    let market = world.market();
+    let b = T0_MS; // bucket [T0, T0 + 1 min)
+    market
+        .record_updates(b + 5_000, &[("B", b + 5_000)])
+        .await
+        .expect("record");
+    for k in 0..6 {
+        assert!(ahead.step(b + k * TICK_MS).await.ready);
+        assert!(behind.step(b + k * TICK_MS).await.ready);
+    }
+    let ran = BTreeSet::from([(b, symbols(&["B"]))]);
+    assert_eq!(per_ticker_jobs(&world, &mut rng).await, ran);
+
+    let end = b + MINUTE_MS;
+    market
+        .record_updates(end + 100, &[("B", end + 100)])
+        .await
+        .expect("record");
+    // `ahead` closes the bucket (nothing after its last tick yet) and claims the next one.
+    assert!(ahead.step(end + 200).await.ready);
+    let next = BTreeSet::from([(end, symbols(&["B"]))]);
+    assert_eq!(per_ticker_jobs(&world, &mut rng).await, next);
+    // Stamped inside the closed bucket, written only now: A never ran in it, B did.
+    market
+        .record_updates(end + 300, &[("A", b + 55_000), ("B", b + 57_000)])
+        .await
+        .expect("record");
+    assert!(behind.step(end + 500).await.ready);
+    let closing = BTreeSet::from([(b, symbols(&["A"]))]);
+    assert_eq!(per_ticker_jobs(&world, &mut rng).await, closing);
+    // Both closing passes are done; the next bucket's B stays claimed once.
+    for k in 1..4 {
+        assert!(ahead.step(end + 500 + k * TICK_MS).await.ready);
+        assert!(behind.step(end + 500 + k * TICK_MS).await.ready);
     }
     assert!(per_ticker_jobs(&world, &mut rng).await.is_empty());
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redis::aio::ConnectionLike;
 use tickgate::store::{
-    ENGINE_GROUP, KeySpace, ModelState, StreamEntry, TRIGGER_BUCKET_FIELD, TriggerState,
-    WORKER_GROUP,
+    ENGINE_GROUP, KeySpace, ModelState, ReplacedTriggers, StreamEntry, TRIGGER_BUCKET_FIELD,
+    TriggerState, WORKER_GROUP,
 };
 use tickgate::{StrategyId, Ticker};
 
@@ -228,7 +228,14 @@ async fn strategy_keys<C: ConnectionLike + Send>(
     pipe.cmd("SMEMBERS").arg(keys.universe(id));
     pipe.cmd("HGETALL").arg(keys.triggers(id));
     pipe.cmd("GET").arg(keys.strategy_run(id));
-    let (universe, mut hash, run): (BTreeSet<String>, BTreeMap<String, String>, Option<i64>) =
+    pipe.cmd("HGETALL").arg(keys.triggers_replaced(id));
+    type Keys = (
+        BTreeSet<String>,
+        BTreeMap<String, String>,
+        Option<i64>,
+        BTreeMap<String, String>,
+    );
+    let (universe, mut hash, run, replaced): Keys =
         pipe.query_async(con).await.expect("strategy pipeline");
     if !universe.is_empty() {
         state
@@ -249,6 +256,7 @@ async fn strategy_keys<C: ConnectionLike + Send>(
     let mut trigger = TriggerState {
         newest_bucket_ms: num(&newest),
         jobs_issued: hash.remove("# jobs").map_or(0, |n| num(&n) as u64),
+        replaced: replaced_claims(replaced),
         ..TriggerState::default()
     };
     for (name, value) in hash {
@@ -271,4 +279,20 @@ async fn strategy_keys<C: ConnectionLike + Send>(
         }
     }
     state.triggers.insert(id, trigger);
+}
+
+/// `STRAT:<id>:LAST:PREV` as the model keeps it: its bucket and claims (its job records and
+/// counter are never read again).
+fn replaced_claims(mut hash: BTreeMap<String, String>) -> Option<ReplacedTriggers> {
+    let bucket = hash.remove(TRIGGER_BUCKET_FIELD)?;
+    let num = |s: &str| s.parse::<i64>().expect("a number");
+    let claims = hash
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("# "))
+        .map(|(name, value)| (parse(&name), num(&value)))
+        .collect();
+    Some(ReplacedTriggers {
+        bucket_ms: num(&bucket),
+        claims,
+    })
 }

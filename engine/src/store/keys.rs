@@ -74,6 +74,13 @@ impl KeySpace {
         format!("{}STRAT:{id}:LAST", self.prefix)
     }
 
+    /// HASH: the trigger hash that a newer bucket's first claim replaced (renamed here, with
+    /// its expiry), so that a closing pass of its bucket that comes after another instance
+    /// moved on still sees what that bucket ran (`lib/claim.lua`).
+    pub fn triggers_replaced(&self, id: StrategyId) -> String {
+        format!("{}STRAT:{id}:LAST:PREV", self.prefix)
+    }
+
     /// STRING bucket start ms of the last whole-strategy run (strategy-level and global
     /// mode); expires after its bucket.
     pub fn strategy_run(&self, id: StrategyId) -> String {
@@ -132,6 +139,7 @@ mod tests {
         assert_eq!(k.updates(), "TICK:UPD");
         assert_eq!(k.universe(123), "STRAT:123:UNIV");
         assert_eq!(k.triggers(123), "STRAT:123:LAST");
+        assert_eq!(k.triggers_replaced(123), "STRAT:123:LAST:PREV");
         assert_eq!(k.catalog(), "STRAT:CATALOG");
         assert_eq!(k.jobs(), "ALERT:JOBS");
     }

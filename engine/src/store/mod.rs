@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use self::input::intersect_or_fall_back;
 pub(crate) use self::input::{check_bucket, trigger_ttl_ms, validate_universe, validate_updates};
 pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
-pub use self::model::{Delivery, ModelState, ModelStore, TriggerState};
+pub use self::model::{Delivery, ModelState, ModelStore, ReplacedTriggers, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::RECORD_SCRIPT;
 pub use self::streams::{

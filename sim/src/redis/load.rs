@@ -23,6 +23,8 @@ pub const CATALOG_BATCH: usize = 1_000;
 /// Keys deleted per `DEL` by [`clear_trigger_state`], and `DEL`s per pipelined round trip
 /// of it: 1,000 × 20 = 20,000 keys per round trip keeps each one short.
 pub const CLEAR_KEYS_PER_DEL: usize = 1_000;
+/// Trigger-state keys per strategy: its trigger hash, the one that hash replaced, its run key.
+const KEYS_PER_STRATEGY: usize = 3;
 const CLEAR_DELS_PER_ROUND_TRIP: usize = 20;
 
 /// Redis failed during a bulk write.
@@ -130,12 +132,14 @@ pub async fn clear_trigger_state(
     ids: &[StrategyId],
 ) -> Result<u64, LoadError> {
     let mut round_trips = 0;
-    for batch in ids.chunks(CLEAR_KEYS_PER_DEL / 2 * CLEAR_DELS_PER_ROUND_TRIP) {
+    for batch in ids.chunks(CLEAR_KEYS_PER_DEL / KEYS_PER_STRATEGY * CLEAR_DELS_PER_ROUND_TRIP) {
         let mut pipe = redis::pipe();
-        for chunk in batch.chunks(CLEAR_KEYS_PER_DEL / 2) {
+        for chunk in batch.chunks(CLEAR_KEYS_PER_DEL / KEYS_PER_STRATEGY) {
             let mut del = redis::cmd("DEL");
             for id in chunk {
-                del.arg(keys.triggers(*id)).arg(keys.strategy_run(*id));
+                del.arg(keys.triggers(*id))
+                    .arg(keys.triggers_replaced(*id))
+                    .arg(keys.strategy_run(*id));
             }
             pipe.add_command(del).ignore();
         }

@@ -4,7 +4,8 @@
 -- back, so a failing XADD leaves no claim without its job. One call serves many
 -- strategies: the fixed cost of a script call is several times that of its few commands
 -- per strategy.
--- KEYS[1] = jobs stream ALERT:JOBS, KEYS[1 + i] = trigger hash STRAT:<id>:LAST of strategy i
+-- KEYS[1] = jobs stream ALERT:JOBS, then per strategy i: KEYS[2i] = its trigger hash
+-- STRAT:<id>:LAST, KEYS[2i + 1] = the hash that one replaced, STRAT:<id>:LAST:PREV.
 -- ARGV[1] = trigger grace ms (how long job records outlive a newer bucket's claim), then per
 -- strategy i, in KEYS order: bucket start ms, bucket end ms, ttl ms, strategy id, user id,
 -- ticker count n, then n tickers, sorted (so the job's symbols are sorted).
@@ -17,13 +18,13 @@
 local out = {}
 local grace_ms = tonumber(ARGV[1])
 local a = 2
-for k = 2, #KEYS do
+for k = 2, #KEYS, 2 do
   local start, end_ms, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local id, user = ARGV[a + 3], ARGV[a + 4]
   local first = a + 6
   local last = a + 5 + tonumber(ARGV[a + 5])
   a = last + 1
-  local claimed, plan = claim(KEYS[k], start, end_ms, first, last, grace_ms)
+  local claimed, plan = claim(KEYS[k], KEYS[k + 1], start, end_ms, first, last, grace_ms)
   local job_n = false
   local reply = {}
   if #claimed > 0 then
@@ -44,7 +45,7 @@ for k = 2, #KEYS do
       reply[#reply + 1] = ticker
     end
   end
-  commit(KEYS[k], start, ttl, plan, claimed, job_n)
+  commit(KEYS[k], KEYS[k + 1], start, ttl, plan, claimed, job_n)
   if plan.damaged then
     reply = {'# damaged', plan.damaged}
   end

@@ -1,6 +1,6 @@
 //! The model's streams: dispatch (claims and jobs), settlement and the worker side.
 
-use super::{ModelState, ModelStore, TriggerState};
+use super::{ModelState, ModelStore, ReplacedTriggers, TriggerState};
 use crate::core::calendar::Bucket;
 use crate::core::jobs::{Job, JobMode, JobRef, job_json};
 use crate::core::ledger::WriteBack;
@@ -24,7 +24,7 @@ impl Dispatch for ModelStore {
         let mut state = self.lock();
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
-            let claimed = claim(&mut state, r.strategy, r.bucket, &r.tickers);
+            let claimed = claim(&mut state, r.strategy, r.bucket, &r.tickers).unwrap_or_default();
             if claimed.is_empty() {
                 out.push(Ok(None));
                 continue;
@@ -96,14 +96,11 @@ impl Dispatch for ModelStore {
         let mut state = self.lock();
         let mut written = 0;
         for c in &back.tickers {
-            let stale = state
-                .triggers
-                .get(&c.strategy)
-                .is_some_and(|t| c.bucket.end_ms <= t.newest_bucket_ms);
-            written += claim(&mut state, c.strategy, c.bucket, &c.tickers).len() as u64;
-            if let Some(trigger) = state.triggers.get_mut(&c.strategy)
-                && !stale
-            {
+            let Some(claimed) = claim(&mut state, c.strategy, c.bucket, &c.tickers) else {
+                continue; // stale
+            };
+            written += claimed.len() as u64;
+            if let Some(trigger) = state.triggers.get_mut(&c.strategy) {
                 trigger.jobs_issued = trigger.jobs_issued.max(c.jobs_issued);
                 for (n, tickers) in &c.open_jobs {
                     let record = (c.bucket.start_ms, *n);
@@ -328,46 +325,63 @@ fn entry_index(id: &str) -> Option<usize> {
     id.strip_suffix("-0")?.parse::<usize>().ok()?.checked_sub(1)
 }
 
-/// The claim rule of `lua/lib/claim.lua`, on the model.
+/// The claim rule of `lua/lib/claim.lua`, on the model. `None` when the bucket is stale
+/// (it ended at or before the newest bucket claimed, and is not the one replaced by it).
 fn claim(
     state: &mut ModelState,
     id: StrategyId,
     bucket: Bucket,
     tickers: &[Ticker],
-) -> Vec<Ticker> {
+) -> Option<Vec<Ticker>> {
     let fresh = || TriggerState {
         newest_bucket_ms: bucket.start_ms,
         ..TriggerState::default()
     };
     let trigger = state.triggers.entry(id).or_insert_with(fresh);
-    if bucket.end_ms <= trigger.newest_bucket_ms {
-        return Vec::new(); // stale: a newer bucket was claimed already
-    }
-    if bucket.start_ms > trigger.newest_bucket_ms {
-        // The claims are dropped, but the job counter lives on (job numbers never repeat)
-        // and so do the records of open jobs of the bucket dropped or of one that started
-        // within the grace, emptied: a late result still finds its job, and releases
-        // nothing (a claim with its start now belongs to a later job).
-        let keep_from = trigger
-            .newest_bucket_ms
-            .min(bucket.start_ms - DEFAULT_TRIGGER_GRACE_MS);
-        let open_jobs = std::mem::take(&mut trigger.open_jobs)
-            .into_keys()
-            .filter(|(start, _)| *start >= keep_from)
-            .map(|job| (job, Vec::new()))
-            .collect();
-        *trigger = TriggerState {
-            jobs_issued: trigger.jobs_issued,
-            open_jobs,
-            ..fresh()
-        };
-    }
+    let claims = if bucket.end_ms <= trigger.newest_bucket_ms {
+        // Older than the live hash: only the bucket it replaced can still be claimed.
+        match &mut trigger.replaced {
+            Some(r) if r.bucket_ms == bucket.start_ms => &mut r.claims,
+            _ => return None,
+        }
+    } else {
+        if bucket.start_ms > trigger.newest_bucket_ms {
+            replace(trigger, bucket.start_ms);
+        }
+        &mut trigger.claims
+    };
     let mut claimed = Vec::new();
     for ticker in tickers {
-        if trigger.claims.get(ticker) != Some(&bucket.start_ms) {
-            trigger.claims.insert(ticker.clone(), bucket.start_ms);
+        if claims.get(ticker) != Some(&bucket.start_ms) {
+            claims.insert(ticker.clone(), bucket.start_ms);
             claimed.push(ticker.clone());
         }
     }
-    claimed
+    Some(claimed)
+}
+
+/// A newer bucket's first claim: the hash's claims move to `replaced`, the job counter
+/// lives on (job numbers never repeat) and so do the records of open jobs of the bucket
+/// replaced or of one that started within the grace, emptied: a late result still finds
+/// its job, and releases nothing (a claim with its start may belong to a later job).
+fn replace(trigger: &mut TriggerState, start_ms: i64) {
+    let keep_from = trigger
+        .newest_bucket_ms
+        .min(start_ms - DEFAULT_TRIGGER_GRACE_MS);
+    let open_jobs = std::mem::take(&mut trigger.open_jobs)
+        .into_keys()
+        .filter(|(start, _)| *start >= keep_from)
+        .map(|job| (job, Vec::new()))
+        .collect();
+    let replaced = ReplacedTriggers {
+        bucket_ms: trigger.newest_bucket_ms,
+        claims: std::mem::take(&mut trigger.claims),
+    };
+    *trigger = TriggerState {
+        newest_bucket_ms: start_ms,
+        jobs_issued: trigger.jobs_issued,
+        open_jobs,
+        replaced: Some(replaced),
+        ..TriggerState::default()
+    };
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod jobs;
 mod state;
 
-pub use self::state::{Delivery, ModelState, TriggerState};
+pub use self::state::{Delivery, ModelState, ReplacedTriggers, TriggerState};
 use super::{
     Catalog, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance, PersistWrite,
     Persisted, Restore, Store, StoreCounters, StoreError, StoredUniverse, UniverseWrite, Universes,

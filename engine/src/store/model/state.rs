@@ -73,4 +73,17 @@ pub struct TriggerState {
     /// Unsettled jobs: (bucket start, n) → the tickers job n of that bucket claimed
     /// (`# job <start>-<n>`).
     pub open_jobs: BTreeMap<(i64, u64), Vec<Ticker>>,
+    /// `STRAT:<id>:LAST:PREV`, the hash a newer bucket replaced: its `# bucket` and claims
+    /// (its job records and counter are never read again, so not modelled).
+    pub replaced: Option<ReplacedTriggers>,
+}
+
+/// The claims of the bucket a trigger hash held before a newer bucket's first claim: a
+/// closing pass of that bucket compares with them (`lua/lib/claim.lua`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplacedTriggers {
+    /// Its `# bucket`.
+    pub bucket_ms: i64,
+    /// Ticker → bucket start of its last claim, as the hash held them.
+    pub claims: BTreeMap<Ticker, i64>,
 }

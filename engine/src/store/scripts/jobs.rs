@@ -35,7 +35,8 @@ fn job_status(lua: &Lua, code: u64) -> Result<JobStatus, StoreError> {
 }
 
 impl Scripts {
-    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash. ARGV: the
+    /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash and the one
+    /// it replaced. ARGV: the
     /// trigger grace, then per strategy: bucket start, bucket end, ttl, strategy id, user
     /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
     /// claimed), `{DAMAGED_MARKER, type}` or `{job_id, ticker…}`; see
@@ -51,6 +52,7 @@ impl Scripts {
         call.key(keys.jobs()).arg(grace_ms);
         for r in group {
             call.key(keys.triggers(r.strategy))
+                .key(keys.triggers_replaced(r.strategy))
                 .arg(r.bucket.start_ms)
                 .arg(r.bucket.end_ms)
                 .arg(ttl_ms(r))
@@ -100,7 +102,8 @@ impl Scripts {
         Ok(out)
     }
 
-    /// `restore_claims.lua` for one strategy's claims in one bucket — KEYS: its trigger hash.
+    /// `restore_claims.lua` for one strategy's claims in one bucket — KEYS: its trigger hash
+    /// and the one it replaced.
     /// ARGV: trigger grace, bucket start, bucket end, ttl, highest job number issued, ticker
     /// count n, n tickers, record count m, m × (job number, ticker count c, c tickers).
     /// Reply: the number of claims written.
@@ -113,6 +116,7 @@ impl Scripts {
     ) -> ScriptInvocation<'_> {
         let mut call = self.restore_claims.call();
         call.key(keys.triggers(back.strategy))
+            .key(keys.triggers_replaced(back.strategy))
             .arg(grace_ms)
             .arg(back.bucket.start_ms)
             .arg(back.bucket.end_ms)

@@ -2,40 +2,48 @@
 -- be enqueued between them: a claim must never exist without its job, and Redis scripts do
 -- not roll back, so the claims are written only once the job's XADD has succeeded.
 --
--- claim(key, start, end_ms, first, last, grace_ms): reads the trigger hash `key` and decides
--- which of ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
+-- claim(key, prev, start, end_ms, first, last, grace_ms): reads the trigger hash `key` (and,
+-- for a bucket older than its newest, `prev`, the hash it replaced) and decides which of
+-- ARGV[first..last] (tickers of one strategy) are newly claimed for the bucket
 -- [start, end_ms); start/end are ARGV strings, grace_ms a number. Writes nothing. Returns
 -- the tickers newly claimed (in argument order, each at most once) and a plan for commit();
 -- when `key` is not a hash, nothing and a plan whose `damaged` names the type found.
 --
--- commit(key, start, ttl, plan, claimed, job_n): drops the hash if the plan says so, writes
--- the claims, the bucket field and, when job_n is a number, the job record ('# jobs' = n,
--- '# job <start>-<n>' = the tickers), and extends the hash's expiry to ttl ms.
+-- commit(key, prev, start, ttl, plan, claimed, job_n): replaces the hash if the plan says so,
+-- writes the claims (into `prev` for the bucket it holds), the bucket field and, when job_n
+-- is a number, the job record ('# jobs' = n, '# job <start>-<n>' = the tickers, always in
+-- `key`), and extends the hash's expiry to ttl ms.
 --
 -- The field '# bucket' holds the newest bucket start claimed into the hash:
---  * a claim for a bucket that ended at or before it is stale (another instance has moved
---    on): nothing is claimed, so a lagging clock cannot re-dispatch an old bucket;
---  * a claim for a newer bucket drops the hash's claims: older entries can never equal a
---    current bucket start again, and dropping them keeps the hash as small as one bucket.
---    The records of open jobs of the bucket dropped, or of a bucket that started less than
---    grace_ms before the new one, are kept, emptied: a result later than the next bucket's
---    claim still finds its job (it was issued, so its used_symbols count), but releases
---    nothing — its claims are gone, and a claim with the same start now belongs to a later
+--  * a claim for a newer bucket replaces the hash: the old one is renamed to `prev`
+--    (STRAT:<id>:LAST:PREV, replacing the one before, keeping its expiry), so the live hash
+--    stays as small as one bucket and the bucket just replaced keeps its claims. The
+--    records of open jobs of the bucket replaced, or of a bucket that started less than
+--    grace_ms before the new one, are copied into the new hash, emptied: a result later
+--    than the next bucket's claim still finds its job (it was issued, so its used_symbols
+--    count), but releases nothing — a claim with the same start may now belong to a later
 --    job (an older open bucket may share the start). Older records go: a job whose result
 --    never came (or came malformed) cannot keep a live hash growing;
+--  * a claim for the bucket `prev` holds (it ended at or before '# bucket') compares field by
+--    field with `prev`: the closing pass (DESIGN §2.3 step 6) of an instance that reaches a
+--    bucket's end after another instance claimed the next bucket still claims what the
+--    closed bucket never ran, and never what it did;
+--  * a claim for any other bucket that ended at or before '# bucket' is stale (older than
+--    anything kept): nothing is claimed, so a lagging clock cannot re-dispatch it;
 --  * an older but still open bucket (the timeframe just got longer) compares field by field.
 -- A hash without '# bucket' (new, or written by the original Go backend, whose hashes hold
 -- only ticker → bucket start) is compared field by field for every ticker.
 --
 -- Job records name their bucket ('# job <start>-<n>', job id '<strategy>-<start>-<n>') and
--- '# jobs' survives the drop, so n never repeats while the hash lives: a result settles
--- only the job it names, however late it comes (a bucket's job 1 can never be mistaken for
--- the next bucket's, nor for an older open bucket's that shares its start).
+-- '# jobs' survives the replacement, so n never repeats while the hash lives: a result
+-- settles only the job it names, however late it comes (a bucket's job 1 can never be
+-- mistaken for the next bucket's, nor for an older open bucket's that shares its start).
 -- Field names starting with '# ' contain a space, so they never collide with a ticker.
 --
 -- Cost: every redis.call costs a few microseconds inside a script, so the whole claim is
--- one HMGET (per 1,000 tickers), one HSET and one PEXPIRE, whatever the ticker count.
-local function claim(key, start, end_ms, first, last_arg, grace_ms)
+-- one HMGET (per 1,000 tickers), one HSET and one PEXPIRE, whatever the ticker count; a
+-- newer bucket adds a RENAME (which frees the hash before last, as the DEL it replaced did).
+local function claim(key, prev, start, end_ms, first, last_arg, grace_ms)
   local last = math.min(first + 997, last_arg)
   local head = {'# bucket', '# jobs'}
   for j = first, last do
@@ -48,14 +56,22 @@ local function claim(key, start, end_ms, first, last_arg, grace_ms)
   end
   local gen = current[1]
   local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false, drop = false}
+  -- The hash the claims are compared with and written to.
+  plan.target = key
   if gen then
     local gen_ms = tonumber(gen)
     if tonumber(end_ms) <= gen_ms then
-      plan.stale = true
-      return {}, plan
+      -- Older than the live hash's bucket: only the bucket it replaced can still be claimed.
+      local kept = redis.pcall('HMGET', prev, unpack(head))
+      if kept.err or kept[1] ~= start then
+        plan.stale = true
+        return {}, plan
+      end
+      plan.target = prev
+      current = kept
     end
     if tonumber(start) > gen_ms then
-      -- Dropped by commit(), once the job is enqueued; until then read as empty.
+      -- Replaced by commit(), once the job is enqueued; until then read as empty.
       plan.gen = false
       plan.drop = true
       plan.keep_from = math.min(gen_ms, tonumber(start) - grace_ms)
@@ -78,8 +94,8 @@ local function claim(key, start, end_ms, first, last_arg, grace_ms)
     for j = i, math.min(i + 999, last_arg) do
       part[#part + 1] = ARGV[j]
     end
-    -- A hash about to be dropped is known to be empty.
-    local values = plan.drop and {} or redis.call('HMGET', key, unpack(part))
+    -- A hash about to be replaced is read as empty.
+    local values = plan.drop and {} or redis.call('HMGET', plan.target, unpack(part))
     for j, ticker in ipairs(part) do
       consider(ticker, values[j] or false)
     end
@@ -88,7 +104,7 @@ local function claim(key, start, end_ms, first, last_arg, grace_ms)
 end
 
 -- The records of open jobs of buckets starting at or after `from`, emptied ('# job
--- <start>-<n>', '' pairs). HSCAN visits the whole hash, as the DEL after it does anyway.
+-- <start>-<n>', '' pairs). HSCAN visits the whole hash, as freeing it later does anyway.
 local function job_records(key, from)
   local kept = {}
   local cursor = '0'
@@ -107,14 +123,36 @@ local function job_records(key, from)
   return kept
 end
 
-local function commit(key, start, ttl, plan, claimed, job_n)
+-- HSET of field/value pairs, at most 1,000 pairs per call (unpack's stack limit).
+local function hset_all(key, fields)
+  for i = 1, #fields, 2000 do
+    redis.call('HSET', key, unpack(fields, i, math.min(i + 1999, #fields)))
+  end
+end
+
+local function commit(key, prev, start, ttl, plan, claimed, job_n)
   if plan.stale then
     return
   end
   local fields = {}
+  if plan.target == prev then
+    -- Claims of the replaced bucket go back into it (its expiry already covers the bucket);
+    -- the job record and the counter stay in the live hash, where results look for them.
+    for _, ticker in ipairs(claimed) do
+      fields[#fields + 1] = ticker
+      fields[#fields + 1] = start
+    end
+    hset_all(prev, fields)
+    if job_n then
+      redis.call('HSET', key, '# jobs', job_n, '# job ' .. start .. '-' .. job_n,
+        table.concat(claimed, ' '))
+      redis.call('PEXPIRE', key, ttl, 'GT')
+    end
+    return
+  end
   if plan.drop then
     fields = job_records(key, plan.keep_from)
-    redis.call('DEL', key)
+    redis.call('RENAME', key, prev)
   end
   if not plan.gen then
     fields[#fields + 1] = '# bucket'
@@ -130,15 +168,13 @@ local function commit(key, start, ttl, plan, claimed, job_n)
     fields[#fields + 1] = '# job ' .. start .. '-' .. job_n
     fields[#fields + 1] = table.concat(claimed, ' ')
   elseif plan.drop and plan.jobs > 0 then
-    -- The counter outlives the drop, so job numbers never repeat.
+    -- The counter outlives the replacement, so job numbers never repeat.
     fields[#fields + 1] = '# jobs'
     fields[#fields + 1] = plan.jobs
   end
-  for i = 1, #fields, 2000 do
-    redis.call('HSET', key, unpack(fields, i, math.min(i + 1999, #fields)))
-  end
+  hset_all(key, fields)
   -- Only ever extend the expiry: a claim for an older open bucket must not shorten it.
-  -- A hash created (or dropped) just now has none yet (GT would treat that as infinite).
+  -- A hash created (or replaced) just now has none yet (GT would treat that as infinite).
   if plan.gen then
     redis.call('PEXPIRE', key, ttl, 'GT')
   else
