@@ -83,6 +83,11 @@ pub struct EngineConfig {
     pub jobs_stream_max: u64,
     /// Real-time bound on `stop()`.
     pub shutdown_deadline_ms: u64,
+    /// How far the clock may be from Redis's (`TIME`) before the service stops stepping and
+    /// reports not ready (gauge `clock_skew_ms`); at most half of `trigger_grace_ms`.
+    /// `None`: no check, for drivers whose clock is logical rather than wall time (the
+    /// simulator, tests); the config file cannot turn it off.
+    pub max_clock_skew_ms: Option<i64>,
     /// This instance's consumer name on the results stream (unique per instance).
     pub consumer: String,
 }
@@ -110,6 +115,7 @@ impl Default for EngineConfig {
             max_pending_checked: DEFAULT_MAX_PENDING_CHECKED,
             jobs_stream_max: DEFAULT_JOBS_STREAM_MAX,
             shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
+            max_clock_skew_ms: Some(DEFAULT_MAX_CLOCK_SKEW_MS),
             consumer: "tickgate-1".to_owned(),
         }
     }
@@ -162,6 +168,7 @@ impl Config {
         apply_env(raw, &mut redis, &mut engine, &mut problems);
         redis.max_universe = engine.max_universe;
         redis.max_future_ms = engine.max_future_ms;
+        check_clock_skew(&redis, &engine, &mut problems);
         if problems.is_empty() {
             Ok(Config { redis, engine })
         } else {
@@ -206,6 +213,9 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     // feed's hosts and the engine; at most a day: further ahead a stamp pins a ticker
     // for longer than most buckets.
     r.ms("max_future_ms", &mut e.max_future_ms, SECOND_MS, DAY_MS);
+    let mut skew_ms = DEFAULT_MAX_CLOCK_SKEW_MS;
+    r.ms("max_clock_skew_ms", &mut skew_ms, MIN_CLOCK_SKEW_MS, DAY_MS);
+    e.max_clock_skew_ms = Some(skew_ms);
     r.ms("retention_ms", &mut e.retention_ms, 0, 3_650 * DAY_MS);
     let delay = &mut e.cleanup_initial_delay_ms;
     r.ms("cleanup_initial_delay_ms", delay, 0, 30 * DAY_MS);
@@ -258,6 +268,24 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     r.finish();
     e.shutdown_deadline_ms = shutdown_ms as u64;
     e
+}
+
+/// An instance ahead of Redis by X lets its trigger hashes expire X before `trigger_grace_ms`
+/// after their bucket: the skew tolerated must leave at least half the grace.
+fn check_clock_skew(redis: &RedisStoreConfig, engine: &EngineConfig, problems: &mut Vec<Problem>) {
+    let Some(skew_ms) = engine.max_clock_skew_ms else {
+        return;
+    };
+    if skew_ms > redis.trigger_grace_ms / 2 {
+        problems.push(Problem::OutOfRange {
+            path: "engine.max_clock_skew_ms".into(),
+            value: skew_ms.to_string(),
+            rule: format!(
+                "must be at most half of redis.trigger_grace_ms ({}), or a trigger hash of an instance that far ahead of Redis expires before its bucket is safely over",
+                redis.trigger_grace_ms
+            ),
+        });
+    }
 }
 
 fn apply_env(
@@ -347,6 +375,28 @@ mod tests {
             bad.unwrap_err()
                 .to_string()
                 .contains("PER_TICKER_THROTTLE=\"maybe\"")
+        );
+    }
+
+    #[test]
+    fn the_clock_skew_tolerated_leaves_half_the_trigger_grace() {
+        let config = Config::parse("", |_| None).expect("valid");
+        assert_eq!(
+            config.engine.max_clock_skew_ms,
+            Some(DEFAULT_MAX_CLOCK_SKEW_MS)
+        );
+        let text = "[redis]\ntrigger_grace_ms = 60000\n[engine]\nmax_clock_skew_ms = 30000\n";
+        let config = Config::parse(text, |_| None).expect("valid");
+        assert_eq!(config.engine.max_clock_skew_ms, Some(30_000));
+        let text = "[redis]\ntrigger_grace_ms = 60000\n[engine]\nmax_clock_skew_ms = 30001\n";
+        let error = Config::parse(text, |_| None).unwrap_err().to_string();
+        let needle = "engine.max_clock_skew_ms = 30001: must be at most half of redis.trigger_grace_ms (60000)";
+        assert!(error.contains(needle), "{needle} missing in:\n{error}");
+        let text = "[engine]\nmax_clock_skew_ms = 99\n";
+        let error = Config::parse(text, |_| None).unwrap_err().to_string();
+        assert!(
+            error.contains("engine.max_clock_skew_ms = 99: must be"),
+            "{error}"
         );
     }
 

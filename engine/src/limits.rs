@@ -91,6 +91,19 @@ pub const DEFAULT_TRIGGER_GRACE_MS: i64 = HOUR_MS;
 /// (a stamp ahead by less than this can only reach into the next 1m or 5m bucket early).
 pub const DEFAULT_MAX_FUTURE_MS: i64 = 5 * MINUTE_MS;
 
+/// Default `max_clock_skew_ms`: how far the engine's clock may be from Redis's (`TIME`)
+/// before the service stops stepping and reports not ready. Redis expires trigger hashes on
+/// its own clock, with a TTL computed from the engine's, so an instance X ahead lets them
+/// expire X early (past `trigger_grace_ms` that re-opens a bucket to duplicates); and an
+/// instance off by more than a tick decides a whole tick early or late. Ten seconds is one
+/// default tick: NTP keeps healthy hosts within milliseconds, so only a broken clock trips
+/// it, and it is far below `trigger_grace_ms` (1 h).
+pub const DEFAULT_MAX_CLOCK_SKEW_MS: i64 = 10 * SECOND_MS;
+
+/// Smallest `max_clock_skew_ms`: a round trip to Redis (which the check cannot tell from
+/// skew) takes up to tens of milliseconds on a loaded network.
+pub const MIN_CLOCK_SKEW_MS: i64 = 100;
+
 /// Bound on establishing a Redis connection.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
 

@@ -20,6 +20,8 @@ mod precedence;
 mod restore;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
 mod shutdown;
+// A clock further from Redis's than `max_clock_skew_ms`: no step, not ready, until it agrees.
+mod skew;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.
 mod streams;
 

@@ -1,7 +1,7 @@
 //! Every counter of DESIGN §2.9 in one struct, shared by the engine and its driver and read by
 //! the operating surface (Prometheus export) and the 5-minute log lines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::core::rule::SkipReason;
 
@@ -68,6 +68,12 @@ pub struct Metrics {
     pub catalog_errors: AtomicU64,
     /// Ticks that failed (Redis unreachable); the next tick retries.
     pub tick_errors: AtomicU64,
+    /// Gauge: the engine's clock minus Redis's (`TIME`) at the last check, in ms (signed);
+    /// the service checks before every step when `max_clock_skew_ms` is set.
+    pub clock_skew_ms: AtomicI64,
+    /// Steps not taken because the clock was further from Redis's than `max_clock_skew_ms`
+    /// (the instance is not ready meanwhile).
+    pub clock_skew_skips: AtomicU64,
     /// Gauge: `ZCARD TICK:UPD` at the last metrics refresh.
     pub tracked_tickers: AtomicU64,
     /// Gauges: universes of size ≤10, ≤100, ≤1000, >1000, and the total size.

@@ -5,7 +5,8 @@
 //!   step's phases, in that order; `isolation.rs` sets aside a strategy whose entry or keys
 //!   are bad, so that it alone is skipped.
 //! - [`persister`]: discovered universes on their way to the catalog.
-//! - [`clock`]: the one source of time (system, or manual for tests).
+//! - [`clock`]: the one source of time (system, or manual for tests); [`skew`]: the check
+//!   that it agrees with Redis's before each step of the service.
 //! - [`metrics`]: every counter of DESIGN §2.9.
 //!
 //! The service runs two tasks: the engine loop (a step at every multiple of
@@ -21,6 +22,7 @@ mod isolation;
 pub mod metrics;
 pub mod persister;
 mod settle;
+pub mod skew;
 pub mod step;
 mod tick;
 
@@ -112,7 +114,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             self.engine.clone(),
             self.clock.clone(),
             self.ready.clone(),
-            self.config.tick_interval_ms,
+            &self.config,
             cancel.clone(),
         ));
         tasks.spawn(persist_loop(
@@ -157,26 +159,39 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
 }
 
 /// A step at every multiple of the tick interval, starting with the first one not before
-/// the clock's time.
-async fn engine_loop<S: Store, C: Clock>(
+/// the clock's time; none while the clock disagrees with Redis's by more than
+/// `max_clock_skew_ms` ([`skew`]).
+fn engine_loop<S: Store + 'static, C: Clock>(
     engine: Arc<Mutex<Engine<S>>>,
     clock: Arc<C>,
     ready: Arc<AtomicBool>,
-    interval_ms: i64,
+    config: &EngineConfig,
     cancel: CancellationToken,
-) {
-    let mut next = next_multiple(clock.now_ms(), interval_ms);
-    loop {
-        tokio::select! {
-            // Shutdown first: once asked to stop, no new step starts.
-            biased;
-            _ = cancel.cancelled() => return,
-            _ = clock.sleep_until(next) => {}
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (interval_ms, max_skew_ms) = (config.tick_interval_ms, config.max_clock_skew_ms);
+    async move {
+        let mut next = next_multiple(clock.now_ms(), interval_ms);
+        loop {
+            tokio::select! {
+                // Shutdown first: once asked to stop, no new step starts.
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = clock.sleep_until(next) => {}
+            }
+            let now = clock.now_ms();
+            let mut engine = engine.lock().await;
+            if let Some(max_ms) = max_skew_ms {
+                let found = skew::check(&**engine.store(), &*clock, engine.metrics(), max_ms);
+                if let skew::Skew::Beyond(_) = found.await {
+                    ready.store(false, Ordering::Relaxed);
+                    next = next_multiple(now + 1, interval_ms);
+                    continue;
+                }
+            }
+            let report = engine.step(now).await;
+            ready.store(report.ready, Ordering::Relaxed);
+            next = report.next_step_ms;
         }
-        let now = clock.now_ms();
-        let report = engine.lock().await.step(now).await;
-        ready.store(report.ready, Ordering::Relaxed);
-        next = report.next_step_ms;
     }
 }
 

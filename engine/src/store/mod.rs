@@ -461,6 +461,12 @@ pub trait Maintenance: Send + Sync {
         configured_retention_ms: i64,
         active: &[Timeframe],
     ) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
+
+    /// The store's own clock (Redis `TIME`), in ms, or `None` for a store without one (the
+    /// model). Only ever compared with the engine's clock (the skew check of
+    /// [`crate::runtime::AlertService`]), never used for a decision: expiries run on this
+    /// clock, and trigger hashes expire early when an instance's clock is ahead of it.
+    fn server_time_ms(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }
 
 /// Everything the engine needs.

@@ -355,6 +355,11 @@ impl Maintenance for ModelStore {
             complete: true,
         })
     }
+
+    async fn server_time_ms(&self) -> Result<Option<i64>, StoreError> {
+        // The model has no clock of its own, and nothing in it expires.
+        Ok(None)
+    }
 }
 
 impl Store for ModelStore {

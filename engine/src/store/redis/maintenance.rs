@@ -1,6 +1,6 @@
 //! [`Maintenance`] on Redis: retention cleanup in bounded `cleanup_chunk.lua` steps.
 
-use super::{RedisStore, invoke};
+use super::{RedisStore, command_error, invoke};
 use crate::core::calendar::Timeframe;
 use crate::core::retention::effective_retention_ms;
 use crate::core::ticker::check_timestamp;
@@ -43,5 +43,15 @@ impl Maintenance for RedisStore {
             }
         }
         Ok(report)
+    }
+
+    async fn server_time_ms(&self) -> Result<Option<i64>, StoreError> {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| command_error("TIME", e))?;
+        Ok(Some(
+            secs.saturating_mul(1_000).saturating_add(micros / 1_000),
+        ))
     }
 }
