@@ -94,7 +94,8 @@ pub async fn populate(
 }
 
 /// Records `updates` with tickgate's record script ([`RECORD_SCRIPT`]: `ZADD … GT` plus
-/// the change sequence engines read deltas from), one call per [`WRITE_CHUNK`] updates,
+/// the change sequence engines read deltas from, and the earlier-minute times of
+/// `TICK:PRE`; its four keys as `Scripts::record` passes them), one call per [`WRITE_CHUNK`] updates,
 /// pipelined in round trips of about [`POPULATE_BATCH_MEMBERS`]. Returns the round trips.
 pub async fn write_updates(
     con: &mut impl ConnectionLike,
@@ -109,7 +110,9 @@ pub async fn write_updates(
         pipe.cmd("SCRIPT").arg("LOAD").arg(RECORD_SCRIPT).ignore();
         for chunk in batch.chunks(WRITE_CHUNK) {
             let mut call = script.key(keys.updates());
-            call.key(keys.update_sequence()).key(keys.update_feed());
+            call.key(keys.update_sequence())
+                .key(keys.update_feed())
+                .key(keys.updates_before());
             for (ticker, ts) in chunk {
                 call.arg(*ts).arg(ticker);
             }

@@ -176,3 +176,29 @@ async fn a_pool_size_outside_the_bounds_is_rejected() {
         assert!(matches!(result.await, Err(BaselineError::PoolSize(s)) if s == size));
     }
 }
+
+/// The bench's bulk writer passes the record script every key it needs: a ticker written in
+/// two minutes keeps its earlier time in `TICK:PRE`, as the store's own writer does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_updates_keep_the_earlier_minute_like_the_store() {
+    let server = RedisServer::from_env().await.expect("a Redis");
+    let keys = KeySpace::new(server.key_prefix(), false);
+    let mut con = redis::Client::open(server.url())
+        .expect("a URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection");
+    let earlier = NOW_MS - MINUTE_MS;
+    for ts in [earlier, NOW_MS] {
+        write_updates(&mut con, &keys, &[("AAPL".to_owned(), ts)])
+            .await
+            .expect("written");
+    }
+    let before: Option<i64> = redis::cmd("ZSCORE")
+        .arg(keys.updates_before())
+        .arg("AAPL")
+        .query_async(&mut con)
+        .await
+        .expect("ZSCORE");
+    assert_eq!(before, Some(earlier));
+}
