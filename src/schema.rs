@@ -117,15 +117,15 @@ fn check(schema: &Value, value: &Value, at: &str, found: &mut Vec<String>) {
             return;
         }
     }
-    if let Some(Value::Array(options)) = s.get("enum") {
-        if !options.contains(value) {
-            found.push(format!("{at}: {value} is not one of {options:?}"));
-        }
+    if let Some(Value::Array(options)) = s.get("enum")
+        && !options.contains(value)
+    {
+        found.push(format!("{at}: {value} is not one of {options:?}"));
     }
-    if let Some(Value::Array(subs)) = s.get("anyOf") {
-        if !subs.iter().any(|sub| violations(sub, value).is_empty()) {
-            found.push(format!("{at}: {value} matches none of anyOf"));
-        }
+    if let Some(Value::Array(subs)) = s.get("anyOf")
+        && !subs.iter().any(|sub| violations(sub, value).is_empty())
+    {
+        found.push(format!("{at}: {value} matches none of anyOf"));
     }
     check_bounds(s, value, at, found);
     match value {
@@ -142,23 +142,25 @@ fn check(schema: &Value, value: &Value, at: &str, found: &mut Vec<String>) {
 }
 
 fn check_bounds(s: &Map<String, Value>, value: &Value, at: &str, found: &mut Vec<String>) {
-    if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), value.as_f64()) {
-        if n < min {
-            found.push(format!("{at}: {value} is below the minimum {min}"));
-        }
+    let minimum = s.get("minimum").and_then(Value::as_f64);
+    if let (Some(min), Some(n)) = (minimum, value.as_f64())
+        && n < min
+    {
+        found.push(format!("{at}: {value} is below the minimum {min}"));
     }
-    if let Value::String(text) = value {
-        let chars = text.chars().count() as u64;
-        if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-            if chars < min {
-                found.push(format!("{at}: {value} is shorter than {min}"));
-            }
-        }
-        if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-            if chars > max {
-                found.push(format!("{at}: {value} is longer than {max}"));
-            }
-        }
+    let Value::String(text) = value else {
+        return;
+    };
+    let chars = text.chars().count() as u64;
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+        && chars < min
+    {
+        found.push(format!("{at}: {value} is shorter than {min}"));
+    }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+        && chars > max
+    {
+        found.push(format!("{at}: {value} is longer than {max}"));
     }
 }
 

@@ -254,35 +254,28 @@ fn catalog() -> Vec<CatalogEntry> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_reference_worker_runs_end_to_end_against_the_engine() {
-    let world = World::new("py:").await;
-    let prefix = format!("{}py:", world.server().key_prefix());
-    let mut store = world.store_config();
-    store.keys = KeySpace::new(&prefix, true);
-    let keys = store.keys.clone();
-    let platform = world.store_with(&store).await;
-    let mut con = world.connection().await;
-
-    // The worker first: no engine has made any group yet.
-    let args: Vec<String> = [
-        "--prefix",
-        &prefix,
-        "--cluster",
-        "--consumer",
-        "py-worker-1",
-        "--block-ms",
-        "100",
-        "--fail-once",
-        "2",
-        "--malformed",
-        "3",
-        "--used-symbols",
-        "5=TSLA,GOOG",
-    ]
-    .iter()
-    .map(|a| (*a).to_owned())
-    .collect();
+/// Starts the Python worker before any engine and waits until it has created its group.
+async fn start_worker_first(
+    world: &World,
+    prefix: &str,
+    keys: &KeySpace,
+    con: &MultiplexedConnection,
+) -> PythonWorker {
+    let args: Vec<String> = vec![
+        "--prefix".into(),
+        prefix.to_owned(),
+        "--cluster".into(),
+        "--consumer".into(),
+        "py-worker-1".into(),
+        "--block-ms".into(),
+        "100".into(),
+        "--fail-once".into(),
+        FAILS_ONCE.to_string(),
+        "--malformed".into(),
+        MALFORMED.to_string(),
+        "--used-symbols".into(),
+        format!("{DISCOVERS}=TSLA,GOOG"),
+    ];
     let mut worker = PythonWorker::spawn(world.server().url(), &args);
     wait_for("the worker's group", &mut worker, || {
         let mut con = con.clone();
@@ -306,7 +299,21 @@ async fn the_python_reference_worker_runs_end_to_end_against_the_engine() {
         "the worker made the group:\n{}",
         worker.log()
     );
+    worker
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_reference_worker_runs_end_to_end_against_the_engine() {
+    let world = World::new("py:").await;
+    let prefix = format!("{}py:", world.server().key_prefix());
+    let mut store = world.store_config();
+    store.keys = KeySpace::new(&prefix, true);
+    let keys = store.keys.clone();
+    let platform = world.store_with(&store).await;
+    let mut con = world.connection().await;
+
+    // The worker first: no engine has made any group yet.
+    let mut worker = start_worker_first(&world, &prefix, &keys, &con).await;
     for entry in catalog() {
         platform
             .catalog_write(entry.id, Some(&entry.to_json()), None)
