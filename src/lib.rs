@@ -8,7 +8,12 @@
 //! - [`Worker`]: the test worker: takes every job, answers it, fails or discovers some.
 //! - [`ObservedClock`]: a [`ManualClock`] that tells a test when the service waits, so shutdown
 //!   tests synchronise on what the service does, never on sleeps.
+//! - [`python`]: the Python reference worker (`examples/worker.py`) as a child process.
+//! - [`schema`]: a checker for the JSON Schemas under `docs/schemas/`.
 //! - Fixtures: [`T0_MS`], [`Rng`], [`ticker_pool`], [`random_catalog`], [`market_updates`].
+
+pub mod python;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

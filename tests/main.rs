@@ -10,3 +10,6 @@ mod runtime;
 // The simulator: Redis provisioning, and simulations that are reproducible and whose checks
 // can fail.
 mod sim;
+// The documents: JSON Schemas against the engine's structs and real jobs; links in the
+// README and docs/ resolve inside the repository.
+mod docs;

@@ -16,6 +16,9 @@ mod isolation;
 mod instances;
 // The newest write of a universe wins: catalog edits over older discoveries and back.
 mod precedence;
+// The Python reference worker (examples/worker.py) end to end: starts first, fails,
+// dead-letters, discovers; jobs and results match docs/schemas/.
+mod python;
 // After Redis lost its state, only what is missing is written back.
 mod restore;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.

@@ -7,6 +7,8 @@ mod claims;
 mod cleanup;
 // The incremental update read: exact deltas, and every fallback to a full read.
 mod feed;
+// Consumer groups made by whichever side comes first: a worker before the engine, races.
+mod groups;
 // Step 3 four ways (the seed's script, the adaptive script, client-side, the model); the
 // script-failure fallback.
 mod intersection;

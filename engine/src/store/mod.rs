@@ -34,7 +34,7 @@ pub(crate) use self::input::{check_bucket, trigger_ttl_ms, validate_universe, va
 pub use self::keys::{CLUSTER_HASH_TAG, KeySpace, TRIGGER_BUCKET_FIELD};
 pub use self::model::{Delivery, ModelState, ModelStore, ReplacedTriggers, TriggerState};
 pub use self::redis::{RedisStore, RedisStoreConfig};
-pub use self::scripts::RECORD_SCRIPT;
+pub use self::scripts::{CATALOG_WRITE_SCRIPT, RECORD_SCRIPT};
 pub use self::streams::{
     Ack, JobStatus, PendingJob, Reaped, SettleOutcome, Settled, StreamEntry, StreamsReport, Verdict,
 };

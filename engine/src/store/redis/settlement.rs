@@ -69,16 +69,22 @@ impl RedisStore {
 }
 
 impl Settlement for RedisStore {
+    /// `XGROUP CREATE <stream> <group> 0 MKSTREAM` for both streams, `BUSYGROUP` (another
+    /// instance or a worker came first) tolerated: workers create their group with the very
+    /// same command (README, "Writing a worker"), so whichever side starts first, the group
+    /// is the same. From `0`, not `$`: an entry written before its group exists (a job
+    /// dispatched by another instance right after Redis lost its state) is still delivered;
+    /// the streams are trimmed below what the groups acknowledged, so `0` re-reads nothing.
     async fn ensure_groups(&self) -> Result<(), StoreError> {
-        for (stream, group, from) in [
-            (self.keys().jobs(), WORKER_GROUP, "$"),
-            (self.keys().results(), ENGINE_GROUP, "0"),
+        for (stream, group) in [
+            (self.keys().jobs(), WORKER_GROUP),
+            (self.keys().results(), ENGINE_GROUP),
         ] {
             let created: RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(&stream)
                 .arg(group)
-                .arg(from)
+                .arg("0")
                 .arg("MKSTREAM")
                 .query_async(&mut self.connection())
                 .await;

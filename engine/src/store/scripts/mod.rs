@@ -30,6 +30,25 @@ pub use self::jobs::DispatchAnswer;
 /// [`KeySpace::update_feed`]: super::KeySpace::update_feed
 pub const RECORD_SCRIPT: &str = include_str!("../lua/record.lua");
 
+/// The script that writes (or removes) a catalog entry and records the change, so every
+/// engine instance takes it in at its next tick: what the platform runs from any client
+/// (README, "Writing the catalog"). `KEYS`: [`KeySpace::catalog`], [`KeySpace::version`],
+/// [`KeySpace::changes`], [`KeySpace::changes_floor`]; `ARGV`: strategy id,
+/// [`CHANGE_RECORDS_MAX`], the entry JSON (`""` removes it), optionally the entry expected
+/// now (compare and swap). Returns 1 if written, 0 if the entry was not as expected. The
+/// change-log library comes first, joined as [`Lua`] joins every script's libraries.
+///
+/// [`KeySpace::catalog`]: super::KeySpace::catalog
+/// [`KeySpace::version`]: super::KeySpace::version
+/// [`KeySpace::changes`]: super::KeySpace::changes
+/// [`KeySpace::changes_floor`]: super::KeySpace::changes_floor
+/// [`CHANGE_RECORDS_MAX`]: crate::limits::CHANGE_RECORDS_MAX
+pub const CATALOG_WRITE_SCRIPT: &str = concat!(
+    include_str!("../lua/lib/change_log.lua"),
+    "\n",
+    include_str!("../lua/catalog_write.lua")
+);
+
 const CLAIM_LIB: &str = include_str!("../lua/lib/claim.lua");
 const CHANGE_LOG_LIB: &str = include_str!("../lua/lib/change_log.lua");
 const SETTLE_LIB: &str = include_str!("../lua/lib/settle.lua");
@@ -178,5 +197,20 @@ pub fn damaged_type(fields: &[String]) -> Option<&str> {
     match fields {
         [marker, found] if marker == DAMAGED_MARKER => Some(found),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exported catalog-write script is byte for byte the one the engine runs, so a
+    /// platform calling it records changes exactly as `tickgate strategy put` does.
+    #[test]
+    fn the_exported_catalog_write_script_is_the_engines() {
+        assert_eq!(
+            CATALOG_WRITE_SCRIPT,
+            Scripts::default().catalog_write.source
+        );
     }
 }
