@@ -368,6 +368,48 @@ async fn jobs_dead_lettered_after_their_last_delivery_release_their_claims() {
     dead_jobs_release_their_claims(&ModelStore::new(DEFAULT_MAX_UNIVERSE)).await;
 }
 
+/// A job reaped after its last delivery whose trigger key someone overwrote with another
+/// type (status 3 of `lib/settle.lua`): dead-lettered all the same, releasing nothing, and
+/// the foreign key is left as it was. Redis only: the model's keys are typed.
+#[tokio::test]
+async fn a_dead_job_whose_trigger_key_was_overwritten_is_dead_lettered_releasing_nothing() {
+    let world = World::new("deaddamaged:").await;
+    let store = world.store().await;
+    store.ensure_groups().await.expect("groups");
+    let b = tf("5m").bucket(T0_MS).expect("ok");
+    let job = dispatch(&store, 14, b, &ticker_pool(2))
+        .await
+        .expect("job")
+        .job;
+    let mut con = world.connection().await;
+    let key = world.keys().triggers(14);
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("someone else's")
+        .query_async(&mut con)
+        .await
+        .expect("SET");
+    let outcomes = take_and_reap(&store, 1, 1).await;
+    let dead = Reaped::Dead {
+        job: Some(job),
+        released: 0,
+    };
+    assert_eq!(outcomes, [dead]);
+    let dead_letters: u64 = redis::cmd("XLEN")
+        .arg(world.keys().dead())
+        .query_async(&mut con)
+        .await
+        .expect("XLEN");
+    assert_eq!(dead_letters, 1);
+    let kept: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .expect("GET");
+    assert_eq!(kept, "someone else's");
+    assert!(store.pending_jobs(10).await.expect("pending").is_empty());
+}
+
 /// A run that succeeded keeps its claims: the same tickers are never dispatched again in
 /// its bucket. Only a failure releases.
 async fn success_keeps_the_claims<S: Dispatch + Settlement>(store: &S) {
