@@ -42,6 +42,7 @@ mutations=(
   "replaced-claims-not-compared ~~ engine/src/store/lua/lib/claim.lua ~~ s/      current = kept\n/      current = {kept[1], kept[2]}\n/ ~~ --test main runtime::closing::a_closing_pass_after"
   "model-replaced-is-stale ~~ engine/src/store/model/jobs.rs ~~ s/Some\(r\) if r.bucket_ms == bucket.start_ms => &mut r.claims,/Some(r) if false => \&mut r.claims,/ ~~ --test main store::model"
   "clock-skew-ignored ~~ engine/src/runtime/mod.rs ~~ s/if let skew::Skew::Beyond\(_\) = found.await \{/if let skew::Skew::Unknown = found.await {/ ~~ --test main runtime::skew"
+  "direct-writes-not-read ~~ engine/src/store/lua/read_updates.lua ~~ s/local recent = redis.call\('ZRANGE', KEYS\[1\], ARGV\[6\], /local recent = redis.call('ZRANGE', KEYS[1], '+inf', / ~~ --test main runtime::takeover"
   "release-on-success ~~ engine/src/store/lua/lib/settle.lua ~~ s/  if not failed then\n    return 1, 0\n  end\n// ~~ --test main store::results::a_succeeded_run_keeps_its_claims"
   "never-release ~~ engine/src/store/lua/lib/settle.lua ~~ s/      redis.call\('HDEL', triggers, ticker\)\n// ~~ --test main store::results"
   "b1-job-numbers-restart ~~ engine/src/store/lua/lib/claim.lua ~~ s/elseif plan.drop and plan.jobs > 0 then/elseif false then/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use self::reader::{Problem, Problems, Reader, human_ms};
-use crate::core::time::{DAY_MS, MINUTE_MS, SECOND_MS};
+use crate::core::time::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use crate::limits::*;
 use crate::redact::redact_url;
 use crate::store::{KeySpace, RedisStoreConfig};
@@ -83,6 +83,9 @@ pub struct EngineConfig {
     pub jobs_stream_max: u64,
     /// Real-time bound on `stop()`.
     pub shutdown_deadline_ms: u64,
+    /// A direct writer's update (plain `ZADD TICK:UPD`) written up to this long after its
+    /// stamp is seen at the next tick; see [`DEFAULT_DIRECT_WRITE_LAG_MS`].
+    pub direct_write_lag_ms: i64,
     /// How far the clock may be from Redis's (`TIME`) before the service stops stepping and
     /// reports not ready (gauge `clock_skew_ms`); at most half of `trigger_grace_ms`.
     /// `None`: no check, for drivers whose clock is logical rather than wall time (the
@@ -116,6 +119,7 @@ impl Default for EngineConfig {
             jobs_stream_max: DEFAULT_JOBS_STREAM_MAX,
             shutdown_deadline_ms: DEFAULT_SHUTDOWN_DEADLINE_MS,
             max_clock_skew_ms: Some(DEFAULT_MAX_CLOCK_SKEW_MS),
+            direct_write_lag_ms: DEFAULT_DIRECT_WRITE_LAG_MS,
             consumer: "tickgate-1".to_owned(),
         }
     }
@@ -213,6 +217,13 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     // feed's hosts and the engine; at most a day: further ahead a stamp pins a ticker
     // for longer than most buckets.
     r.ms("max_future_ms", &mut e.max_future_ms, SECOND_MS, DAY_MS);
+    // At most an hour: the window is read at every tick.
+    r.ms(
+        "direct_write_lag_ms",
+        &mut e.direct_write_lag_ms,
+        0,
+        HOUR_MS,
+    );
     let mut skew_ms = DEFAULT_MAX_CLOCK_SKEW_MS;
     r.ms("max_clock_skew_ms", &mut skew_ms, MIN_CLOCK_SKEW_MS, DAY_MS);
     e.max_clock_skew_ms = Some(skew_ms);

@@ -91,6 +91,14 @@ pub const DEFAULT_TRIGGER_GRACE_MS: i64 = HOUR_MS;
 /// (a stamp ahead by less than this can only reach into the next 1m or 5m bucket early).
 pub const DEFAULT_MAX_FUTURE_MS: i64 = 5 * MINUTE_MS;
 
+/// Default `direct_write_lag_ms`: how long after its stamp a direct writer's update (a plain
+/// `ZADD [GT] TICK:UPD`, as the original system's ingestion writes, with no sequence number)
+/// may reach Redis and still be seen at the next tick; later ones wait for the next full
+/// read. A minute covers a bar stamped at its open and written at its close (1m bars) and
+/// any ingestion queue that is working; the window it adds to each read holds the tickers
+/// updated in the last interval plus this, which the record script's writers pay for too.
+pub const DEFAULT_DIRECT_WRITE_LAG_MS: i64 = MINUTE_MS;
+
 /// Default `max_clock_skew_ms`: how far the engine's clock may be from Redis's (`TIME`)
 /// before the service stops stepping and reports not ready. Redis expires trigger hashes on
 /// its own clock, with a TTL computed from the engine's, so an instance X ahead lets them

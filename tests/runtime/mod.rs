@@ -25,6 +25,8 @@ mod restore;
 mod shutdown;
 // A clock further from Redis's than `max_clock_skew_ms`: no step, not ready, until it agrees.
 mod skew;
+// The original system's direct writers on the same Redis: seen within a tick, honoured.
+mod takeover;
 // Jobs re-delivered then dead-lettered; malformed results dead-lettered, the consumer goes on.
 mod streams;
 

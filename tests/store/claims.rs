@@ -381,7 +381,16 @@ async fn reject_everything_bad(store: &RedisStore) {
         let e = input(store.record_updates(T0_MS, &[("MSFT", ts)]).await);
         assert_eq!(e, InputError::Timestamp { ts_ms: ts });
         assert!(e.to_string().contains(&ts.to_string()));
-        input(store.read_updates(&FeedCursor::default(), ts, "e").await);
+        input(
+            store
+                .read_updates(&FeedCursor::default(), ts, T0_MS, "e")
+                .await,
+        );
+        input(
+            store
+                .read_updates(&FeedCursor::default(), T0_MS, ts, "e")
+                .await,
+        );
         input(store.cleanup(ts, 0, &[]).await);
         input(
             store

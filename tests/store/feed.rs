@@ -16,9 +16,12 @@ fn times(pairs: &[(&Ticker, i64)]) -> BTreeMap<Ticker, i64> {
     pairs.iter().map(|(t, ts)| ((*t).clone(), *ts)).collect()
 }
 
+/// A recent window no ticker reaches: a delta is then the sequence's part alone.
+const NO_RECENT_MS: i64 = T0_MS + 365 * 24 * 60 * MINUTE_MS;
+
 async fn read(store: &RedisStore, cursor: &FeedCursor, since_ms: i64) -> FeedRead {
     store
-        .read_updates(cursor, since_ms, "epoch-a")
+        .read_updates(cursor, since_ms, NO_RECENT_MS, "epoch-a")
         .await
         .expect("read")
 }
@@ -104,7 +107,7 @@ async fn a_lost_update_set_is_read_in_full_even_past_the_old_cursor() {
             .expect("record");
     }
     let after = store
-        .read_updates(&before.cursor, T0_MS, "epoch-b")
+        .read_updates(&before.cursor, T0_MS, NO_RECENT_MS, "epoch-b")
         .await
         .expect("read");
     assert!(after.full, "another incarnation: a full read, not a delta");

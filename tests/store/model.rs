@@ -254,7 +254,7 @@ async fn data<S: TestStore>(store: &S, pool: &[Ticker], op: &Op) -> String {
         Op::Intersect(id, since, method) => outcome(store.intersect(*id, *since, *method).await),
         Op::FullRead(since) => outcome(
             store
-                .read_updates(&FeedCursor::default(), *since, "ours")
+                .read_updates(&FeedCursor::default(), *since, *since, "ours")
                 .await,
         ),
         Op::ReadUpdates(epoch, seq, since) => {
@@ -262,7 +262,8 @@ async fn data<S: TestStore>(store: &S, pool: &[Ticker], op: &Op) -> String {
                 epoch: epoch.map(|ours| if ours { "ours" } else { "other" }.to_owned()),
                 seq: *seq,
             };
-            outcome(store.read_updates(&cursor, *since, "ours").await)
+            // The recent window from the same time: deltas hold both parts.
+            outcome(store.read_updates(&cursor, *since, *since, "ours").await)
         }
         Op::CatalogWrite(id, json) => {
             let entry = |id, tf: &str| CatalogEntry::new(id, 0, "", tf, None).to_json();

@@ -75,6 +75,9 @@ pub struct Engine<S> {
     pub(super) pending_seen: BTreeMap<PendingJob, i64>,
     /// Where this instance stands in the update set (`TICK:SEQ`); reset on lost Redis state.
     pub(super) feed: FeedCursor,
+    /// The time of the last successful read of the update set: the next delta also reads
+    /// every ticker with a time at or after it minus `direct_write_lag_ms`.
+    pub(super) feed_read_ms: i64,
     /// The planner knows the time of every ticker updated at or after this (the `since`
     /// of the last full read); a strategy whose bucket starts earlier needs a full read.
     pub(super) known_from_ms: i64,
@@ -126,6 +129,7 @@ impl<S: Store> Engine<S> {
             pending_checked: false,
             pending_seen: BTreeMap::new(),
             feed: FeedCursor::default(),
+            feed_read_ms: i64::MIN,
             known_from_ms: i64::MAX,
             epochs_proposed: 0,
             backpressure: false,

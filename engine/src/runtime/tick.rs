@@ -75,9 +75,15 @@ impl<S: Store> Engine<S> {
         let proposal = format!("{}/{now_ms}/{}", self.config.consumer, self.epochs_proposed);
         // Until the read succeeds the cursor is unknown: a failure leaves the next read full.
         self.feed = FeedCursor::default();
+        // A direct writer's update since the last read, stamped up to the lag before it (a
+        // delta only: a full read sees every time from `since_ms`).
+        let recent_ms = self
+            .feed_read_ms
+            .saturating_sub(self.config.direct_write_lag_ms)
+            .max(since_ms);
         let read = self
             .store
-            .read_updates(&cursor, since_ms, &proposal)
+            .read_updates(&cursor, since_ms, recent_ms, &proposal)
             .await?;
         let lost = cursor.epoch.is_some()
             && (read.cursor.epoch != cursor.epoch || read.cursor.seq < cursor.seq);
@@ -91,6 +97,7 @@ impl<S: Store> Engine<S> {
             self.known_from_ms = since_ms;
         }
         self.feed = read.cursor.clone();
+        self.feed_read_ms = now_ms;
         Ok(read)
     }
 

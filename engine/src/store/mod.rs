@@ -243,16 +243,18 @@ pub trait Updates: Send + Sync {
         updates: &[(S, i64)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Reads the update set from `cursor`: the tickers written since (a delta), or, when the
-    /// cursor has no epoch, belongs to another incarnation of the update set (Redis lost
-    /// it), or is more than [`crate::limits::FEED_DELTA_MAX`] changes behind, every ticker
-    /// updated at or after `since_ms` (a full read). `new_epoch` names the update set if it
-    /// has no epoch yet; it must be unique to this reader and read. Cost: proportional to
-    /// the change.
+    /// Reads the update set from `cursor`: the tickers written since, plus every ticker
+    /// whose time is at or after `recent_ms` (a delta: the second part is how a direct
+    /// `ZADD` writer, which takes no sequence number, is seen), or, when the cursor has no
+    /// epoch, belongs to another incarnation of the update set (Redis lost it), or is more
+    /// than [`crate::limits::FEED_DELTA_MAX`] changes behind, every ticker updated at or
+    /// after `since_ms` (a full read). `new_epoch` names the update set if it has no epoch
+    /// yet; it must be unique to this reader and read. Cost: proportional to the change.
     fn read_updates(
         &self,
         cursor: &FeedCursor,
         since_ms: i64,
+        recent_ms: i64,
         new_epoch: &str,
     ) -> impl Future<Output = Result<FeedRead, StoreError>> + Send;
 

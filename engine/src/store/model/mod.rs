@@ -97,9 +97,11 @@ impl Updates for ModelStore {
         &self,
         cursor: &FeedCursor,
         since_ms: i64,
+        recent_ms: i64,
         new_epoch: &str,
     ) -> Result<FeedRead, StoreError> {
         check_timestamp(since_ms)?;
+        check_timestamp(recent_ms)?;
         let mut state = self.lock();
         let epoch = state
             .feed_epoch
@@ -111,13 +113,16 @@ impl Updates for ModelStore {
             .filter(|(_, s)| **s > cursor.seq)
             .map(|(t, _)| t)
             .collect();
+        // Written by a direct writer (no sequence number) or not: the same recent window.
+        let recent = state.updates.iter().filter(|(_, ts)| **ts >= recent_ms);
         let delta = cursor.epoch.as_deref() == Some(epoch.as_str())
             && cursor.seq <= state.feed_seq
-            && changed.len() as u64 <= FEED_DELTA_MAX;
+            && (changed.len() + recent.clone().count()) as u64 <= FEED_DELTA_MAX;
         let updates: BTreeMap<Ticker, i64> = if delta {
             changed
                 .into_iter()
                 .filter_map(|t| Some((t.clone(), *state.updates.get(t)?)))
+                .chain(recent.map(|(t, ts)| (t.clone(), *ts)))
                 .collect()
         } else {
             state

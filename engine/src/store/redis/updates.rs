@@ -47,12 +47,14 @@ impl Updates for RedisStore {
         &self,
         cursor: &FeedCursor,
         since_ms: i64,
+        recent_ms: i64,
         new_epoch: &str,
     ) -> Result<FeedRead, StoreError> {
         check_timestamp(since_ms)?;
+        check_timestamp(recent_ms)?;
         let scripts = self.scripts();
         let reply: Vec<redis::Value> = scripts
-            .read_updates(self.keys(), cursor, since_ms, new_epoch)
+            .read_updates(self.keys(), cursor, since_ms, recent_ms, new_epoch)
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| script_error(scripts.read_updates.name, e))?;

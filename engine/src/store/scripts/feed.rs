@@ -53,6 +53,7 @@ impl Scripts {
         keys: &KeySpace,
         cursor: &FeedCursor,
         since_ms: i64,
+        recent_ms: i64,
         new_epoch: &str,
     ) -> ScriptInvocation<'_> {
         let mut call = self.read_updates.call();
@@ -64,7 +65,8 @@ impl Scripts {
             .arg(cursor.seq)
             .arg(since_ms)
             .arg(new_epoch)
-            .arg(FEED_DELTA_MAX);
+            .arg(FEED_DELTA_MAX)
+            .arg(recent_ms);
         call
     }
 
