@@ -12,9 +12,9 @@ use tickgate::core::time::{MINUTE_MS, SECOND_MS};
 use tickgate::store::{Store, Updates};
 use tickgate_suite::{Rng, T0_MS, TICK_MS, World, engine_config};
 
-/// One 1m strategy on `A` and `B`.
+/// One 1m strategy on `A`, `B` and `C`.
 fn catalog() -> Vec<CatalogEntry> {
-    let universe = Some(vec!["A".to_owned(), "B".to_owned()]);
+    let universe = Some(vec!["A".to_owned(), "B".to_owned(), "C".to_owned()]);
     vec![CatalogEntry::new(1, 7, "one minute", "1m", universe)]
 }
 
@@ -89,14 +89,15 @@ async fn a_closing_pass_after_another_instance_moved_on_runs_only_what_the_bucke
 
     let end = b + MINUTE_MS;
     market
-        .record_updates(end + 100, &[("B", end + 100)])
+        .record_updates(end + 100, &[("C", b + 52_000), ("B", end + 100)])
         .await
         .expect("record");
-    // `ahead` closes the bucket (nothing after its last tick yet) and claims the next one.
+    // `ahead` closes the bucket (C, after its last tick), then claims the next one (B).
     assert!(ahead.step(end + 200).await.ready);
-    let next = BTreeSet::from([(end, symbols(&["B"]))]);
+    let next = BTreeSet::from([(b, symbols(&["C"])), (end, symbols(&["B"]))]);
     assert_eq!(per_ticker_jobs(&world, &mut rng).await, next);
-    // Stamped inside the closed bucket, written only now: A never ran in it, B did.
+    // Stamped inside the closed bucket, written only now: A never ran in it; B and C did
+    // (B at :10, C in `ahead`'s closing pass, which `behind` never saw).
     market
         .record_updates(end + 300, &[("A", b + 55_000), ("B", b + 57_000)])
         .await

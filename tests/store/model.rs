@@ -67,6 +67,9 @@ enum Op {
     /// another), sequence number, `since`.
     ReadUpdates(Option<bool>, u64, i64),
     Dispatch(i64, Vec<(StrategyId, usize, Vec<usize>)>),
+    /// Per-ticker dispatches in the bucket before the one the last dispatch's time falls in
+    /// (a closing pass after a newer bucket's claim: the replaced trigger hash).
+    DispatchPrevious(Vec<(StrategyId, usize, Vec<usize>)>),
     DispatchStrategies(i64, Vec<(StrategyId, usize, bool, Vec<usize>)>),
     /// Settles jobs named by (strategy, timeframe, instant, job number, success): mostly
     /// jobs never issued.
@@ -143,6 +146,8 @@ fn stream_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (instant(), prop::collection::vec((id.clone(), tf.clone(), tickers()), 0..4))
             .prop_map(|(t, r)| Op::Dispatch(t, r)),
+        2 => prop::collection::vec((id.clone(), tf.clone(), tickers()), 1..3)
+            .prop_map(Op::DispatchPrevious),
         2 => (instant(), prop::collection::vec((id.clone(), tf.clone(), any::<bool>(), tickers()), 0..3))
             .prop_map(|(t, r)| Op::DispatchStrategies(t, r)),
         1 => prop::collection::vec((id, tf, instant(), prop::option::of(1u64..4), any::<bool>()), 1..3)
@@ -163,10 +168,21 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// What one store handed out so far, for operations that refer back to it: the jobs it
 /// dispatched and the result entries it delivered (entry ids are the store's own).
-#[derive(Default)]
 struct Seen {
     jobs: Vec<JobRef>,
     results: Vec<StreamEntry>,
+    /// The time of the last per-ticker dispatch (T0 before any).
+    dispatched_at_ms: i64,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            jobs: Vec::new(),
+            results: Vec::new(),
+            dispatched_at_ms: T0_MS,
+        }
+    }
 }
 
 /// What an operation returned, in a form both stores can be compared on. Errors compare by
@@ -209,7 +225,9 @@ impl<S: Updates + Universes + Dispatch + Settlement + Catalog + Maintenance + Wo
 
 async fn apply<S: TestStore>(store: &S, pool: &[Ticker], seen: &mut Seen, op: &Op) -> String {
     match op {
-        Op::Dispatch(..) | Op::DispatchStrategies(..) => dispatch(store, pool, seen, op).await,
+        Op::Dispatch(..) | Op::DispatchPrevious(..) | Op::DispatchStrategies(..) => {
+            dispatch(store, pool, seen, op).await
+        }
         Op::CompleteJobs(..)
         | Op::CompleteDispatched(..)
         | Op::Work(..)
@@ -290,17 +308,30 @@ async fn data<S: TestStore>(store: &S, pool: &[Ticker], op: &Op) -> String {
 
 async fn dispatch<S: TestStore>(store: &S, pool: &[Ticker], seen: &mut Seen, op: &Op) -> String {
     match op {
-        Op::Dispatch(now, requests) => {
+        Op::Dispatch(..) | Op::DispatchPrevious(..) => {
+            let (now, requests, back) = match op {
+                Op::Dispatch(now, requests) => (*now, requests, false),
+                Op::DispatchPrevious(requests) => (seen.dispatched_at_ms, requests, true),
+                _ => unreachable!(),
+            };
             let requests: Vec<TickerDispatch> = requests
                 .iter()
-                .map(|(id, f, t)| TickerDispatch {
-                    strategy: *id,
-                    user_id: 100 + id,
-                    bucket: bucket(*f, *now),
-                    tickers: pick(pool, t),
+                .map(|(id, f, t)| {
+                    let current = bucket(*f, now);
+                    TickerDispatch {
+                        strategy: *id,
+                        user_id: 100 + id,
+                        bucket: if back {
+                            bucket(*f, current.start_ms - 1)
+                        } else {
+                            current
+                        },
+                        tickers: pick(pool, t),
+                    }
                 })
                 .collect();
-            let answer = store.dispatch_tickers(*now, &requests).await;
+            seen.dispatched_at_ms = now;
+            let answer = store.dispatch_tickers(now, &requests).await;
             if let Ok(dispatched) = &answer {
                 seen.jobs
                     .extend(dispatched.iter().flatten().flatten().map(|d| d.job));
@@ -455,7 +486,7 @@ fn redis_store_behaves_like_the_model_after_every_step() {
             // As every engine does on start: the consumer groups exist before any job.
             redis.ensure_groups().await.expect("groups");
             model.ensure_groups().await.expect("groups");
-            let (mut seen_redis, mut seen_model) = (Seen::default(), Seen::default());
+            let (mut seen_redis, mut seen_model) = (Seen::new(), Seen::new());
             let mut con = world.connection().await;
             for (step, op) in ops.iter().enumerate() {
                 let got = apply(&redis, &pool, &mut seen_redis, op).await;
