@@ -66,6 +66,7 @@ pub enum Command {
         /// The ticker, e.g. AAPL.
         ticker: String,
         /// Its update time, UTC epoch milliseconds; default now.
+        #[arg(allow_negative_numbers = true)]
         ts_ms: Option<String>,
     },
     /// What Redis holds: counters, tracked tickers, universe sizes, stream lengths and
@@ -79,7 +80,8 @@ pub enum Command {
     Bucket {
         /// e.g. 5m, 1h, 1d, 1w, 1q, 1y.
         timeframe: String,
-        /// UTC epoch milliseconds; default now.
+        /// UTC epoch milliseconds (before 1970 is negative); default now.
+        #[arg(allow_negative_numbers = true)]
         ts_ms: Option<String>,
         /// One line, `TIMEFRAME START_MS END_MS max_bucket_ms=N`, for scripts.
         #[arg(long)]
