@@ -203,7 +203,7 @@ fn update_records_through_the_script_and_rejects_bad_input() {
 }
 
 #[test]
-fn strategy_writes_go_through_the_change_log_and_bad_files_write_nothing() {
+fn strategy_put_import_list_rm_go_through_the_change_log() {
     let redis = RedisProcess::start();
     let dir = TempDir::new("strategy");
     let good = dir.file(
@@ -223,6 +223,44 @@ fn strategy_writes_go_through_the_change_log_and_bad_files_write_nothing() {
         "change recorded"
     );
 
+    let import = dir.file(
+        "good-many.json",
+        r#"[{"id": 10, "timeframe": "1d", "universe": "all"}, {"id": 11, "timeframe": "1h", "universe": ["SPY"], "active": false}]"#,
+    );
+    assert_code(&run_tickgate(&redis, &["strategy", "import", &import]), 0);
+    let out = run_tickgate(&redis, &["strategy", "list"]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.starts_with("3 strategies in STRAT:CATALOG"), "{text}");
+    assert!(
+        text.contains("gap up") && text.contains("2 tickers"),
+        "{text}"
+    );
+    let out = run_tickgate(&redis, &["strategy", "list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(3));
+
+    let out = run_tickgate(&redis, &["strategy", "rm", "seven"]);
+    assert_code(&out, BAD_INPUT);
+    assert!(stderr(&out).contains("strategy id \"seven\" is invalid"));
+    assert_code(&run_tickgate(&redis, &["strategy", "rm", "7"]), 0);
+    assert_eq!(redis.hget("STRAT:CATALOG", "7"), None);
+    assert_eq!(
+        redis.get("TICKGATE:VERSION").as_deref(),
+        Some("4"),
+        "removal recorded"
+    );
+}
+
+#[test]
+fn strategy_files_with_problems_write_nothing_and_name_each_problem() {
+    let redis = RedisProcess::start();
+    let dir = TempDir::new("strategy-bad");
+    let good = dir.file(
+        "one.json",
+        r#"{"id": 7, "timeframe": "5m", "universe": ["AAPL"]}"#,
+    );
+    assert_code(&run_tickgate(&redis, &["strategy", "put", &good]), 0);
     let bad = [
         (
             "tf.json",
@@ -266,34 +304,6 @@ fn strategy_writes_go_through_the_change_log_and_bad_files_write_nothing() {
     );
     assert_eq!(redis.hlen("STRAT:CATALOG"), 1, "a bad file wrote something");
     assert_eq!(redis.get("TICKGATE:VERSION").as_deref(), Some("1"));
-
-    let import = dir.file(
-        "good-many.json",
-        r#"[{"id": 10, "timeframe": "1d", "universe": "all"}, {"id": 11, "timeframe": "1h", "universe": ["SPY"], "active": false}]"#,
-    );
-    assert_code(&run_tickgate(&redis, &["strategy", "import", &import]), 0);
-    let out = run_tickgate(&redis, &["strategy", "list"]);
-    assert_code(&out, 0);
-    let text = stdout(&out);
-    assert!(text.starts_with("3 strategies in STRAT:CATALOG"), "{text}");
-    assert!(
-        text.contains("gap up") && text.contains("2 tickers"),
-        "{text}"
-    );
-    let out = run_tickgate(&redis, &["strategy", "list", "--json"]);
-    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
-    assert_eq!(listed.as_array().map(Vec::len), Some(3));
-
-    let out = run_tickgate(&redis, &["strategy", "rm", "seven"]);
-    assert_code(&out, BAD_INPUT);
-    assert!(stderr(&out).contains("strategy id \"seven\" is invalid"));
-    assert_code(&run_tickgate(&redis, &["strategy", "rm", "7"]), 0);
-    assert_eq!(redis.hget("STRAT:CATALOG", "7"), None);
-    assert_eq!(
-        redis.get("TICKGATE:VERSION").as_deref(),
-        Some("4"),
-        "removal recorded"
-    );
 }
 
 #[test]

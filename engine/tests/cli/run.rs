@@ -22,6 +22,19 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A `tickgate run` process, killed on drop if still running (a failing test must not
+/// leave it behind).
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn wait_exit(child: &mut Child) -> ExitStatus {
     let mut status = None;
     wait_for("tickgate run exits", || {
@@ -57,12 +70,14 @@ fn run_dispatches_refuses_a_second_instance_and_drains_on_sigterm() {
     );
     assert_code(&run_tickgate(&redis, &["strategy", "put", &strategy]), 0);
     let log_path = dir.file("run.log", "");
-    let mut service = tickgate(&redis)
-        .args(["--config", &config, "run"])
-        .stdout(Stdio::null())
-        .stderr(File::create(&log_path).expect("log file"))
-        .spawn()
-        .expect("tickgate run starts");
+    let mut service = Service(
+        tickgate(&redis)
+            .args(["--config", &config, "run"])
+            .stdout(Stdio::null())
+            .stderr(File::create(&log_path).expect("log file"))
+            .spawn()
+            .expect("tickgate run starts"),
+    );
     let lease = "TICKGATE:CONSUMER:cli-run";
     // The results group exists once the first step has loaded the catalog.
     wait_for("the first step", || {
@@ -79,13 +94,13 @@ fn run_dispatches_refuses_a_second_instance_and_drains_on_sigterm() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("pid {}", service.id())),
+        err.contains(&format!("pid {}", service.0.id())),
         "the holder is named: {err}"
     );
     assert!(redis.exists(lease), "the refused instance touched the hold");
 
-    signal(&service, "TERM");
-    let status = wait_exit(&mut service);
+    signal(&service.0, "TERM");
+    let status = wait_exit(&mut service.0);
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert_eq!(status.code(), Some(0), "log:\n{log}");
     for needle in [
@@ -99,15 +114,17 @@ fn run_dispatches_refuses_a_second_instance_and_drains_on_sigterm() {
     assert!(!log.contains("aborting"), "a step was aborted:\n{log}");
     assert!(!redis.exists(lease), "the consumer name was not released");
     // The name is free: a new instance takes it at once (and SIGINT stops it too).
-    let mut again = tickgate(&redis)
-        .args(["--config", &config, "run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
+    let mut again = Service(
+        tickgate(&redis)
+            .args(["--config", &config, "run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts"),
+    );
     wait_for("the restarted instance holds the name", || {
         redis.exists(lease)
     });
-    signal(&again, "INT");
-    assert_eq!(wait_exit(&mut again).code(), Some(0));
+    signal(&again.0, "INT");
+    assert_eq!(wait_exit(&mut again.0).code(), Some(0));
 }
