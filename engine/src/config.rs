@@ -8,7 +8,9 @@
 //! at the first problem, so the table is walked key by key with a [`Reader`], which the
 //! simulator's scenario files use too.
 //!
-//! Environment overrides: `PER_TICKER_THROTTLE` (rollback is a restart) and `REDIS_URL`.
+//! Environment overrides (see [`env`]): `TICKGATE_<SECTION>_<KEY>` for every key, and the
+//! seed's `PER_TICKER_THROTTLE` (rollback is a restart) and `REDIS_URL`. Every key, its
+//! default and why that number: `fixtures/tickgate.example.toml`.
 //!
 //! ```toml
 //! [redis]
@@ -24,11 +26,17 @@
 //! lua_threshold = 1000
 //! max_universe = 50000
 //! max_future_ms = 300000
+//!
+//! [http]
+//! listen_addr = "127.0.0.1:9464"
 //! ```
 
+pub mod env;
 mod reader;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use self::reader::{Problem, Problems, Reader, human_ms};
@@ -91,7 +99,9 @@ pub struct EngineConfig {
     /// `None`: no check, for drivers whose clock is logical rather than wall time (the
     /// simulator, tests); the config file cannot turn it off.
     pub max_clock_skew_ms: Option<i64>,
-    /// This instance's consumer name on the results stream (unique per instance).
+    /// This instance's consumer name on the results stream (unique per instance). From a
+    /// file, unset means [`default_consumer`] (host and pid); `tickgate run` refuses to
+    /// start while another live instance holds the name.
     pub consumer: String,
 }
 
@@ -125,15 +135,52 @@ impl Default for EngineConfig {
     }
 }
 
+/// The consumer name of an instance whose file names none: `tickgate-<host>-<pid>`, unique
+/// among live processes, so that instances started from one file never share a name.
+pub fn default_consumer() -> String {
+    // Linux names the host here; elsewhere the shell's HOSTNAME, else a placeholder (the
+    // pid still tells processes of one host apart).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("tickgate-{host}-{}", std::process::id())
+}
+
+/// The operating surface (the `[http]` section): where `/metrics`, `/healthz` and `/readyz`
+/// are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Loopback by default: metrics are not for the world (DESIGN §9).
+    pub listen_addr: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
+        }
+    }
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub redis: RedisStoreConfig,
     pub engine: EngineConfig,
+    pub http: HttpConfig,
 }
 
-/// Environment variables that override the file.
-const ENV_OVERRIDES: [&str; 2] = ["PER_TICKER_THROTTLE", "REDIS_URL"];
+/// Why a configuration file could not be used; both name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read configuration file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("configuration file {path}: {problems}")]
+    Invalid { path: PathBuf, problems: Problems },
+}
 
 /// What the operator said: the file's table and the environment overrides, not yet checked.
 #[derive(Debug, Clone)]
@@ -146,8 +193,7 @@ impl RawConfig {
     /// Parses `text` (syntax only) and picks the overrides from `env`.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<RawConfig, Problems> {
         let table = reader::parse_table(text, "configuration")?;
-        let env = ENV_OVERRIDES
-            .into_iter()
+        let env = env::variables()
             .filter_map(|name| Some((name, env(name)?)))
             .collect();
         Ok(RawConfig { table, env })
@@ -155,27 +201,56 @@ impl RawConfig {
 }
 
 impl Config {
-    /// Parses and validates `text` with `env` overrides (`PER_TICKER_THROTTLE`, `REDIS_URL`).
+    /// Parses and validates `text` with `env` overrides (see [`env`]).
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Problems> {
         Config::validate(&RawConfig::parse(text, env)?)
     }
 
-    /// Checks every key of `raw`; every problem is reported at once.
+    /// Reads and validates the file at `path` with `env` overrides; errors name the file.
+    pub fn load(
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, env).map_err(|problems| ConfigFileError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Checks every key of `raw`, the environment's overrides in place; every problem is
+    /// reported at once.
     pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         let mut problems = Vec::new();
-        let mut top = Reader::new(String::new(), Some(&raw.table), &mut problems);
+        let mut table = raw.table.clone();
+        let sources = env::overlay(&mut table, &raw.env, &mut problems);
+        let mut top = Reader::new(String::new(), Some(&table), &mut problems);
         let redis_table = top.table("redis");
         let engine_table = top.table("engine");
+        let http_table = top.table("http");
         top.finish();
-        let mut redis = read_redis(Reader::new("redis".into(), redis_table, &mut problems));
-        let mut engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
-        apply_env(raw, &mut redis, &mut engine, &mut problems);
-        redis.max_universe = engine.max_universe;
-        redis.max_future_ms = engine.max_future_ms;
-        check_clock_skew(&redis, &engine, &mut problems);
+        let redis = read_redis(Reader::new("redis".into(), redis_table, &mut problems));
+        let engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
+        let http = read_http(Reader::new("http".into(), http_table, &mut problems));
+        let mut config = Config {
+            redis,
+            engine,
+            http,
+        };
+        check_url(&config.redis, &mut problems);
+        check_clock_skew(&config.redis, &config.engine, &mut problems);
+        config.redis.max_universe = config.engine.max_universe;
+        config.redis.max_future_ms = config.engine.max_future_ms;
         if problems.is_empty() {
-            Ok(Config { redis, engine })
+            Ok(config)
         } else {
+            let problems = problems
+                .into_iter()
+                .map(|p| env::attribute(p, &sources))
+                .collect();
             Err(Problems::new("configuration", problems))
         }
     }
@@ -272,6 +347,7 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     let jobs_max = &mut e.jobs_stream_max;
     r.count("jobs_stream_max", jobs_max, 1, 100_000_000);
     r.ms("shutdown_deadline_ms", &mut shutdown_ms, 1, 10 * MINUTE_MS);
+    e.consumer = default_consumer();
     r.string("consumer", &mut e.consumer);
     if e.consumer.is_empty() {
         r.out_of_range("consumer", "\"\"", "must not be empty".into());
@@ -299,26 +375,23 @@ fn check_clock_skew(redis: &RedisStoreConfig, engine: &EngineConfig, problems: &
     }
 }
 
-fn apply_env(
-    raw: &RawConfig,
-    redis: &mut RedisStoreConfig,
-    engine: &mut EngineConfig,
-    problems: &mut Vec<Problem>,
-) {
-    if let Some(v) = raw.env.get("PER_TICKER_THROTTLE") {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => engine.per_ticker_throttle = true,
-            "false" | "0" | "no" | "off" => engine.per_ticker_throttle = false,
-            _ => problems.push(Problem::Env {
-                name: "PER_TICKER_THROTTLE",
-                value: v.clone(),
-                rule: "must be true or false",
-            }),
-        }
+fn read_http(mut r: Reader<'_, '_>) -> HttpConfig {
+    let mut http = HttpConfig::default();
+    let mut listen = http.listen_addr.to_string();
+    r.string("listen_addr", &mut listen);
+    match listen.parse() {
+        Ok(addr) => http.listen_addr = addr,
+        Err(_) => r.out_of_range(
+            "listen_addr",
+            format!("{listen:?}"),
+            "must be an IP address and port, e.g. 127.0.0.1:9464".into(),
+        ),
     }
-    if let Some(url) = raw.env.get("REDIS_URL").filter(|u| !u.is_empty()) {
-        redis.url.clone_from(url);
-    }
+    r.finish();
+    http
+}
+
+fn check_url(redis: &RedisStoreConfig, problems: &mut Vec<Problem>) {
     if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
         problems.push(Problem::OutOfRange {
             path: "redis.url".into(),
@@ -436,5 +509,110 @@ mod tests {
             let needle = format!("engine.max_future_ms = {value}: must be {rule}");
             assert!(error.contains(&needle), "{needle} missing in:\n{error}");
         }
+    }
+
+    /// The example file, which documents every key (see `config/env.rs`).
+    const EXAMPLE: &str = include_str!("../../fixtures/tickgate.example.toml");
+
+    #[test]
+    fn the_example_file_sets_every_key_to_its_default() {
+        let table: toml::Table = EXAMPLE.parse().expect("the example is TOML");
+        for k in env::KEYS {
+            let in_file = table
+                .get(k.section)
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key(k.key));
+            // The consumer's default is per process: the file shows it commented out.
+            let documented = in_file || EXAMPLE.contains(&format!("# {} = ", k.key));
+            assert!(
+                documented,
+                "{}.{} missing from the example",
+                k.section, k.key
+            );
+        }
+        let example = Config::parse(EXAMPLE, |_| None).expect("the example is valid");
+        let default = Config::parse("", |_| None).expect("defaults");
+        assert_eq!(format!("{example:?}"), format!("{default:?}"));
+    }
+
+    #[test]
+    fn every_listed_key_is_read() {
+        // Every key set to a table: each one the readers read is reported as the wrong
+        // type, one the readers ignore would be reported unknown (or not at all).
+        let mut text = String::new();
+        for section in ["redis", "engine", "http"] {
+            text.push_str(&format!("[{section}]\n"));
+            for k in env::KEYS.iter().filter(|k| k.section == section) {
+                text.push_str(&format!("{} = {{}}\n", k.key));
+            }
+        }
+        let problems = Config::parse(&text, |_| None).unwrap_err();
+        for k in env::KEYS {
+            let path = format!("{}.{}", k.section, k.key);
+            let read = problems
+                .0
+                .iter()
+                .any(|p| matches!(p, Problem::WrongType { path: q, .. } if *q == path));
+            assert!(read, "{path} is not read:\n{problems}");
+        }
+    }
+
+    #[test]
+    fn tickgate_variables_override_every_layer_and_are_named_in_problems() {
+        let env = |k: &str| match k {
+            "TICKGATE_ENGINE_TICK_INTERVAL_MS" => Some("5000".to_owned()),
+            "TICKGATE_REDIS_URL" => Some("redis://ours:6379".to_owned()),
+            "REDIS_URL" => Some("redis://seed:6379".to_owned()),
+            "TICKGATE_HTTP_LISTEN_ADDR" => Some("0.0.0.0:9000".to_owned()),
+            "TICKGATE_ENGINE_CONSUMER" => Some("blue".to_owned()),
+            _ => None,
+        };
+        let text = "[engine]\ntick_interval_ms = 20000\n";
+        let config = Config::parse(text, env).expect("valid");
+        assert_eq!(config.engine.tick_interval_ms, 5_000);
+        assert_eq!(config.redis.url, "redis://ours:6379");
+        assert_eq!(config.http.listen_addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.engine.consumer, "blue");
+        let env = |k: &str| match k {
+            "TICKGATE_ENGINE_TICK_INTERVAL_MS" => Some("5".to_owned()),
+            "TICKGATE_REDIS_CLUSTER" => Some("perhaps".to_owned()),
+            _ => None,
+        };
+        let text = Config::parse("", env).unwrap_err().to_string();
+        for needle in [
+            "engine.tick_interval_ms (from TICKGATE_ENGINE_TICK_INTERVAL_MS) = 5: must be 100 ms..=1 day",
+            "environment TICKGATE_REDIS_CLUSTER=\"perhaps\": must be true or false",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_file_is_named_in_its_errors() {
+        let missing = std::path::Path::new("/nonexistent/tickgate.toml");
+        let error = Config::load(missing, |_| None).unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/tickgate.toml"), "{error}");
+        let dir = std::env::temp_dir().join(format!("tickgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[engine]\ncolour = 1\n").expect("write");
+        let error = Config::load(&path, |_| None).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert!(
+            error.contains("bad.toml") && error.contains("engine.colour: unknown"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_default_consumer_names_this_process() {
+        let config = Config::parse("", |_| None).expect("defaults");
+        let pid = format!("-{}", std::process::id());
+        assert!(config.engine.consumer.starts_with("tickgate-"));
+        assert!(
+            config.engine.consumer.ends_with(&pid),
+            "{}",
+            config.engine.consumer
+        );
     }
 }

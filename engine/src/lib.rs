@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← the binary, `legacy`.
+//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← `cli` ← the binary;
+//! `legacy` beside `cli`.
 //!
 //! - [`core`]: pure decisions — tickers, timeframes and buckets, the catalog entry, the rule
 //!   (full evaluation) and the incremental planner, job ids and results, discovery,
@@ -16,10 +17,13 @@
 //! - [`runtime`]: [`runtime::Engine`] and its `step(now_ms)`, driven by
 //!   [`runtime::AlertService`] on a clock (or by the simulator on its own time); metrics,
 //!   the discovery persister.
+//! - [`cli`]: the `tickgate` command line: `run` (the service, its signals and its hold on
+//!   the consumer name), `check-config`, `cleanup`, `strategy`, `update`, `stats`, `bucket`.
 //! - [`limits`]: every default and bound, with why that number.
 //! - [`legacy`]: the seed's deprecated `start_alert_loop`/`stop_alert_loop`.
 //! - [`redact`]: keeps credentials out of every error and log line.
 
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod legacy;

@@ -73,6 +73,18 @@ pub const DEFAULT_JOBS_STREAM_MAX: u64 = 1_000_000;
 /// Real-time bound on a graceful stop: one step in progress finishes well within it.
 pub const DEFAULT_SHUTDOWN_DEADLINE_MS: u64 = 5_000;
 
+/// Port of the operating surface (`/metrics`, `/healthz`, `/readyz`), on loopback by
+/// default: clear of Redis (6379) and of the exporters usually beside it (node 9100,
+/// redis_exporter 9121); any free port works.
+pub const DEFAULT_HTTP_PORT: u16 = 9464;
+
+/// Lifetime of an instance's hold on its consumer name (`TICKGATE:CONSUMER:<name>`), renewed
+/// every third of it while `tickgate run` runs and deleted at shutdown. A second instance
+/// with the same name is refused while the hold lives; after a crash the name is free again
+/// within this long. Thirty seconds outlasts a Redis failover or a stalled renewal (two
+/// renewals may fail before the hold lapses), and is a short wait for a restart after a crash.
+pub const CONSUMER_LEASE_MS: u64 = 30_000;
+
 /// Tick intervals a closed bucket's claims stay in an instance's ledger (for the write-back
 /// after a Redis loss): its closing pass runs at the first tick at or after its end, and one
 /// more tick covers a closing pass retried after a failed dispatch.

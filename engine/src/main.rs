@@ -1,54 +1,75 @@
-//! `tickgate`: the engine's command line. Today it only answers bucket questions; the
-//! service (`tickgate run --config tickgate.toml`) lands with the service issue.
+//! `tickgate`: parses the command line, runs it (`tickgate::cli`), and maps its errors to
+//! exit codes — here and nowhere else. The README lists the codes.
 
 use std::process::ExitCode;
 
-use tickgate::Timeframe;
+use clap::Parser;
+use clap::error::ErrorKind;
+use tickgate::cli::{self, Cli, CliError};
+use tickgate::store::StoreError;
 
-const USAGE: &str = "usage: tickgate bucket TIMEFRAME TS_MS\n\
-    prints the calendar-aligned bucket [start_ms, end_ms) of TS_MS (UTC epoch ms)";
+/// Success; also `--help`, `--version`, and `run` stopped by SIGTERM or SIGINT.
+const OK: u8 = 0;
+/// Redis failed: unreachable, timed out, or rejected a command.
+const REDIS: u8 = 1;
+/// The configuration (file or environment) cannot be read or is invalid.
+const CONFIG: u8 = 2;
+/// Bad input (ticker, timestamp, timeframe, strategy file or id): nothing was written.
+const INPUT: u8 = 3;
+/// Another live instance holds the consumer name (at start, or took it while running).
+const CONSUMER_TAKEN: u8 = 4;
+/// Usage: unknown subcommand or flag, missing argument, bad `--log-filter` (sysexits'
+/// EX_USAGE, so that it is never mistaken for a configuration error).
+const USAGE: u8 = 64;
 
-/// Errors of the command line, mapped to exit codes in one place (`main`).
-enum CliError {
-    Usage(String),
-    Input(String),
-}
-
-fn run(args: &[String]) -> Result<String, CliError> {
-    match args {
-        [cmd, tf, ts] if cmd == "bucket" => {
-            let timeframe: Timeframe = tf.parse().map_err(|e| CliError::Input(format!("{e}")))?;
-            let ts_ms: i64 = ts
-                .parse()
-                .map_err(|e| CliError::Input(format!("TS_MS {ts:?} is not an integer: {e}")))?;
-            let bucket = timeframe
-                .bucket(ts_ms)
-                .map_err(|e| CliError::Input(e.to_string()))?;
-            Ok(format!(
-                "{timeframe} {} {} max_bucket_ms={}",
-                bucket.start_ms,
-                bucket.end_ms,
-                timeframe.max_bucket_ms()
-            ))
-        }
-        _ => Err(CliError::Usage(USAGE.to_owned())),
+fn exit_code(error: &CliError) -> u8 {
+    match error {
+        CliError::Usage(_) => USAGE,
+        CliError::ConfigFile(_) | CliError::ConfigEnv(_) => CONFIG,
+        CliError::Argument { .. }
+        | CliError::Input(_)
+        | CliError::Timeframe(_)
+        | CliError::Bucket(_)
+        | CliError::StrategyFile(_)
+        | CliError::Store(StoreError::Input(_)) => INPUT,
+        CliError::Store(_) | CliError::System { .. } => REDIS,
+        CliError::ConsumerTaken { .. } | CliError::ConsumerLost { .. } => CONSUMER_TAKEN,
     }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => OK,
+                _ => USAGE,
+            };
+            // Help and version go to stdout, errors to stderr (clap knows which).
+            let _ = e.print();
+            return ExitCode::from(code);
         }
-        Err(CliError::Usage(msg)) => {
-            eprintln!("{msg}");
-            ExitCode::from(2)
+    };
+    let result = cli::init_logging(cli.log_format, cli.log_filter.as_deref()).and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::System {
+                what: "starting the async runtime",
+                reason: e.to_string(),
+            })?;
+        runtime.block_on(cli::execute(cli))
+    });
+    match result {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::from(OK)
         }
-        Err(CliError::Input(msg)) => {
-            eprintln!("tickgate: {msg}");
-            ExitCode::from(1)
+        Err(e) => {
+            eprintln!("tickgate: {e}");
+            ExitCode::from(exit_code(&e))
         }
     }
 }

@@ -32,7 +32,7 @@ pub enum Problem {
     },
     #[error("environment {name}={value:?}: {rule}")]
     Env {
-        name: &'static str,
+        name: String,
         value: String,
         rule: &'static str,
     },

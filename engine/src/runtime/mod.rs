@@ -150,6 +150,17 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
         self.ready.store(false, Ordering::Relaxed);
     }
 
+    /// Persists the discovered universes still queued, in one pass (a shutdown calls it
+    /// after [`AlertService::stop`], so the catalog keeps what the last results taught).
+    pub async fn flush_discoveries(&self) -> PassReport {
+        self.persister.pass(&*self.store, &self.metrics).await
+    }
+
+    /// Discovered universes waiting to be persisted.
+    pub fn discoveries_queued(&self) -> usize {
+        self.persister.len()
+    }
+
     /// Runs until `shutdown` completes, then stops (mini-redis style).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         self.start();

@@ -117,6 +117,25 @@ impl KeySpace {
         format!("{}TICKGATE:CHANGES", self.prefix)
     }
 
+    /// STRING, expiring: a random token of the live `tickgate run` instance that holds the
+    /// consumer name `name` (see [`crate::limits::CONSUMER_LEASE_MS`]).
+    pub fn consumer_lease(&self, name: &str) -> String {
+        format!("{}TICKGATE:CONSUMER:{name}", self.prefix)
+    }
+
+    /// Pattern matching every [`KeySpace::consumer_lease`] key (for `SCAN`); glob
+    /// characters of the prefix are escaped.
+    pub fn consumer_lease_pattern(&self) -> String {
+        let mut escaped = String::new();
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        format!("{escaped}TICKGATE:CONSUMER:*")
+    }
+
     /// STRING highest version dropped from the change log.
     pub fn changes_floor(&self) -> String {
         format!("{}TICKGATE:CHANGES:FLOOR", self.prefix)
