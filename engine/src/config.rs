@@ -24,13 +24,18 @@
 //! lua_threshold = 1000
 //! max_universe = 50000
 //! max_future_ms = 300000
+//!
+//! [http]
+//! listen_addr = "127.0.0.1:9464"
 //! ```
 
+mod http;
 mod reader;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use self::http::HttpConfig;
 pub use self::reader::{Problem, Problems, Reader, human_ms};
 use crate::core::time::{DAY_MS, MINUTE_MS, SECOND_MS};
 use crate::limits::*;
@@ -120,6 +125,7 @@ impl Default for EngineConfig {
 pub struct Config {
     pub redis: RedisStoreConfig,
     pub engine: EngineConfig,
+    pub http: HttpConfig,
 }
 
 /// Environment variables that override the file.
@@ -156,14 +162,20 @@ impl Config {
         let mut top = Reader::new(String::new(), Some(&raw.table), &mut problems);
         let redis_table = top.table("redis");
         let engine_table = top.table("engine");
+        let http_table = top.table("http");
         top.finish();
         let mut redis = read_redis(Reader::new("redis".into(), redis_table, &mut problems));
         let mut engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
+        let http = http::read_http(Reader::new("http".into(), http_table, &mut problems));
         apply_env(raw, &mut redis, &mut engine, &mut problems);
         redis.max_universe = engine.max_universe;
         redis.max_future_ms = engine.max_future_ms;
         if problems.is_empty() {
-            Ok(Config { redis, engine })
+            Ok(Config {
+                redis,
+                engine,
+                http,
+            })
         } else {
             Err(Problems::new("configuration", problems))
         }

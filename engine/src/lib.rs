@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← the binary, `legacy`.
+//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← `http` ← the binary;
+//! `runtime` ← `legacy`.
 //!
 //! - [`core`]: pure decisions — tickers, timeframes and buckets, the catalog entry, the rule
 //!   (full evaluation) and the incremental planner, job ids and results, discovery,
@@ -16,12 +17,14 @@
 //! - [`runtime`]: [`runtime::Engine`] and its `step(now_ms)`, driven by
 //!   [`runtime::AlertService`] on a clock (or by the simulator on its own time); metrics,
 //!   the discovery persister.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` for a running service.
 //! - [`limits`]: every default and bound, with why that number.
 //! - [`legacy`]: the seed's deprecated `start_alert_loop`/`stop_alert_loop`.
 //! - [`redact`]: keeps credentials out of every error and log line.
 
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod legacy;
 pub mod limits;
 pub mod redact;

@@ -95,6 +95,10 @@ async fn dispatch_jobs(store: &RedisStore) {
 async fn work_all(store: &RedisStore) {
     let taken = store.take_jobs("w", JOBS).await.expect("take");
     assert_eq!(taken.len(), JOBS);
+    // Taken, not yet answered: the whole backlog is pending, none lags.
+    let report = store.trim_streams().await.expect("trim");
+    let pending = (report.jobs_backlog, report.jobs_pending);
+    assert_eq!(pending, (JOBS as u64, JOBS as u64), "jobs taken, unacked");
     let answers: Vec<(String, String)> = taken
         .iter()
         .map(|e| {
@@ -140,6 +144,9 @@ async fn streams_are_trimmed_only_below_what_every_group_has_acknowledged() {
         report,
         StreamsReport {
             jobs_backlog: backlog,
+            jobs_pending: 0,
+            results_backlog: 0,
+            results_pending: 0,
             trimmed: 0
         }
     );
@@ -153,6 +160,9 @@ async fn streams_are_trimmed_only_below_what_every_group_has_acknowledged() {
         report,
         StreamsReport {
             jobs_backlog: 0,
+            jobs_pending: 0,
+            results_backlog: JOBS as u64,
+            results_pending: 0,
             trimmed: 0
         }
     );
@@ -181,6 +191,10 @@ async fn streams_are_trimmed_only_below_what_every_group_has_acknowledged() {
     let rest = audit_read(&mut con, &jobs, JOBS).await;
     audit_ack(&mut con, &jobs, &rest).await;
     let entries = store.read_results("e", JOBS, false).await.expect("read");
+    // Read and not yet acknowledged: every result is pending (the engines' backlog).
+    let report = store.trim_streams().await.expect("trim");
+    let pending = (report.results_backlog, report.results_pending);
+    assert_eq!(pending, (JOBS as u64, JOBS as u64), "results read, unacked");
     let acks: Vec<Ack> = entries
         .into_iter()
         .map(|entry| Ack {

@@ -7,6 +7,7 @@
 //! - [`persister`]: discovered universes on their way to the catalog.
 //! - [`clock`]: the one source of time (system, or manual for tests).
 //! - [`metrics`]: every counter of DESIGN §2.9.
+//! - [`health`]: what `/readyz` reports, as the last step found it.
 //!
 //! The service runs two tasks: the engine loop (a step at every multiple of
 //! `tick_interval_ms`, in which results, ticks, cleanup and the metrics log all happen, so
@@ -17,6 +18,7 @@
 
 mod catalog_sync;
 pub mod clock;
+pub mod health;
 mod isolation;
 pub mod metrics;
 pub mod persister;
@@ -25,7 +27,6 @@ pub mod step;
 mod tick;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -33,6 +34,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
+pub use self::health::{Health, Readiness};
 pub use self::metrics::Metrics;
 pub use self::persister::{PassReport, Persister};
 pub use self::step::{Engine, StepReport, next_multiple};
@@ -56,16 +58,26 @@ pub struct AlertService<S, C> {
     persister: Arc<Persister>,
     clock: Arc<C>,
     config: EngineConfig,
-    /// Whether the last step reached Redis (`/readyz`).
-    ready: Arc<AtomicBool>,
+    /// Readiness as the last step found it (`/readyz`).
+    health: Arc<Health>,
     running: std::sync::Mutex<Option<Running>>,
 }
 
 impl<S: Store + 'static, C: Clock> AlertService<S, C> {
     /// A stopped service.
     pub fn new(store: S, clock: C, config: EngineConfig) -> AlertService<S, C> {
+        AlertService::with_metrics(store, clock, config, Arc::default())
+    }
+
+    /// A stopped service counting into `metrics` (see [`Engine::with_metrics`]).
+    pub fn with_metrics(
+        store: S,
+        clock: C,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> AlertService<S, C> {
         let store = Arc::new(store);
-        let engine = Engine::new(store.clone(), config.clone());
+        let engine = Engine::with_metrics(store.clone(), config.clone(), metrics);
         AlertService {
             metrics: engine.metrics().clone(),
             persister: engine.persister().clone(),
@@ -73,7 +85,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             store,
             clock: Arc::new(clock),
             config,
-            ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::default(),
             running: std::sync::Mutex::new(None),
         }
     }
@@ -88,9 +100,20 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
         &self.store
     }
 
-    /// Whether the last step reached Redis (`/readyz`).
+    /// The store, shared (the HTTP server reads its counters).
+    pub fn shared_store(&self) -> Arc<S> {
+        self.store.clone()
+    }
+
+    /// Readiness as the last step found it, shared (the HTTP server reads it).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Whether the service does its work: running, the last step reached Redis, the
+    /// catalog is loaded, no backpressure (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.health.readiness().is_ready()
     }
 
     /// Whether the tasks are running.
@@ -111,7 +134,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
         tasks.spawn(engine_loop(
             self.engine.clone(),
             self.clock.clone(),
-            self.ready.clone(),
+            self.health.clone(),
             self.config.tick_interval_ms,
             cancel.clone(),
         ));
@@ -123,6 +146,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             self.config.discovery_backoff_ms,
             cancel.clone(),
         ));
+        self.health.started();
         *running = Some(Running { cancel, tasks });
     }
 
@@ -145,7 +169,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             );
             running.tasks.shutdown().await;
         }
-        self.ready.store(false, Ordering::Relaxed);
+        self.health.stopped();
     }
 
     /// Runs until `shutdown` completes, then stops (mini-redis style).
@@ -161,7 +185,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
 async fn engine_loop<S: Store, C: Clock>(
     engine: Arc<Mutex<Engine<S>>>,
     clock: Arc<C>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     interval_ms: i64,
     cancel: CancellationToken,
 ) {
@@ -174,8 +198,10 @@ async fn engine_loop<S: Store, C: Clock>(
             _ = clock.sleep_until(next) => {}
         }
         let now = clock.now_ms();
-        let report = engine.lock().await.step(now).await;
-        ready.store(report.ready, Ordering::Relaxed);
+        let mut engine = engine.lock().await;
+        let report = engine.step(now).await;
+        health.record(now, &report, engine.catalog_loaded());
+        drop(engine);
         next = report.next_step_ms;
     }
 }
