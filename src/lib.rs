@@ -11,11 +11,13 @@
 //! - [`python`]: the Python reference worker (`examples/worker.py`) as a child process.
 //! - [`schema`]: a checker for the JSON Schemas under `docs/schemas/`.
 //! - Fixtures: [`T0_MS`], [`Rng`], [`ticker_pool`], [`random_catalog`], [`market_updates`].
+//! - [`http_get`]: a hand-written HTTP/1.1 GET, to scrape the engine's endpoints.
 
 pub mod python;
 pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -532,5 +534,45 @@ impl Clock for ObservedClock {
                 s.woken.insert(deadline_ms);
             });
         })
+    }
+}
+
+/// What [`http_get`] received.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// The response head (status line and headers).
+    pub head: String,
+    pub body: String,
+}
+
+/// GETs `path` from `addr`: a hand-written HTTP/1.1 request, read until the server closes
+/// (the engine's server serves one request per connection). Enough for `/metrics`,
+/// `/healthz` and `/readyz` without a client dependency.
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpReply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await?;
+        Ok::<_, std::io::Error>(reply)
+    };
+    let reply = tokio::time::timeout(DIRECT_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path}: no answer within {DIRECT_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let reply = String::from_utf8(reply).expect("an HTTP reply in UTF-8");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: no status line in {head:?}"));
+    HttpReply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
     }
 }

@@ -32,13 +32,14 @@
 //! ```
 
 pub mod env;
+mod http;
 mod reader;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use self::http::HttpConfig;
 pub use self::reader::{Problem, Problems, Reader, human_ms};
 use crate::core::time::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 use crate::limits::*;
@@ -149,22 +150,6 @@ pub fn default_consumer() -> String {
     format!("tickgate-{host}-{}", std::process::id())
 }
 
-/// The operating surface (the `[http]` section): where `/metrics`, `/healthz` and `/readyz`
-/// are served.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// Loopback by default: metrics are not for the world (DESIGN §9).
-    pub listen_addr: SocketAddr,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], DEFAULT_HTTP_PORT)),
-        }
-    }
-}
-
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -234,7 +219,7 @@ impl Config {
         top.finish();
         let redis = read_redis(Reader::new("redis".into(), redis_table, &mut problems));
         let engine = read_engine(Reader::new("engine".into(), engine_table, &mut problems));
-        let http = read_http(Reader::new("http".into(), http_table, &mut problems));
+        let http = http::read_http(Reader::new("http".into(), http_table, &mut problems));
         let mut config = Config {
             redis,
             engine,
@@ -373,22 +358,6 @@ fn check_clock_skew(redis: &RedisStoreConfig, engine: &EngineConfig, problems: &
             ),
         });
     }
-}
-
-fn read_http(mut r: Reader<'_, '_>) -> HttpConfig {
-    let mut http = HttpConfig::default();
-    let mut listen = http.listen_addr.to_string();
-    r.string("listen_addr", &mut listen);
-    match listen.parse() {
-        Ok(addr) => http.listen_addr = addr,
-        Err(_) => r.out_of_range(
-            "listen_addr",
-            format!("{listen:?}"),
-            "must be an IP address and port, e.g. 127.0.0.1:9464".into(),
-        ),
-    }
-    r.finish();
-    http
 }
 
 fn check_url(redis: &RedisStoreConfig, problems: &mut Vec<Problem>) {

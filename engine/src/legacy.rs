@@ -1,24 +1,35 @@
 //! The seed's deprecated entry points (DESIGN §2.10), kept so callers migrate at their own
 //! pace: `start_alert_loop` / `stop_alert_loop` forward to one process-global service,
-//! log a warning once per process, and count `deprecated_calls`. New code owns an
-//! [`AlertService`] instead. The process-global here is the one piece of global mutable
-//! state in tickgate, on purpose: it is what the legacy API was.
+//! log a warning once per process, and count `deprecated_calls` in that service's
+//! [`Metrics`] (so it is on `/metrics`: serve [`metrics`] with
+//! [`crate::http::HttpState::new`]). New code owns an [`AlertService`] instead. The
+//! process-global here is the one piece of global mutable state in tickgate, on purpose:
+//! it is what the legacy API was.
 
-use std::sync::Once;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Once};
 
 use tokio::sync::OnceCell;
 
 use crate::config::Config;
-use crate::runtime::{AlertService, SystemClock};
+use crate::runtime::{AlertService, Metrics, SystemClock};
 use crate::store::{RedisStore, StoreError};
 
-static SERVICE: OnceCell<AlertService<RedisStore, SystemClock>> = OnceCell::const_new();
+/// The process-global service, and its counters: they exist before the service does (the
+/// first call may be a stop, or a start that fails to connect), and the service counts into
+/// them once it runs.
+struct Legacy {
+    metrics: Arc<Metrics>,
+    service: OnceCell<AlertService<RedisStore, SystemClock>>,
+}
+
+static LEGACY: LazyLock<Legacy> = LazyLock::new(|| Legacy {
+    metrics: Arc::default(),
+    service: OnceCell::const_new(),
+});
 static WARNED: Once = Once::new();
-static DEPRECATED_CALLS: AtomicU64 = AtomicU64::new(0);
 
 fn deprecated(name: &str) {
-    DEPRECATED_CALLS.fetch_add(1, Ordering::Relaxed);
+    Metrics::add(&LEGACY.metrics.deprecated_calls, 1);
     WARNED.call_once(|| {
         tracing::warn!("{name} is deprecated: own an AlertService and call start()/stop() instead");
     });
@@ -26,17 +37,31 @@ fn deprecated(name: &str) {
 
 /// Calls of the deprecated functions so far (the `deprecated_calls` counter).
 pub fn deprecated_calls() -> u64 {
-    DEPRECATED_CALLS.load(Ordering::Relaxed)
+    Metrics::get(&LEGACY.metrics.deprecated_calls)
+}
+
+/// The counters of the process-global service (`deprecated_calls` among them), to export
+/// on `/metrics`.
+pub fn metrics() -> Arc<Metrics> {
+    LEGACY.metrics.clone()
 }
 
 /// Starts the process-global service (connecting on first use).
 #[deprecated(note = "own an AlertService and call AlertService::start")]
 pub async fn start_alert_loop(config: &Config) -> Result<(), StoreError> {
     deprecated("start_alert_loop");
-    let service = SERVICE
+    let service = LEGACY
+        .service
         .get_or_try_init(|| async {
             let store = RedisStore::connect(&config.redis).await?;
-            Ok::<_, StoreError>(AlertService::new(store, SystemClock, config.engine.clone()))
+            let metrics = LEGACY.metrics.clone();
+            let engine = config.engine.clone();
+            Ok::<_, StoreError>(AlertService::with_metrics(
+                store,
+                SystemClock,
+                engine,
+                metrics,
+            ))
         })
         .await?;
     service.start();
@@ -47,7 +72,7 @@ pub async fn start_alert_loop(config: &Config) -> Result<(), StoreError> {
 #[deprecated(note = "own an AlertService and call AlertService::stop")]
 pub async fn stop_alert_loop() {
     deprecated("stop_alert_loop");
-    if let Some(service) = SERVICE.get() {
+    if let Some(service) = LEGACY.service.get() {
         service.stop().await;
     }
 }

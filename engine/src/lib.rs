@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← `cli` ← the binary;
-//! `legacy` beside `cli`.
+//! Dependencies run one way: `core` ← `store` ← `config` ← `runtime` ← `http` ← `cli` ← the
+//! binary; `legacy` beside `cli`.
 //!
 //! - [`core`]: pure decisions — tickers, timeframes and buckets, the catalog entry, the rule
 //!   (full evaluation) and the incremental planner, job ids and results, discovery,
@@ -19,6 +19,7 @@
 //!   the discovery persister.
 //! - [`cli`]: the `tickgate` command line: `run` (the service, its signals and its hold on
 //!   the consumer name), `check-config`, `cleanup`, `strategy`, `update`, `stats`, `bucket`.
+//! - [`http`]: `/metrics`, `/healthz`, `/readyz` for a running service.
 //! - [`limits`]: every default and bound, with why that number.
 //! - [`legacy`]: the seed's deprecated `start_alert_loop`/`stop_alert_loop`.
 //! - [`redact`]: keeps credentials out of every error and log line.
@@ -26,6 +27,7 @@
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod http;
 pub mod legacy;
 pub mod limits;
 pub mod redact;

@@ -2,6 +2,8 @@
 //! Units come last in names (`_ms`, `_members`); a setting an operator may change has its
 //! default here and its range check in `config.rs`.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
 use crate::core::time::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS};
 
 // ---- Defaults of settings (`tickgate.toml`) ----
@@ -72,11 +74,6 @@ pub const DEFAULT_JOBS_STREAM_MAX: u64 = 1_000_000;
 
 /// Real-time bound on a graceful stop: one step in progress finishes well within it.
 pub const DEFAULT_SHUTDOWN_DEADLINE_MS: u64 = 5_000;
-
-/// Port of the operating surface (`/metrics`, `/healthz`, `/readyz`), on loopback by
-/// default: clear of Redis (6379) and of the exporters usually beside it (node 9100,
-/// redis_exporter 9121); any free port works.
-pub const DEFAULT_HTTP_PORT: u16 = 9464;
 
 /// Lifetime of an instance's hold on its consumer name (`TICKGATE:CONSUMER:<name>`), renewed
 /// every third of it while `tickgate run` runs and deleted at shutdown. A second instance
@@ -188,3 +185,35 @@ pub const STEP_ATTEMPTS: usize = 2;
 /// Compare-and-swap rounds for one catalog write of a discovered universe: another writer
 /// changing the same entry in between is rare, so a few rounds always suffice in practice.
 pub const CATALOG_CAS_ROUNDS: usize = 5;
+
+// ---- HTTP: `/metrics`, `/healthz`, `/readyz` ----
+
+/// Where the HTTP server listens unless `[http] listen_addr` says otherwise: loopback, so
+/// the endpoints are not exposed to the network by accident (DESIGN §9); 9464 is the port
+/// Prometheus exporters conventionally take (OpenTelemetry's exporter uses it too).
+pub const DEFAULT_HTTP_LISTEN_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9464));
+
+/// Connections served at once; further ones wait in the kernel's accept queue. A Prometheus
+/// server or two, a load balancer's probes and a person with curl need a handful; 32 keeps
+/// a misbehaving client from holding more than a few hundred kilobytes of buffers.
+pub const HTTP_MAX_CONNECTIONS: usize = 32;
+
+/// Bound on a whole connection (one request: read it, answer it). A scrape answers in
+/// milliseconds; Prometheus's default scrape timeout is 10 s, so a client slower than that
+/// has given up anyway, and a silent one (slowloris) is cut here.
+pub const HTTP_CONNECTION_TIMEOUT_MS: u64 = 10_000;
+
+/// Largest request head (request line and headers) read; larger gets `431`. A probe's or
+/// a scraper's GET is a few hundred bytes; 16 KiB leaves room for proxies' headers, and
+/// hyper accepts no bound below 8 KiB.
+pub const HTTP_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// After shutdown, requests in progress get this long to finish before they are cut: an
+/// answer takes milliseconds, so a second is plenty and keeps a stuck client from delaying
+/// the exit (it comes out of `shutdown_deadline_ms`'s budget).
+pub const HTTP_SHUTDOWN_DRAIN_MS: u64 = 1_000;
+
+/// Wait after a failed `accept` (out of file descriptors, say) before the next: the
+/// failure repeats until a connection closes, and retrying at once would spin a core.
+pub const HTTP_ACCEPT_BACKOFF_MS: u64 = 100;

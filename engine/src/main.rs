@@ -32,7 +32,7 @@ fn exit_code(error: &CliError) -> u8 {
         | CliError::Bucket(_)
         | CliError::StrategyFile(_)
         | CliError::Store(StoreError::Input(_)) => INPUT,
-        CliError::Store(_) | CliError::System { .. } => REDIS,
+        CliError::Store(_) | CliError::System { .. } | CliError::Http(_) => REDIS,
         CliError::ConsumerTaken { .. } | CliError::ConsumerLost { .. } => CONSUMER_TAKEN,
     }
 }

@@ -10,6 +10,8 @@ mod e2e;
 mod faults;
 // A stamp too far ahead in Redis: ignored and counted, dispatched once its time comes.
 mod future;
+// `/metrics`, `/healthz`, `/readyz` over HTTP while the service runs; the server's shutdown.
+mod http;
 // A bad entry, a wrong-typed key or an oversized universe costs only its own strategy.
 mod isolation;
 // Two and three engines stepped concurrently on one Redis: every dispatch exactly once.

@@ -91,10 +91,25 @@ async fn dispatch_jobs(store: &RedisStore) {
         .expect("dispatch");
 }
 
+/// A report of nothing trimmed: [backlog, pending] of the jobs and of the results.
+fn streams(jobs: [u64; 2], results: [u64; 2]) -> StreamsReport {
+    StreamsReport {
+        jobs_backlog: jobs[0],
+        jobs_pending: jobs[1],
+        results_backlog: results[0],
+        results_pending: results[1],
+        trimmed: 0,
+    }
+}
+
 /// The workers take every job and answer it (acknowledging it).
 async fn work_all(store: &RedisStore) {
     let taken = store.take_jobs("w", JOBS).await.expect("take");
     assert_eq!(taken.len(), JOBS);
+    // Taken, not yet answered: the whole backlog is pending, none lags.
+    let report = store.trim_streams().await.expect("trim");
+    let pending = (report.jobs_backlog, report.jobs_pending);
+    assert_eq!(pending, (JOBS as u64, JOBS as u64), "jobs taken, unacked");
     let answers: Vec<(String, String)> = taken
         .iter()
         .map(|e| {
@@ -135,27 +150,14 @@ async fn streams_are_trimmed_only_below_what_every_group_has_acknowledged() {
 
     // Unread by the workers (lagging): nothing trimmed, all of it their backlog.
     let report = store.trim_streams().await.expect("trim");
-    let backlog = JOBS as u64;
-    assert_eq!(
-        report,
-        StreamsReport {
-            jobs_backlog: backlog,
-            trimmed: 0
-        }
-    );
+    assert_eq!(report, streams([JOBS as u64, 0], [0, 0]));
     kept(&mut con, &jobs, &all, "workers lagging").await;
 
     // The workers acknowledge everything, but the auditor has read nothing; and the
     // results are unread by the engines.
     work_all(&store).await;
     let report = store.trim_streams().await.expect("trim");
-    assert_eq!(
-        report,
-        StreamsReport {
-            jobs_backlog: 0,
-            trimmed: 0
-        }
-    );
+    assert_eq!(report, streams([0, 0], [JOBS as u64, 0]));
     kept(&mut con, &jobs, &all, "auditor lagging").await;
     assert_eq!(
         ids(&mut con, &results).await.len(),
@@ -181,6 +183,10 @@ async fn streams_are_trimmed_only_below_what_every_group_has_acknowledged() {
     let rest = audit_read(&mut con, &jobs, JOBS).await;
     audit_ack(&mut con, &jobs, &rest).await;
     let entries = store.read_results("e", JOBS, false).await.expect("read");
+    // Read and not yet acknowledged: every result is pending (the engines' backlog).
+    let report = store.trim_streams().await.expect("trim");
+    let pending = (report.results_backlog, report.results_pending);
+    assert_eq!(pending, (JOBS as u64, JOBS as u64), "results read, unacked");
     let acks: Vec<Ack> = entries
         .into_iter()
         .map(|entry| Ack {

@@ -55,6 +55,9 @@ pub enum CliError {
     /// The operating system refused something (signal handlers).
     #[error("{what}: {reason}")]
     System { what: &'static str, reason: String },
+    /// The HTTP endpoints' address cannot be bound (in use, not ours).
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 /// Why a strategy file cannot be written. Every variant names the file.

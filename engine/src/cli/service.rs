@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::CliError;
 use super::lease::Lease;
 use crate::config::Config;
+use crate::http::{self, HttpState};
 use crate::redact::redact_url;
 use crate::runtime::{AlertService, Metrics, SystemClock};
 use crate::store::RedisStore;
@@ -67,16 +68,16 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     );
     let store = RedisStore::connect(&config.redis).await?;
     let lease = Lease::acquire(&store, &consumer).await?;
+    // Bound before the service starts: an address in use is an error, not a silent gap.
+    let listener = http::bind(config.http.listen_addr).await?;
     let deadline = Duration::from_millis(config.engine.shutdown_deadline_ms);
     let service = AlertService::new(store, SystemClock, config.engine.clone());
     service.start();
-    tracing::info!(consumer = %consumer, "tickgate running; SIGTERM or SIGINT stops it");
-
-    // ---- HTTP (issue 11, item 3): the lead wires the operating surface here. ----
-    // Bind `config.http.listen_addr` (a bind failure is an error before `start` above),
-    // and run `tickgate::http::serve(listener, state, stop.cancelled())` inside the
-    // `tokio::join!` below, with `service.metrics()` and `service.is_ready()` as its state:
-    // it then ends with the service, within the same deadline.
+    tracing::info!(
+        consumer = %consumer,
+        http = %config.http.listen_addr,
+        "tickgate running (/metrics, /healthz, /readyz); SIGTERM or SIGINT stops it"
+    );
 
     let stop = CancellationToken::new();
     let lost = CancellationToken::new();
@@ -98,7 +99,9 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         stop.cancel();
         (cause, began)
     };
-    let ((cause, began), ()) = tokio::join!(stopping, lease.keep(&stop, &lost));
+    // The endpoints serve until the service has stopped (`/readyz` says so meanwhile).
+    let endpoints = http::serve(listener, HttpState::of_service(&service), stop.cancelled());
+    let ((cause, began), (), ()) = tokio::join!(stopping, lease.keep(&stop, &lost), endpoints);
     // The hold lapses by itself; deleting it lets a restart take the name at once.
     let left = deadline.saturating_sub(began.elapsed());
     if tokio::time::timeout(left, lease.release()).await.is_err() {

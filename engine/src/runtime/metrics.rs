@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::core::rule::SkipReason;
+use crate::store::StreamsReport;
 
 /// Upper bounds (ms) of the tick-duration histogram buckets: a tick should take
 /// milliseconds; the top buckets catch a stalled Redis.
@@ -80,6 +81,14 @@ pub struct Metrics {
     pub universe_size_buckets: [AtomicU64; 4],
     pub universe_size_total: AtomicU64,
     pub active_strategies: AtomicU64,
+    /// Gauges, as the last step that reached Redis found the streams (the step reads them
+    /// anyway to trim them, so a scrape costs Redis nothing): jobs delivered to a worker
+    /// and not acknowledged, jobs not yet delivered to any worker (the workers' lag), and
+    /// the same two for results and the engines.
+    pub jobs_pending: AtomicU64,
+    pub jobs_lag: AtomicU64,
+    pub results_pending: AtomicU64,
+    pub results_lag: AtomicU64,
     /// Tick durations, counted per [`TICK_MS_BUCKETS`] bound (last slot: above all).
     pub tick_ms_histogram: [AtomicU64; 11],
     pub tick_ms_sum: AtomicU64,
@@ -116,6 +125,21 @@ impl Metrics {
         Metrics::add(&self.tick_ms_histogram[slot], 1);
         Metrics::add(&self.tick_ms_sum, ms);
         Metrics::add(&self.ticks, 1);
+    }
+
+    /// Replaces the stream gauges with what a step found.
+    pub fn set_streams(&self, report: &StreamsReport) {
+        let set = |gauge: &AtomicU64, value: u64| gauge.store(value, Ordering::Relaxed);
+        set(&self.jobs_pending, report.jobs_pending);
+        set(
+            &self.jobs_lag,
+            report.jobs_backlog.saturating_sub(report.jobs_pending),
+        );
+        set(&self.results_pending, report.results_pending);
+        let results_lag = report
+            .results_backlog
+            .saturating_sub(report.results_pending);
+        set(&self.results_lag, results_lag);
     }
 
     /// Replaces the universe-size gauges.

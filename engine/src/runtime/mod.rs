@@ -8,6 +8,7 @@
 //! - [`clock`]: the one source of time (system, or manual for tests); [`skew`]: the check
 //!   that it agrees with Redis's before each step of the service.
 //! - [`metrics`]: every counter of DESIGN §2.9.
+//! - [`health`]: what `/readyz` reports, as the last step found it.
 //!
 //! The service runs two tasks: the engine loop (a step at every multiple of
 //! `tick_interval_ms`, in which results, ticks, cleanup and the metrics log all happen, so
@@ -18,6 +19,7 @@
 
 mod catalog_sync;
 pub mod clock;
+pub mod health;
 mod isolation;
 pub mod metrics;
 pub mod persister;
@@ -27,7 +29,6 @@ pub mod step;
 mod tick;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -35,6 +36,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
+pub use self::health::{Health, Readiness};
 pub use self::metrics::Metrics;
 pub use self::persister::{PassReport, Persister};
 pub use self::step::{Engine, StepReport, next_multiple};
@@ -58,16 +60,26 @@ pub struct AlertService<S, C> {
     persister: Arc<Persister>,
     clock: Arc<C>,
     config: EngineConfig,
-    /// Whether the last step reached Redis (`/readyz`).
-    ready: Arc<AtomicBool>,
+    /// Readiness as the last step found it (`/readyz`).
+    health: Arc<Health>,
     running: std::sync::Mutex<Option<Running>>,
 }
 
 impl<S: Store + 'static, C: Clock> AlertService<S, C> {
     /// A stopped service.
     pub fn new(store: S, clock: C, config: EngineConfig) -> AlertService<S, C> {
+        AlertService::with_metrics(store, clock, config, Arc::default())
+    }
+
+    /// A stopped service counting into `metrics` (see [`Engine::with_metrics`]).
+    pub fn with_metrics(
+        store: S,
+        clock: C,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> AlertService<S, C> {
         let store = Arc::new(store);
-        let engine = Engine::new(store.clone(), config.clone());
+        let engine = Engine::with_metrics(store.clone(), config.clone(), metrics);
         AlertService {
             metrics: engine.metrics().clone(),
             persister: engine.persister().clone(),
@@ -75,7 +87,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             store,
             clock: Arc::new(clock),
             config,
-            ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::default(),
             running: std::sync::Mutex::new(None),
         }
     }
@@ -90,9 +102,20 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
         &self.store
     }
 
-    /// Whether the last step reached Redis (`/readyz`).
+    /// The store, shared (the HTTP server reads its counters).
+    pub fn shared_store(&self) -> Arc<S> {
+        self.store.clone()
+    }
+
+    /// Readiness as the last step found it, shared (the HTTP server reads it).
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Whether the service does its work: running, the last step reached Redis, the
+    /// catalog is loaded, no backpressure (`/readyz`).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.health.readiness().is_ready()
     }
 
     /// Whether the tasks are running.
@@ -113,7 +136,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
         tasks.spawn(engine_loop(
             self.engine.clone(),
             self.clock.clone(),
-            self.ready.clone(),
+            self.health.clone(),
             &self.config,
             cancel.clone(),
         ));
@@ -125,6 +148,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             self.config.discovery_backoff_ms,
             cancel.clone(),
         ));
+        self.health.started();
         *running = Some(Running { cancel, tasks });
     }
 
@@ -147,7 +171,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
             );
             running.tasks.shutdown().await;
         }
-        self.ready.store(false, Ordering::Relaxed);
+        self.health.stopped();
     }
 
     /// Persists the discovered universes still queued, in one pass (a shutdown calls it
@@ -175,7 +199,7 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
 fn engine_loop<S: Store + 'static, C: Clock>(
     engine: Arc<Mutex<Engine<S>>>,
     clock: Arc<C>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     config: &EngineConfig,
     cancel: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -194,13 +218,14 @@ fn engine_loop<S: Store + 'static, C: Clock>(
             if let Some(max_ms) = max_skew_ms {
                 let found = skew::check(&**engine.store(), &*clock, engine.metrics(), max_ms);
                 if let skew::Skew::Beyond(_) = found.await {
-                    ready.store(false, Ordering::Relaxed);
+                    health.clock_skewed();
                     next = next_multiple(now + 1, interval_ms);
                     continue;
                 }
             }
             let report = engine.step(now).await;
-            ready.store(report.ready, Ordering::Relaxed);
+            health.record(now, &report, engine.catalog_loaded());
+            drop(engine);
             next = report.next_step_ms;
         }
     }

@@ -31,6 +31,8 @@ pub struct StepReport {
     /// Whether the step reached Redis and was not held back by backpressure (`/readyz`);
     /// when false, nothing was dispatched and the next step retries.
     pub ready: bool,
+    /// The step reached Redis (it may still have been held back by backpressure).
+    pub reached_redis: bool,
     /// The workers' backlog was above `jobs_stream_max`: nothing was dispatched.
     pub backpressure: bool,
     /// Jobs this step enqueued.
@@ -105,6 +107,12 @@ pub fn next_multiple(now_ms: i64, every_ms: i64) -> i64 {
 impl<S: Store> Engine<S> {
     /// An engine that has not stepped yet; the first step loads the catalog.
     pub fn new(store: Arc<S>, config: EngineConfig) -> Engine<S> {
+        Engine::with_metrics(store, config, Arc::default())
+    }
+
+    /// An engine counting into `metrics` (shared with whoever else counts there: the
+    /// legacy shims count their calls into the legacy service's).
+    pub fn with_metrics(store: Arc<S>, config: EngineConfig, metrics: Arc<Metrics>) -> Engine<S> {
         let persister = Arc::new(Persister::new(
             config.discovery_queue_capacity,
             config.discovery_attempts,
@@ -119,7 +127,7 @@ impl<S: Store> Engine<S> {
             ledger: Ledger::default(),
             write_back_due: false,
             config,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             persister,
             catalog: BTreeMap::new(),
             version: 0,
@@ -148,6 +156,11 @@ impl<S: Store> Engine<S> {
         &self.store
     }
 
+    /// Whether the catalog has been read in full at least once (`/readyz`).
+    pub fn catalog_loaded(&self) -> bool {
+        self.loaded_at_ms.is_some()
+    }
+
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -164,10 +177,11 @@ impl<S: Store> Engine<S> {
     pub async fn step(&mut self, now_ms: i64) -> StepReport {
         let jobs_before = Metrics::get(&self.metrics.jobs_enqueued);
         let settled_before = self.settled();
-        let mut ready = false;
+        let (mut ready, mut reached_redis) = (false, false);
         for attempt in 1..=STEP_ATTEMPTS {
             match self.engine_step(now_ms).await {
                 Ok(()) => {
+                    reached_redis = true;
                     ready = !self.backpressure;
                     break;
                 }
@@ -181,6 +195,7 @@ impl<S: Store> Engine<S> {
         self.log_metrics_if_due(now_ms).await;
         StepReport {
             ready,
+            reached_redis,
             backpressure: self.backpressure,
             jobs_enqueued: Metrics::get(&self.metrics.jobs_enqueued) - jobs_before,
             results_settled: self.settled() - settled_before,
@@ -211,6 +226,7 @@ impl<S: Store> Engine<S> {
         let report = self.store.trim_streams().await?;
         let m = &self.metrics;
         Metrics::add(&m.stream_entries_trimmed, report.trimmed);
+        m.set_streams(&report);
         let over = report.jobs_backlog > self.config.jobs_stream_max;
         if over {
             Metrics::add(&m.backpressure_steps, 1);

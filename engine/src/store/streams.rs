@@ -89,6 +89,12 @@ pub enum Reaped {
 pub struct StreamsReport {
     /// Jobs the workers have not acknowledged: pending plus not yet delivered.
     pub jobs_backlog: u64,
+    /// Of those, the jobs delivered to a worker and not acknowledged yet.
+    pub jobs_pending: u64,
+    /// Results the engines have not acknowledged: pending plus not yet delivered.
+    pub results_backlog: u64,
+    /// Of those, the results delivered to an engine and not acknowledged yet.
+    pub results_pending: u64,
     /// Entries trimmed from the jobs and results streams.
     pub trimmed: u64,
 }

@@ -59,11 +59,35 @@ consumer = "cli-run"
 shutdown_deadline_ms = 5000
 "#;
 
+/// A loopback port free a moment ago (the OS picks it), for the service's endpoints.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// `GET path` over plain HTTP/1.1: the status code and the body.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(HANG_GUARD)).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let status = reply.split(' ').nth(1)?.parse().ok()?;
+    let body = reply.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
 #[test]
 fn run_dispatches_refuses_a_second_instance_and_drains_on_sigterm() {
     let redis = RedisProcess::start();
     let dir = TempDir::new("run");
-    let config = dir.file("tickgate.toml", CONFIG);
+    let port = free_port();
+    let config = dir.file(
+        "tickgate.toml",
+        &format!("{CONFIG}\n[http]\nlisten_addr = \"127.0.0.1:{port}\"\n"),
+    );
     let strategy = dir.file(
         "s.json",
         r#"{"id": 1, "user_id": 2, "name": "one", "timeframe": "1h", "universe": ["AAPL"]}"#,
@@ -85,6 +109,16 @@ fn run_dispatches_refuses_a_second_instance_and_drains_on_sigterm() {
     });
     assert_code(&run_tickgate(&redis, &["update", "AAPL"]), 0);
     wait_for("a job for AAPL", || redis.xlen("ALERT:JOBS") >= 1);
+    // The endpoints, on the address the file names: ready, and the job counted.
+    wait_for("/readyz answers 200", || {
+        http_get(port, "/readyz").is_some_and(|(status, _)| status == 200)
+    });
+    let (status, metrics) = http_get(port, "/metrics").expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("tickgate_jobs_enqueued_total 1\n"),
+        "{metrics}"
+    );
 
     let second = run_tickgate(&redis, &["--config", &config, "run"]);
     assert_code(&second, CONSUMER_TAKEN);

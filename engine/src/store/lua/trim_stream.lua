@@ -6,11 +6,12 @@
 -- stream is trimmed (XTRIM MINID ~, whole macro nodes only, at most the default LIMIT per
 -- call) below the lowest such id of all groups. Without any group nothing is trimmed: a
 -- group created later from '0' would want the entries.
--- Returns {entries trimmed, backlog}: backlog = the group's pending entries plus those not
--- yet delivered to it (its lag; when Redis cannot tell it, the stream's length, an upper
--- bound), 0 when the stream or the group does not exist.
+-- Returns {entries trimmed, backlog, pending}: backlog = the group's pending entries plus
+-- those not yet delivered to it (its lag; when Redis cannot tell it, the stream's length, an
+-- upper bound), pending = the group's delivered and unacknowledged entries; 0 when the
+-- stream or the group does not exist.
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {0, 0}
+  return {0, 0, 0}
 end
 -- Stream ids are '<ms>-<seq>'; both parts below 2^53 in practice, exact as Lua numbers.
 local function parse(id)
@@ -22,7 +23,7 @@ local function below(a, b)
 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 local floor, floor_id = nil, nil
-local backlog = 0
+local backlog, pending = 0, 0
 for _, flat in ipairs(groups) do
   local g = {}
   for i = 1, #flat, 2 do
@@ -40,6 +41,7 @@ for _, flat in ipairs(groups) do
     floor, floor_id = needed, needed_id
   end
   if g['name'] == ARGV[1] then
+    pending = g['pending']
     if type(g['lag']) == 'number' then
       backlog = g['pending'] + g['lag']
     else
@@ -51,4 +53,4 @@ local trimmed = 0
 if floor_id then
   trimmed = redis.call('XTRIM', KEYS[1], 'MINID', '~', floor_id)
 end
-return {trimmed, backlog}
+return {trimmed, backlog, pending}

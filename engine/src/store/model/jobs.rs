@@ -191,9 +191,14 @@ impl Settlement for ModelStore {
     /// backlog is what Redis reports: pending plus not yet delivered.
     async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
         let state = self.lock();
-        let undelivered = state.jobs.len() - state.delivery.jobs_next;
+        let d = &state.delivery;
+        let undelivered = state.jobs.len() - d.jobs_next;
+        let results_undelivered = state.results.len() - d.results_next;
         Ok(StreamsReport {
-            jobs_backlog: (undelivered + state.delivery.jobs_pending.len()) as u64,
+            jobs_backlog: (undelivered + d.jobs_pending.len()) as u64,
+            jobs_pending: d.jobs_pending.len() as u64,
+            results_backlog: (results_undelivered + d.results_pending.len()) as u64,
+            results_pending: d.results_pending.len() as u64,
             trimmed: 0,
         })
     }

@@ -158,7 +158,7 @@ impl Settlement for RedisStore {
     }
 
     /// One round trip: `trim_stream.lua` on the jobs stream (reporting the workers'
-    /// backlog) and on the results stream.
+    /// backlog) and on the results stream (reporting the engines').
     async fn trim_streams(&self) -> Result<StreamsReport, StoreError> {
         let scripts = self.scripts();
         let calls = [
@@ -171,10 +171,12 @@ impl Settlement for RedisStore {
             .into_iter()
             .enumerate()
         {
-            let (trimmed, backlog): (u64, u64) = scripts.trim_stream.decode(reply)?;
+            let (trimmed, backlog, pending): (u64, u64, u64) = scripts.trim_stream.decode(reply)?;
             report.trimmed += trimmed;
             if i == 0 {
-                report.jobs_backlog = backlog;
+                (report.jobs_backlog, report.jobs_pending) = (backlog, pending);
+            } else {
+                (report.results_backlog, report.results_pending) = (backlog, pending);
             }
         }
         Ok(report)

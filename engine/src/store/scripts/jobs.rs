@@ -301,7 +301,7 @@ impl Scripts {
     }
 
     /// `trim_stream.lua` — KEYS: a stream. ARGV: the group whose backlog is reported.
-    /// Reply: `{entries trimmed, backlog}`.
+    /// Reply: `{entries trimmed, backlog, pending}`.
     pub fn trim_stream(&self, stream: String, group: &str) -> ScriptInvocation<'_> {
         let mut call = self.trim_stream.call();
         call.key(stream).arg(group);
