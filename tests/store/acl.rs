@@ -231,8 +231,9 @@ async fn a_wrong_password_names_the_user_and_never_the_password() {
     let world = World::builder(NAMESPACE).dedicated().build().await;
     create_user(&world).await;
     let wrong = "wrong-Pa55-for-acl";
-    let mut config = as_user(&world, USER, wrong);
-    config.reconnect_retries = 0;
+    // Production's settings (reconnection retries included): the refusal is not retried
+    // into a timeout.
+    let config = as_user(&world, USER, wrong);
     let error = match RedisStore::connect(&config).await {
         Ok(_) => panic!("connected with a wrong password"),
         Err(e) => e,

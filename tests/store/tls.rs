@@ -23,8 +23,6 @@ use tokio::net::TcpListener;
 fn trusting(server: &TlsRedis) -> RedisStoreConfig {
     let mut config = RedisStoreConfig::new(server.url());
     config.tls_ca_file = Some(server.ca_file());
-    // Startup failures are reported by the first connection, not retried: no wait.
-    config.reconnect_retries = 0;
     config
 }
 

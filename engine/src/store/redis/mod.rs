@@ -116,7 +116,6 @@ impl RedisStore {
     /// password is [`StoreError::Auth`], an unusable TLS file [`StoreError::TlsFile`].
     pub async fn connect(config: &RedisStoreConfig) -> Result<RedisStore, StoreError> {
         let client = config.client()?;
-        config.preflight(&client).await?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))

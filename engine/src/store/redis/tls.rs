@@ -1,5 +1,5 @@
 //! The Redis client, with the operator's TLS files (`[redis] tls_ca_file`, `tls_cert_file`,
-//! `tls_key_file`) when there are any, and the first connection's failures made definite.
+//! `tls_key_file`) when there are any, and its connection failures typed.
 //!
 //! Files are read and parsed here, before any connection, so a missing or malformed file
 //! is an error naming its path rather than a handshake that fails later for an unclear
@@ -7,8 +7,7 @@
 
 use std::path::Path;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ClientTlsConfig, ErrorKind, RedisError, TlsCertificates};
+use redis::{ClientTlsConfig, ErrorKind, RedisError, TlsCertificates};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -62,22 +61,6 @@ impl RedisStoreConfig {
             None => redis::Client::open(self.url.as_str()),
         };
         client.map_err(|e| self.connection_error(&e))
-    }
-
-    /// One connection made and dropped before the self-reconnecting manager starts: the
-    /// manager retries every failure until `connect_timeout`, which would turn a wrong
-    /// password or an untrusted certificate into "no connection within 2s". Here they are
-    /// reported as they are, at once.
-    pub(super) async fn preflight(&self, client: &redis::Client) -> Result<(), StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout));
-        let attempt = client.get_multiplexed_async_connection_with_config(&config);
-        let result: Result<MultiplexedConnection, RedisError> =
-            tokio::time::timeout(self.connect_timeout, attempt)
-                .await
-                .map_err(|_| self.timed_out())?;
-        result.map(drop).map_err(|e| self.connection_error(&e))
     }
 
     pub(super) fn timed_out(&self) -> StoreError {
