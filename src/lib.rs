@@ -10,11 +10,13 @@
 //!   tests synchronise on what the service does, never on sleeps.
 //! - [`python`]: the Python reference worker (`examples/worker.py`) as a child process.
 //! - [`schema`]: a checker for the JSON Schemas under `docs/schemas/`.
+//! - [`tls`]: a TLS-only `redis-server` with a throwaway CA (the `openssl` CLI).
 //! - Fixtures: [`T0_MS`], [`Rng`], [`ticker_pool`], [`random_catalog`], [`market_updates`].
 //! - [`http_get`]: a hand-written HTTP/1.1 GET, to scrape the engine's endpoints.
 
 pub mod python;
 pub mod schema;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

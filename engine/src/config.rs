@@ -19,6 +19,10 @@
 //! cluster = false
 //! connect_timeout_ms = 2000
 //! response_timeout_ms = 2000
+//! # rediss:// only: a private CA (PEM); a client certificate and key for mutual TLS.
+//! tls_ca_file = "/etc/tickgate/redis-ca.pem"
+//! tls_cert_file = "/etc/tickgate/client.pem"
+//! tls_key_file = "/etc/tickgate/client.key"
 //!
 //! [engine]
 //! tick_interval_ms = 10000
@@ -259,11 +263,33 @@ fn read_redis(mut r: Reader<'_, '_>) -> RedisStoreConfig {
         0,
         7 * DAY_MS,
     );
+    read_tls(&mut r, &mut redis);
     r.finish();
     redis.keys = KeySpace::new(&prefix, cluster);
     redis.connect_timeout = Duration::from_millis(connect_ms as u64);
     redis.response_timeout = Duration::from_millis(response_ms as u64);
     redis
+}
+
+/// The TLS file paths (read and parsed when connecting, see
+/// [`RedisStoreConfig::tls_certificates`]): an empty string is no file.
+fn read_tls(r: &mut Reader<'_, '_>, redis: &mut RedisStoreConfig) {
+    let mut path = |key: &str| {
+        let mut value = String::new();
+        r.string(key, &mut value);
+        (!value.is_empty()).then(|| value.into())
+    };
+    redis.tls_ca_file = path("tls_ca_file");
+    redis.tls_cert_file = path("tls_cert_file");
+    redis.tls_key_file = path("tls_key_file");
+    if redis.tls_cert_file.is_some() != redis.tls_key_file.is_some() {
+        let (set, unset) = if redis.tls_cert_file.is_some() {
+            ("tls_cert_file", "tls_key_file")
+        } else {
+            ("tls_key_file", "tls_cert_file")
+        };
+        r.out_of_range(set, "set", format!("needs {unset} too (mutual TLS)"));
+    }
 }
 
 fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
@@ -368,6 +394,17 @@ fn check_url(redis: &RedisStoreConfig, problems: &mut Vec<Problem>) {
             rule: "must start with redis:// or rediss://".into(),
         });
     }
+    let tls_files = [&redis.tls_ca_file, &redis.tls_cert_file]
+        .into_iter()
+        .flatten();
+    if tls_files.count() > 0 && redis.url.starts_with("redis://") {
+        problems.push(Problem::OutOfRange {
+            path: "redis.url".into(),
+            value: redact_url(&redis.url),
+            rule: "must start with rediss:// when redis.tls_ca_file or redis.tls_cert_file is set"
+                .into(),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -451,6 +488,36 @@ mod tests {
             error.contains("engine.max_clock_skew_ms = 99: must be"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn tls_files_are_paths_for_a_rediss_url() {
+        let config = Config::parse("", |_| None).expect("valid");
+        assert_eq!(config.redis.tls_ca_file, None, "the system's root store");
+        let text = r#"
+            [redis]
+            url = "rediss://u:pw@redis.internal:6380"
+            tls_ca_file = "/etc/ca.pem"
+            tls_cert_file = "/etc/client.pem"
+            tls_key_file = "/etc/client.key"
+        "#;
+        let config = Config::parse(text, |_| None).expect("valid");
+        assert_eq!(config.redis.tls_ca_file, Some("/etc/ca.pem".into()));
+        assert_eq!(config.redis.tls_cert_file, Some("/etc/client.pem".into()));
+        assert_eq!(config.redis.tls_key_file, Some("/etc/client.key".into()));
+        let text = r#"
+            [redis]
+            url = "redis://u:pw@host"
+            tls_ca_file = "/etc/ca.pem"
+            tls_cert_file = "/etc/client.pem"
+        "#;
+        let error = Config::parse(text, |_| None).unwrap_err().to_string();
+        for needle in [
+            "redis.tls_cert_file = set: needs tls_key_file too",
+            "redis.url = redis://u:***@host: must start with rediss:// when",
+        ] {
+            assert!(error.contains(needle), "{needle} missing in:\n{error}");
+        }
     }
 
     #[test]

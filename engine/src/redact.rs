@@ -34,9 +34,37 @@ pub fn redact_url(url: &str) -> String {
     )
 }
 
+/// The user name of `url`'s user info (`redis://alice:pw@host` → `alice`), for errors
+/// that must say whose credentials were refused without showing them. `None` when the URL
+/// names no user (no user info, or a lone password `redis://:pw@host`).
+pub fn url_user(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let user_info = &authority[..authority.rfind('@')?];
+    // A lone token (`redis://tok@host`) is a password to redis-rs, not a user.
+    let (user, _password) = user_info.split_once(':')?;
+    (!user.is_empty()).then(|| user.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, url_user};
+
+    #[test]
+    fn the_user_is_named_without_the_password() {
+        assert_eq!(
+            url_user("redis://alice:s3cret@host:6379/0").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            url_user("rediss://tickgate:p@ss@host").as_deref(),
+            Some("tickgate")
+        );
+        assert_eq!(url_user("redis://:s3cret@host"), None);
+        assert_eq!(url_user("redis://s3cret@host"), None);
+        assert_eq!(url_user("redis://host:6379"), None);
+        assert_eq!(url_user("not a url"), None);
+    }
 
     #[test]
     fn passwords_never_survive() {

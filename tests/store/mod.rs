@@ -23,5 +23,9 @@ mod trim;
 mod precedence;
 // Reads everything the store keeps in Redis, shaped like the model's state.
 mod state;
-// `rediss://` is built in: a TLS handshake is attempted, the URL stays redacted.
+// `rediss://` against a TLS redis-server and a throwaway CA: the CA setting, mutual TLS,
+// unusable files named; the URL stays redacted.
 mod tls;
+// An ACL user with the documented command set runs every engine operation; a wrong
+// password is a startup error naming the user, never the password.
+mod acl;

@@ -71,6 +71,14 @@ pub const KEYS: &[EnvKey] = &[
         Integer,
         "TICKGATE_REDIS_TRIGGER_GRACE_MS",
     ),
+    k("redis", "tls_ca_file", Text, "TICKGATE_REDIS_TLS_CA_FILE"),
+    k(
+        "redis",
+        "tls_cert_file",
+        Text,
+        "TICKGATE_REDIS_TLS_CERT_FILE",
+    ),
+    k("redis", "tls_key_file", Text, "TICKGATE_REDIS_TLS_KEY_FILE"),
     k(
         "engine",
         "tick_interval_ms",

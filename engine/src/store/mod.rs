@@ -158,6 +158,16 @@ pub enum StoreError {
     Input(#[from] InputError),
     #[error("cannot connect to Redis at {url}: {reason}")]
     Connection { url: String, reason: String },
+    /// The password is never part of the message (nor of `url`, which is redacted).
+    #[error(
+        "Redis at {url} refused the credentials of user {user:?} (wrong password, or the ACL user is disabled or missing)"
+    )]
+    Auth { url: String, user: String },
+    #[error("TLS file {}: {reason}", path.display())]
+    TlsFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("Redis did not answer {op} within the response timeout")]
     Timeout { op: &'static str },
     #[error("Redis connection lost during {op}: {reason}")]

@@ -9,10 +9,12 @@ mod catalog;
 mod dispatch;
 mod maintenance;
 mod settlement;
+mod tls;
 mod universes;
 mod updates;
 mod worker;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -51,6 +53,14 @@ pub struct RedisStoreConfig {
     /// Update times further ahead of the recording caller's clock are rejected (DESIGN
     /// §2.3); the engine's `max_future_ms`.
     pub max_future_ms: i64,
+    /// PEM file of the CA(s) that sign the server's certificate (`rediss://` only), for a
+    /// private CA not installed in the system's root store; `None`: the system's root store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for a server that requires one (`tls-auth-clients yes`);
+    /// always with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisStoreConfig {
@@ -64,6 +74,9 @@ impl std::fmt::Debug for RedisStoreConfig {
             .field("max_universe", &self.max_universe)
             .field("trigger_grace_ms", &self.trigger_grace_ms)
             .field("max_future_ms", &self.max_future_ms)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -80,6 +93,9 @@ impl RedisStoreConfig {
             max_universe: DEFAULT_MAX_UNIVERSE,
             trigger_grace_ms: DEFAULT_TRIGGER_GRACE_MS,
             max_future_ms: DEFAULT_MAX_FUTURE_MS,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -96,13 +112,10 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects (bounded by `connect_timeout`) and returns a ready store.
+    /// Connects (bounded by `connect_timeout`) and returns a ready store. A refused
+    /// password is [`StoreError::Auth`], an unusable TLS file [`StoreError::TlsFile`].
     pub async fn connect(config: &RedisStoreConfig) -> Result<RedisStore, StoreError> {
-        let fail = |e: RedisError| StoreError::Connection {
-            url: redact_url(&config.url),
-            reason: redact_url(&e.to_string()),
-        };
-        let client = redis::Client::open(config.url.as_str()).map_err(fail)?;
+        let client = config.client()?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
@@ -112,11 +125,8 @@ impl RedisStore {
             ConnectionManager::new_with_config(client, manager_config),
         )
         .await
-        .map_err(|_| StoreError::Connection {
-            url: redact_url(&config.url),
-            reason: format!("no connection within {:?}", config.connect_timeout),
-        })?
-        .map_err(fail)?;
+        .map_err(|_| config.timed_out())?
+        .map_err(|e| config.connection_error(&e))?;
         Ok(RedisStore {
             con,
             keys: config.keys.clone(),
