@@ -14,6 +14,7 @@
 //! - Fixtures: [`T0_MS`], [`Rng`], [`ticker_pool`], [`random_catalog`], [`market_updates`].
 //! - [`http_get`]: a hand-written HTTP/1.1 GET, to scrape the engine's endpoints.
 
+pub mod binary;
 pub mod python;
 pub mod schema;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! The Python reference worker (`examples/worker.py`, written from the README's contract
-//! alone) end to end against an engine running by itself on the real clock, with a key
-//! prefix and cluster hash tags: the worker starts first and creates its group, jobs flow,
+//! alone) end to end against the `tickgate` binary (`run --config`, stopped by SIGTERM) on
+//! the real clock, with a key prefix and cluster hash tags: the worker starts first and
+//! creates its group, jobs flow,
 //! a success keeps its claims, a failure is released and re-dispatched as a new job, a
 //! malformed result lands in the dead-letter stream, `used_symbols` replaces a universe,
 //! and every job and result matches the schemas under `docs/schemas/`.
@@ -9,18 +10,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;
-use tickgate::config::EngineConfig;
 use tickgate::core::catalog::CatalogEntry;
 use tickgate::core::jobs::{Job, JobMode};
-use tickgate::runtime::{AlertService, Clock, SystemClock};
-use tickgate::store::{Catalog, KeySpace, RedisStore, RedisStoreConfig, Updates, WORKER_GROUP};
+use tickgate::runtime::{Clock, SystemClock};
+use tickgate::store::{Catalog, KeySpace, RedisStoreConfig, Updates, WORKER_GROUP};
+use tickgate_suite::binary::EngineProcess;
 use tickgate_suite::python::PythonWorker;
-use tickgate_suite::{World, engine_config, schema};
+use tickgate_suite::{World, schema};
 
 /// Succeeds: its claims are kept.
 const SUCCEEDS: u64 = 1;
@@ -43,29 +43,17 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the worker may take to stop after SIGTERM: one `--block-ms` read and a job.
 const STOP_BOUND: Duration = Duration::from_secs(10);
 
-/// The engine under test, running by itself as in production.
-struct RunningEngine {
-    service: Arc<AlertService<RedisStore, SystemClock>>,
-}
-
-/// Starts the engine under test on `store`'s Redis and keys. Today an in-process
-/// `AlertService` on the real clock; once `tickgate run --config FILE` exists, this is the
-/// one function to change: write `store.url`, the key prefix, `cluster` and
-/// `config.tick_interval_ms` into a config file and spawn the binary (and make
-/// [`RunningEngine::stop`] send SIGTERM).
-async fn start_engine(store: &RedisStoreConfig, config: EngineConfig) -> RunningEngine {
-    let connected = RedisStore::connect(store)
-        .await
-        .unwrap_or_else(|e| panic!("engine store: {e}"));
-    let service = Arc::new(AlertService::new(connected, SystemClock, config));
-    service.start();
-    RunningEngine { service }
-}
-
-impl RunningEngine {
-    async fn stop(self) {
-        self.service.stop().await;
-    }
+/// Starts the engine under test as an operator does: the `tickgate` binary, `run --config`
+/// with a file naming `store`'s Redis and keys (prefix, cluster hash tags), a real-clock
+/// tick of `tick_interval_ms`, and its endpoints on a port the OS picks.
+fn start_engine(store: &RedisStoreConfig, prefix: &str, tick_interval_ms: i64) -> EngineProcess {
+    let config = format!(
+        "[redis]\nurl = {url:?}\nkey_prefix = {prefix:?}\ncluster = true\n\n\
+         [engine]\ntick_interval_ms = {tick_interval_ms}\nconsumer = \"py-engine-1\"\n\n\
+         [http]\nlisten_addr = \"127.0.0.1:0\"\n",
+        url = store.url,
+    );
+    EngineProcess::start("py-engine", &config)
 }
 
 /// Polls `check` until it answers `Ok`, at most [`WAIT_BOUND`]; panics with its last
@@ -329,11 +317,7 @@ async fn the_python_reference_worker_runs_end_to_end_against_the_engine() {
         .record_updates(now, &updates)
         .await
         .expect("record");
-    let config = EngineConfig {
-        tick_interval_ms: REAL_TICK_MS,
-        ..engine_config("py-engine-1")
-    };
-    let engine = start_engine(&store, config).await;
+    let mut engine = start_engine(&store, &prefix, REAL_TICK_MS);
 
     wait_for("the scenario to settle", &mut worker, || {
         let mut con = con.clone();
@@ -342,7 +326,12 @@ async fn the_python_reference_worker_runs_end_to_end_against_the_engine() {
     })
     .await;
     let state = seen(&mut con, &keys).await;
-    engine.stop().await;
+    let stopped = engine.terminate(STOP_BOUND).await;
+    assert!(
+        matches!(stopped, Some(s) if s.success()),
+        "tickgate run stops cleanly on SIGTERM: {stopped:?}\n{}",
+        engine.log()
+    );
     let status = worker.terminate(STOP_BOUND).await;
     assert!(
         matches!(status, Some(s) if s.success()),
