@@ -88,6 +88,9 @@ pub struct EngineConfig {
     pub discovery_backoff_ms: i64,
     /// A job unacknowledged this long (logical time) is re-delivered.
     pub job_visibility_ms: i64,
+    /// A result pending this long (logical time) with another instance's consumer is taken
+    /// over and settled by this one; see [`DEFAULT_RESULT_TAKEOVER_MS`].
+    pub result_takeover_ms: i64,
     /// Deliveries after which an unacknowledged job is dead-lettered instead.
     pub max_deliveries: u64,
     /// Unacknowledged jobs examined per step.
@@ -129,6 +132,7 @@ impl Default for EngineConfig {
             discovery_attempts: DEFAULT_DISCOVERY_ATTEMPTS,
             discovery_backoff_ms: DEFAULT_DISCOVERY_BACKOFF_MS,
             job_visibility_ms: DEFAULT_JOB_VISIBILITY_MS,
+            result_takeover_ms: DEFAULT_RESULT_TAKEOVER_MS,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_pending_checked: DEFAULT_MAX_PENDING_CHECKED,
             jobs_stream_max: DEFAULT_JOBS_STREAM_MAX,
@@ -345,6 +349,12 @@ fn read_engine(mut r: Reader<'_, '_>) -> EngineConfig {
     r.ms(
         "job_visibility_ms",
         &mut e.job_visibility_ms,
+        SECOND_MS,
+        DAY_MS,
+    );
+    r.ms(
+        "result_takeover_ms",
+        &mut e.result_takeover_ms,
         SECOND_MS,
         DAY_MS,
     );

@@ -108,6 +108,17 @@ pub const DEFAULT_MAX_FUTURE_MS: i64 = 5 * MINUTE_MS;
 /// updated in the last interval plus this, which the record script's writers pay for too.
 pub const DEFAULT_DIRECT_WRITE_LAG_MS: i64 = MINUTE_MS;
 
+/// Default `result_takeover_ms`: how long (logical time) a result may stay pending with
+/// another engine instance's consumer before this one takes it over and settles it. A live
+/// instance acknowledges every result it reads within the step that read it (a dead letter
+/// that cannot be written is retried at its next step), so only a crashed or renamed
+/// instance (the default consumer name holds the pid) leaves results pending for long. A
+/// minute is six default ticks, above any step measured (the W-100k resync tick, 14 s); it
+/// is also how long a crashed instance's failed jobs wait before their tickers are retried.
+/// Taking over a live instance's result too early is harmless (settling is idempotent), only
+/// wasted work.
+pub const DEFAULT_RESULT_TAKEOVER_MS: i64 = MINUTE_MS;
+
 /// Default `max_clock_skew_ms`: how far the engine's clock may be from Redis's (`TIME`)
 /// before the service stops stepping and reports not ready. Redis expires trigger hashes on
 /// its own clock, with a TTL computed from the engine's, so an instance X ahead lets them

@@ -18,6 +18,8 @@ mod isolation;
 mod instances;
 // The newest write of a universe wins: catalog edits over older discoveries and back.
 mod precedence;
+// Results a dead instance left pending: taken over after `result_takeover_ms`, settled.
+mod orphans;
 // The Python reference worker (examples/worker.py) end to end: starts first, fails,
 // dead-letters, discovers; jobs and results match docs/schemas/.
 mod python;

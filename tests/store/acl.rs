@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tickgate::config::EngineConfig;
 use tickgate::core::time::{DAY_MS, MINUTE_MS};
 use tickgate::runtime::{Engine, Metrics};
-use tickgate::store::{Maintenance, RedisStore, RedisStoreConfig, StoreError, Updates};
+use tickgate::store::{Maintenance, RedisStore, RedisStoreConfig, Settlement, StoreError, Updates};
 use tickgate_suite::{
     Rng, T0_MS, TICK_MS, Worker, World, engine_config, market_updates, persist, random_catalog,
     ticker_names,
@@ -25,7 +25,7 @@ use tickgate_suite::{
 const ENGINE_COMMANDS: &str = "+time +type +exists +del +rename +pexpire +get +set +incr \
 +hget +hmget +hset +hsetnx +hdel +hexists +hlen +hscan +sadd +scard +smembers +smismember \
 +zadd +zrem +zrange +zcard +zcount +zscore +zmscore +zremrangebyrank +xadd +xack +xclaim \
-+xpending +xrange +xreadgroup +xlen +xtrim +xinfo|groups +xgroup|create +evalsha +script|load";
++xpending +xrange +xreadgroup +xlen +xtrim +xinfo|groups +xgroup|create +xgroup|delconsumer +evalsha +script|load";
 
 const USER: &str = "tickgate";
 const PASSWORD: &str = "acl-Pa55-s3cret";
@@ -143,9 +143,20 @@ async fn the_documented_acl_runs_every_engine_operation() {
         } else {
             worker.round(world.market(), &mut rng, &pool).await;
         }
+        if k == 6 {
+            // Another engine instance reads the results and dies: taken over a minute later.
+            let read = world.market().read_results("crashed", 100, false);
+            assert!(
+                !read.await.expect("read").is_empty(),
+                "no results to orphan"
+            );
+        }
     }
     let time = engine.store().server_time_ms().await.expect("TIME");
     assert!(time.is_some());
+    // Shutting down: the consumer leaves the group (nothing pending with it).
+    let left = engine.store().take_results("acl-1", &[], &["acl-1"]).await;
+    assert_eq!(left.expect("leave the group").forgotten, 1);
     let denied = denied(&world).await;
     assert!(denied.is_empty(), "Redis denied the engine: {denied:#?}");
     assert_every_operation_ran(engine.metrics());
@@ -203,6 +214,7 @@ fn assert_every_operation_ran(m: &Metrics) {
         ("removed by cleanup", &m.cleanup_removed),
         ("damaged keys skipped", &m.skipped_damaged_key),
         ("re-deliveries", &m.jobs_redelivered),
+        ("results taken over", &m.results_taken_over),
         ("dead letters", &m.dead_letters),
         ("trimmed stream entries", &m.stream_entries_trimmed),
     ] {

@@ -83,6 +83,9 @@ enum Op {
     ReadResults(usize, usize, bool),
     /// Acknowledges results read earlier, picked by index, some into the dead letters.
     Ack(Vec<(usize, bool)>),
+    /// A consumer takes over up to n results pending with the others (with `true`, as seen
+    /// one delivery earlier, so none may be taken), forgetting those left empty.
+    TakeOver(usize, usize, bool),
     /// What the engine does with a batch of results: read, settle the jobs, acknowledge
     /// (malformed ones dead-lettered).
     Settle(usize, usize),
@@ -158,7 +161,9 @@ fn stream_op() -> impl Strategy<Value = Op> {
         2 => (consumer.clone(), 1usize..5, any::<bool>())
             .prop_map(|(c, n, p)| Op::ReadResults(c, n, p)),
         2 => prop::collection::vec((any::<usize>(), any::<bool>()), 1..3).prop_map(Op::Ack),
-        2 => (consumer, 1usize..5).prop_map(|(c, n)| Op::Settle(c, n)),
+        2 => (consumer.clone(), 1usize..5).prop_map(|(c, n)| Op::Settle(c, n)),
+        2 => (consumer, 1usize..5, prop::bool::weighted(0.2))
+            .prop_map(|(c, n, stale)| Op::TakeOver(c, n, stale)),
     ]
 }
 
@@ -233,6 +238,7 @@ async fn apply<S: TestStore>(store: &S, pool: &[Ticker], seen: &mut Seen, op: &O
         | Op::Work(..)
         | Op::ReadResults(..)
         | Op::Ack(..)
+        | Op::TakeOver(..)
         | Op::Settle(..) => settle(store, seen, op).await,
         _ => data(store, pool, op).await,
     }
@@ -411,6 +417,27 @@ async fn settle<S: TestStore>(store: &S, seen: &mut Seen, op: &Op) -> String {
             outcome(store.ack_results(&acks).await)
         }
         Op::Settle(c, max) => settle_batch(store, CONSUMERS[*c], *max).await,
+        Op::TakeOver(c, max, stale) => {
+            let me = CONSUMERS[*c];
+            let mut pending = match store.pending_results(me, *max).await {
+                Ok(pending) => pending,
+                Err(e) => return format!("Err({e})"),
+            };
+            for p in &mut pending {
+                p.deliveries -= u64::from(*stale);
+            }
+            // Entry ids are each store's own: compare owners, deliveries and payloads.
+            let owners: Vec<(String, u64)> = pending
+                .iter()
+                .map(|p| (p.consumer.clone(), p.deliveries))
+                .collect();
+            let taken = store.take_results(me, &pending, &[]).await.map(|t| {
+                let payloads: Vec<Option<String>> =
+                    t.entries.iter().map(|e| e.payload.clone()).collect();
+                (owners, payloads, t.forgotten)
+            });
+            outcome(taken)
+        }
         _ => "nothing to refer to yet".to_owned(),
     }
 }

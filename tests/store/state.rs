@@ -157,8 +157,9 @@ async fn streams<C: ConnectionLike + Send>(con: &mut C, keys: &KeySpace, state: 
     for (id, _consumer, deliveries) in pending(con, &keys.jobs(), WORKER_GROUP).await {
         d.jobs_pending.insert(job_at[&id], deliveries);
     }
-    for (id, consumer, _) in pending(con, &keys.results(), ENGINE_GROUP).await {
-        d.results_pending.insert(rename(&result_at, &id), consumer);
+    for (id, consumer, deliveries) in pending(con, &keys.results(), ENGINE_GROUP).await {
+        d.results_pending
+            .insert(rename(&result_at, &id), (consumer, deliveries));
     }
 }
 

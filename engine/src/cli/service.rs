@@ -96,6 +96,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         let began = Instant::now();
         service.stop().await;
         drain_discoveries(&service, deadline.saturating_sub(began.elapsed())).await;
+        if let Cause::Signal(_) = cause {
+            // Not after losing the name: the consumer is the other instance's now.
+            leave_group(&service, deadline.saturating_sub(began.elapsed())).await;
+        }
         stop.cancel();
         (cause, began)
     };
@@ -129,6 +133,21 @@ async fn drain_discoveries(service: &AlertService<RedisStore, SystemClock>, left
         Err(_) => tracing::warn!(
             queued,
             "discovery queue not flushed within the shutdown deadline; those universes stay in Redis only"
+        ),
+    }
+}
+
+/// Removes this instance's consumer from the results group if nothing is pending with it,
+/// within what is left of the shutdown deadline; a failure only leaves it listed.
+async fn leave_group(service: &AlertService<RedisStore, SystemClock>, left: Duration) {
+    match tokio::time::timeout(left, service.leave_group()).await {
+        Ok(Ok(true)) => tracing::info!("consumer removed from the results group"),
+        Ok(Ok(false)) => tracing::warn!(
+            "results still pending with this consumer: it stays in the group for whoever settles them"
+        ),
+        Ok(Err(e)) => tracing::warn!(error = %e, "consumer not removed from the results group"),
+        Err(_) => tracing::warn!(
+            "consumer not removed from the results group within the shutdown deadline"
         ),
     }
 }

@@ -189,6 +189,12 @@ pub const KEYS: &[EnvKey] = &[
     ),
     k(
         "engine",
+        "result_takeover_ms",
+        Integer,
+        "TICKGATE_ENGINE_RESULT_TAKEOVER_MS",
+    ),
+    k(
+        "engine",
         "max_deliveries",
         Integer,
         "TICKGATE_ENGINE_MAX_DELIVERIES",

@@ -164,6 +164,7 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         backpressure_steps,
         stream_entries_trimmed,
         jobs_redelivered,
+        results_taken_over,
         catalog_errors,
         tick_errors,
         clock_skew_ms,
@@ -180,7 +181,7 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         tick_ms_sum,
         ticks,
     } = m;
-    let rows: [Row<'_>; 27] = [
+    let rows: [Row<'_>; 28] = [
         ("ticker_updates", "Ticker updates recorded", ticker_updates),
         (
             "universe_updates",
@@ -289,6 +290,11 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
             "jobs_redelivered",
             "Jobs re-delivered after the visibility timeout",
             jobs_redelivered,
+        ),
+        (
+            "results_taken_over",
+            "Results a crashed or renamed instance left pending, settled by this one",
+            results_taken_over,
         ),
         (
             "tick_errors",

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub stream_entries_trimmed: AtomicU64,
     /// Jobs re-delivered after a worker held them past the visibility timeout.
     pub jobs_redelivered: AtomicU64,
+    /// Results another instance read and never acknowledged (it crashed, or was renamed),
+    /// taken over and settled by this one after `result_takeover_ms`.
+    pub results_taken_over: AtomicU64,
     /// Catalog entries that could not be parsed (the strategy is left as it was).
     /// (`skipped{reason=invalid_entry}`)
     pub catalog_errors: AtomicU64,

@@ -41,7 +41,7 @@ pub use self::metrics::Metrics;
 pub use self::persister::{PassReport, Persister};
 pub use self::step::{Engine, StepReport, next_multiple};
 use crate::config::EngineConfig;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Longest backoff between failing persister passes: long enough not to hammer a Redis
 /// that is down, short enough that the catalog catches up within a minute of its return.
@@ -178,6 +178,17 @@ impl<S: Store + 'static, C: Clock> AlertService<S, C> {
     /// after [`AlertService::stop`], so the catalog keeps what the last results taught).
     pub async fn flush_discoveries(&self) -> PassReport {
         self.persister.pass(&*self.store, &self.metrics).await
+    }
+
+    /// Removes this instance's consumer from the engines' group on the results stream if
+    /// nothing is pending with it (a shutdown calls it after [`AlertService::stop`]): every
+    /// start under a new name (the default holds the pid) would otherwise leave one more
+    /// consumer listed. With results pending, the consumer stays for a restart under the
+    /// same name, or another instance, to settle them. Returns whether it was removed.
+    pub async fn leave_group(&self) -> Result<bool, StoreError> {
+        let consumer = self.config.consumer.as_str();
+        let taken = self.store.take_results(consumer, &[], &[consumer]).await?;
+        Ok(taken.forgotten > 0)
     }
 
     /// Discovered universes waiting to be persisted.

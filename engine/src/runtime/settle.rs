@@ -45,6 +45,55 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// Takes over and settles results another instance read and never acknowledged: it
+    /// crashed between reading and acknowledging, or restarted under a new name (the default
+    /// consumer name holds the pid), so nobody would ever settle them — a failure's tickers
+    /// would not be retried in their bucket, and the results stream could not be trimmed
+    /// below them. A result is taken once it stayed pending, unchanged, with the same other
+    /// consumer for `result_takeover_ms` of logical time (deterministic, like `reap_jobs`;
+    /// Redis's idle times are wall time). Looked for only when the last step ended with
+    /// results pending in the group, which a healthy fleet never leaves.
+    pub(super) async fn take_over_results(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        if self.results_pending == 0 {
+            self.orphans_seen.clear();
+            return Ok(());
+        }
+        let consumer = self.config.consumer.clone();
+        let pending = self
+            .store
+            .pending_results(&consumer, self.config.max_pending_checked)
+            .await?;
+        let mut seen = BTreeMap::new();
+        let mut orphans = Vec::new();
+        for result in pending {
+            let first = self.orphans_seen.get(&result).copied().unwrap_or(now_ms);
+            if now_ms - first < self.config.result_takeover_ms {
+                seen.insert(result, first);
+            } else {
+                orphans.push(result);
+            }
+        }
+        self.orphans_seen = seen;
+        for batch in orphans.chunks(self.config.results_batch.max(1)) {
+            let taken = self.store.take_results(&consumer, batch, &[]).await?;
+            let n = taken.entries.len();
+            Metrics::add(&self.metrics.results_taken_over, n as u64);
+            let owners: std::collections::BTreeSet<&str> =
+                batch.iter().map(|o| o.consumer.as_str()).collect();
+            let from = owners.into_iter().collect::<Vec<_>>().join(", ");
+            tracing::warn!(
+                results = n,
+                %from,
+                consumers_forgotten = taken.forgotten,
+                "took over results another instance left unacknowledged"
+            );
+            if !taken.entries.is_empty() {
+                self.settle_batch(taken.entries).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Settles one batch in three round trips whatever its size: the verdicts (one
     /// pipeline of scripts), then discoveries (rare, one by one), then acknowledgements.
     ///

@@ -23,7 +23,7 @@ use crate::core::ledger::Ledger;
 use crate::core::planner::Planner;
 use crate::core::ticker::StrategyId;
 use crate::limits::STEP_ATTEMPTS;
-use crate::store::{CleanupReport, FeedCursor, PendingJob, Store, StoreError};
+use crate::store::{CleanupReport, FeedCursor, PendingJob, PendingResult, Store, StoreError};
 
 /// What one step did, and when the next is due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,13 @@ pub struct Engine<S> {
     /// Unacknowledged job deliveries → logical time first seen pending (bounded by
     /// `max_pending_checked`: only entries of the latest read are kept).
     pub(super) pending_seen: BTreeMap<PendingJob, i64>,
+    /// Results pending with other instances' consumers → logical time first seen so
+    /// (bounded like `pending_seen`); taken over after `result_takeover_ms`.
+    pub(super) orphans_seen: BTreeMap<PendingResult, i64>,
+    /// Results the engines' group held unacknowledged at the end of the last step (after
+    /// this instance acknowledged its own): only then are orphans looked for, so a step
+    /// pays no round trip for them while there are none.
+    pub(super) results_pending: u64,
     /// Where this instance stands in the update set (`TICK:SEQ`); reset on lost Redis state.
     pub(super) feed: FeedCursor,
     /// The time of the last successful read of the update set: the next delta also reads
@@ -136,6 +143,8 @@ impl<S: Store> Engine<S> {
             loaded_at_ms: None,
             pending_checked: false,
             pending_seen: BTreeMap::new(),
+            orphans_seen: BTreeMap::new(),
+            results_pending: 0,
             feed: FeedCursor::default(),
             feed_read_ms: i64::MIN,
             known_from_ms: i64::MAX,
@@ -211,6 +220,7 @@ impl<S: Store> Engine<S> {
     async fn engine_step(&mut self, now_ms: i64) -> Result<(), StoreError> {
         self.sync_catalog(now_ms).await?;
         self.settle_results().await?;
+        self.take_over_results(now_ms).await?;
         self.reap_jobs(now_ms).await?;
         if self.hold_back().await? {
             return Ok(());
@@ -227,6 +237,7 @@ impl<S: Store> Engine<S> {
         let m = &self.metrics;
         Metrics::add(&m.stream_entries_trimmed, report.trimmed);
         m.set_streams(&report);
+        self.results_pending = report.results_pending;
         let over = report.jobs_backlog > self.config.jobs_stream_max;
         if over {
             Metrics::add(&m.backpressure_steps, 1);

@@ -36,7 +36,8 @@ pub use self::model::{Delivery, ModelState, ModelStore, ReplacedTriggers, Trigge
 pub use self::redis::{RedisStore, RedisStoreConfig};
 pub use self::scripts::{CATALOG_WRITE_SCRIPT, RECORD_SCRIPT};
 pub use self::streams::{
-    Ack, JobStatus, PendingJob, Reaped, SettleOutcome, Settled, StreamEntry, StreamsReport, Verdict,
+    Ack, JobStatus, PendingJob, PendingResult, Reaped, SettleOutcome, Settled, StreamEntry,
+    StreamsReport, TakenResults, Verdict,
 };
 pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite};
 use crate::core::calendar::{Bucket, Timeframe};
@@ -404,6 +405,25 @@ pub trait Settlement: Send + Sync {
         &self,
         max: usize,
     ) -> impl Future<Output = Result<Vec<PendingJob>, StoreError>> + Send;
+
+    /// Up to `max` results delivered to engine instances other than `consumer` and not
+    /// acknowledged, oldest first: candidates for [`Settlement::take_results`].
+    fn pending_results(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<PendingResult>, StoreError>> + Send;
+
+    /// Makes orphaned results `consumer`'s — each only if it is still pending as seen (with
+    /// the same consumer and delivery count), so of two instances taking over at once only
+    /// one gets it — and returns them to settle; then deletes from the group every consumer
+    /// they came from, and every consumer in `forget`, that has nothing pending any more.
+    fn take_results(
+        &self,
+        consumer: &str,
+        orphans: &[PendingResult],
+        forget: &[&str],
+    ) -> impl Future<Output = Result<TakenResults, StoreError>> + Send;
 
     /// Re-delivers a stale job as a new entry, or dead-letters it after `max_deliveries`
     /// and settles it as failed (its claims are released, DESIGN §2.8); only if it is still

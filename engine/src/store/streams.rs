@@ -72,6 +72,27 @@ pub struct PendingJob {
     pub deliveries: u64,
 }
 
+/// A result delivered to an engine instance (`consumer`) and not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingResult {
+    pub id: String,
+    /// The consumer it is pending with.
+    pub consumer: String,
+    /// How many times it was delivered: a change means someone took it meanwhile.
+    pub deliveries: u64,
+}
+
+/// What taking over orphaned results did (see [`Settlement::take_results`]).
+///
+/// [`Settlement::take_results`]: super::Settlement::take_results
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TakenResults {
+    /// The entries now pending with this consumer, to settle and acknowledge.
+    pub entries: Vec<StreamEntry>,
+    /// Consumers deleted from the group because nothing was pending with them.
+    pub forgotten: u64,
+}
+
 /// What reaping a stale job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reaped {

@@ -1,5 +1,7 @@
 //! The model's streams: dispatch (claims and jobs), settlement and the worker side.
 
+use std::collections::BTreeSet;
+
 use super::{ModelState, ModelStore, ReplacedTriggers, TriggerState};
 use crate::core::calendar::Bucket;
 use crate::core::jobs::{Job, JobMode, JobRef, job_json};
@@ -7,9 +9,9 @@ use crate::core::ledger::WriteBack;
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
 use crate::limits::DEFAULT_TRIGGER_GRACE_MS;
 use crate::store::{
-    Ack, Dispatch, DispatchOutcome, Dispatched, JobStatus, PendingJob, Reaped, RunOutcome,
-    SettleOutcome, Settled, Settlement, StoreError, StrategyDispatch, StreamEntry, StreamsReport,
-    TickerDispatch, Verdict, WorkerSide, check_bucket,
+    Ack, Dispatch, DispatchOutcome, Dispatched, JobStatus, PendingJob, PendingResult, Reaped,
+    RunOutcome, SettleOutcome, Settled, Settlement, StoreError, StrategyDispatch, StreamEntry,
+    StreamsReport, TakenResults, TickerDispatch, Verdict, WorkerSide, check_bucket,
 };
 
 impl Dispatch for ModelStore {
@@ -134,14 +136,14 @@ impl Settlement for ModelStore {
     ) -> Result<Vec<StreamEntry>, StoreError> {
         let mut state = self.lock();
         if pending {
-            let ids: Vec<String> = state
-                .delivery
-                .results_pending
-                .iter()
-                .filter(|(_, c)| c.as_str() == consumer)
-                .map(|(id, _)| id.clone())
-                .take(max)
-                .collect();
+            let mut ids = Vec::new();
+            for (id, (owner, deliveries)) in &mut state.delivery.results_pending {
+                if owner == consumer && ids.len() < max {
+                    // Redis counts a re-read of a pending entry as a delivery.
+                    *deliveries += 1;
+                    ids.push(id.clone());
+                }
+            }
             return Ok(state
                 .results
                 .iter()
@@ -157,7 +159,7 @@ impl Settlement for ModelStore {
             state
                 .delivery
                 .results_pending
-                .insert(e.id.clone(), consumer.to_owned());
+                .insert(e.id.clone(), (consumer.to_owned(), 1));
         }
         Ok(entries)
     }
@@ -215,6 +217,64 @@ impl Settlement for ModelStore {
                 deliveries: *deliveries,
             })
             .collect())
+    }
+
+    async fn pending_results(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<PendingResult>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .delivery
+            .results_pending
+            .iter()
+            .take(max)
+            .filter(|(_, (owner, _))| owner != consumer)
+            .map(|(id, (owner, deliveries))| PendingResult {
+                id: id.clone(),
+                consumer: owner.clone(),
+                deliveries: *deliveries,
+            })
+            .collect())
+    }
+
+    /// As `take_results.lua`; the model keeps no consumer list, so there is nothing to
+    /// forget beyond counting the consumers left with nothing pending.
+    async fn take_results(
+        &self,
+        consumer: &str,
+        orphans: &[PendingResult],
+        forget: &[&str],
+    ) -> Result<TakenResults, StoreError> {
+        let mut state = self.lock();
+        let mut taken = TakenResults::default();
+        for orphan in orphans {
+            let seen = (orphan.consumer.clone(), orphan.deliveries);
+            if state.delivery.results_pending.get(&orphan.id) != Some(&seen) {
+                continue;
+            }
+            let entry = state.results.iter().find(|e| e.id == orphan.id).cloned();
+            if let Some(entry) = entry {
+                let claimed = (consumer.to_owned(), orphan.deliveries + 1);
+                state
+                    .delivery
+                    .results_pending
+                    .insert(orphan.id.clone(), claimed);
+                taken.entries.push(entry);
+            }
+        }
+        let owners: BTreeSet<&str> = orphans
+            .iter()
+            .map(|o| o.consumer.as_str())
+            .chain(forget.iter().copied())
+            .collect();
+        let pending = &state.delivery.results_pending;
+        taken.forgotten = owners
+            .into_iter()
+            .filter(|owner| pending.values().all(|(o, _)| o != owner))
+            .count() as u64;
+        Ok(taken)
     }
 
     async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {

@@ -51,8 +51,8 @@ pub struct Delivery {
     pub jobs_next: usize,
     /// Index of the next result not yet delivered to any engine.
     pub results_next: usize,
-    /// Results delivered and not yet acknowledged: entry id → consumer.
-    pub results_pending: BTreeMap<String, String>,
+    /// Results delivered and not yet acknowledged: entry id → (consumer, deliveries).
+    pub results_pending: BTreeMap<String, (String, u64)>,
     /// Highest version whose change record was dropped.
     pub changes_floor: u64,
     /// Jobs delivered and not acknowledged: index in `jobs` → deliveries.

@@ -10,8 +10,8 @@ use super::{RedisStore, command_error, pipelined};
 use crate::core::jobs::{Job, JobRef};
 use crate::limits::PIPELINE_CALLS_MAX;
 use crate::store::{
-    Ack, DamagedKey, ENGINE_GROUP, PendingJob, Reaped, SettleOutcome, Settlement, StoreError,
-    StreamEntry, StreamsReport, Verdict, WORKER_GROUP,
+    Ack, DamagedKey, ENGINE_GROUP, PendingJob, PendingResult, Reaped, SettleOutcome, Settlement,
+    StoreError, StreamEntry, StreamsReport, TakenResults, Verdict, WORKER_GROUP,
 };
 
 /// The entries of an `XREADGROUP` reply, with the payload `field` of each.
@@ -200,6 +200,46 @@ impl Settlement for RedisStore {
             Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
             Err(e) => Err(command_error("XPENDING", e)),
         }
+    }
+
+    async fn pending_results(
+        &self,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<PendingResult>, StoreError> {
+        let reply: RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
+            .arg(self.keys().results())
+            .arg(ENGINE_GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(max)
+            .query_async(&mut self.connection())
+            .await;
+        match reply {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .filter(|(_, owner, _, _)| owner != consumer)
+                .map(|(id, consumer, _idle_ms, deliveries)| PendingResult {
+                    id,
+                    consumer,
+                    deliveries,
+                })
+                .collect()),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+            Err(e) => Err(command_error("XPENDING", e)),
+        }
+    }
+
+    async fn take_results(
+        &self,
+        consumer: &str,
+        orphans: &[PendingResult],
+        forget: &[&str],
+    ) -> Result<TakenResults, StoreError> {
+        let scripts = self.scripts();
+        let call = scripts.take_results(self.keys(), consumer, orphans, forget);
+        let reply = super::invoke(self, &scripts.take_results, &call).await?;
+        scripts.decode_take_results(reply)
     }
 
     async fn reap_job(&self, job: &PendingJob, max_deliveries: u64) -> Result<Reaped, StoreError> {

@@ -9,8 +9,8 @@ use crate::core::ledger::ClaimBack;
 use crate::limits::DEAD_STREAM_MAXLEN;
 use crate::store::keys::KeySpace;
 use crate::store::{
-    Ack, JobStatus, Reaped, Settled, StoreError, StrategyDispatch, TickerDispatch, Verdict,
-    WORKER_GROUP,
+    Ack, ENGINE_GROUP, JobStatus, PendingResult, Reaped, Settled, StoreError, StrategyDispatch,
+    StreamEntry, TakenResults, TickerDispatch, Verdict, WORKER_GROUP,
 };
 
 /// The consumer name under which engine instances take over stale jobs, briefly.
@@ -298,6 +298,50 @@ impl Scripts {
             2 => Ok(Reaped::Dead { job, released }),
             other => Err(self.reap_job.error(format!("unknown outcome {other}"))),
         }
+    }
+
+    /// `take_results.lua` — KEYS: results stream. ARGV: group, this consumer, the number of
+    /// orphaned entries, then each entry's id, consumer and deliveries as seen, then the
+    /// consumers to forget if nothing is pending with them. Reply: see
+    /// [`Scripts::decode_take_results`].
+    pub fn take_results(
+        &self,
+        keys: &KeySpace,
+        consumer: &str,
+        orphans: &[PendingResult],
+        forget: &[&str],
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.take_results.call();
+        call.key(keys.results())
+            .arg(ENGINE_GROUP)
+            .arg(consumer)
+            .arg(orphans.len());
+        for orphan in orphans {
+            call.arg(&orphan.id)
+                .arg(&orphan.consumer)
+                .arg(orphan.deliveries);
+        }
+        for name in forget {
+            call.arg(*name);
+        }
+        call
+    }
+
+    /// Decodes a [`Scripts::take_results`] reply: the entries now this consumer's (a payload
+    /// `None` when the entry has no `result` field) and how many consumers were forgotten.
+    pub fn decode_take_results(&self, reply: Value) -> Result<TakenResults, StoreError> {
+        let (flat, forgotten): (Vec<Value>, u64) = self.take_results.decode(reply)?;
+        let mut entries = Vec::with_capacity(flat.len() / 2);
+        let mut values = flat.into_iter();
+        while let (Some(id), Some(payload)) = (values.next(), values.next()) {
+            let id: String = self.take_results.decode(id)?;
+            let payload: Option<String> = match payload {
+                Value::Nil | Value::Boolean(false) | Value::Int(0) => None,
+                other => Some(self.take_results.decode(other)?),
+            };
+            entries.push(StreamEntry { id, payload });
+        }
+        Ok(TakenResults { entries, forgotten })
     }
 
     /// `trim_stream.lua` — KEYS: a stream. ARGV: the group whose backlog is reported.

@@ -101,6 +101,7 @@ pub struct Scripts {
     pub complete_job: Lua,
     pub ack_results: Lua,
     pub reap_job: Lua,
+    pub take_results: Lua,
     pub trim_stream: Lua,
     pub catalog_write: Lua,
     pub replace_universe: Lua,
@@ -148,6 +149,11 @@ impl Default for Scripts {
                 "reap_job.lua",
                 &[SETTLE_LIB],
                 include_str!("../lua/reap_job.lua"),
+            ),
+            take_results: Lua::new(
+                "take_results.lua",
+                &[],
+                include_str!("../lua/take_results.lua"),
             ),
             trim_stream: Lua::new(
                 "trim_stream.lua",
