@@ -112,3 +112,47 @@ fn assert_every_path_taken(m: &Metrics, (jobs, failures, discoveries): (usize, u
         "discovered universes replaced the old ones"
     );
 }
+
+/// A strategy with a longer timeframe than any the engine knew, added mid-run: its bucket
+/// starts before the update times the engine has read, so the next tick reads the update
+/// set in full from that start, and a ticker updated earlier in the day is dispatched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_longer_timeframe_added_mid_run_sees_updates_from_its_whole_bucket() {
+    use tickgate::store::{Catalog, WorkerSide};
+    let world = World::builder("longer:")
+        .catalog([CatalogEntry::new(
+            1,
+            1,
+            "minute",
+            "1m",
+            Some(vec!["AAPL".into()]),
+        )])
+        .build()
+        .await;
+    let market = world.market();
+    // Earlier in the day (T0 is 09:30 ET): inside today's 1d bucket, long before any 1m one.
+    let earlier_ms = T0_MS - 2 * 60 * MINUTE_MS;
+    market
+        .record_updates(earlier_ms, &[("MSFT", earlier_ms)])
+        .await
+        .expect("record");
+    let mut engine = world.engine(engine_config("longer-1")).await;
+    for k in 0..2 {
+        assert!(engine.step(T0_MS + k * TICK_MS).await.ready);
+    }
+    assert!(market.take_jobs("w", 10).await.expect("take").is_empty());
+    let daily = CatalogEntry::new(2, 1, "daily", "1d", Some(vec!["MSFT".into()]));
+    let written = market.catalog_write(2, Some(&daily.to_json()), None).await;
+    assert!(written.expect("catalog write"));
+    assert!(engine.step(T0_MS + 2 * TICK_MS).await.ready);
+    let jobs = market.take_jobs("w", 10).await.expect("take");
+    let jobs: Vec<tickgate::core::jobs::Job> = jobs
+        .iter()
+        .map(|e| serde_json::from_str(e.payload.as_deref().expect("job")).expect("json"))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        (jobs[0].strategy_id, jobs[0].symbols.as_deref()),
+        (2, Some(&["MSFT".to_owned()][..]))
+    );
+}

@@ -99,8 +99,8 @@ async fn results_a_dead_instance_left_pending_are_taken_over_and_settled() {
 }
 
 /// Two instances that judged the same result orphaned: only the first takes it; a result
-/// its owner acknowledged meanwhile is left alone; a consumer with results still pending is
-/// not forgotten, one left empty is.
+/// its owner acknowledged, or read again (it is alive after all), meanwhile is left alone; a
+/// consumer with results still pending is not forgotten, one left empty is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphaned_result_is_taken_once_and_only_while_still_pending() {
     let world = World::new("orphans-race:").await;
@@ -144,21 +144,32 @@ async fn an_orphaned_result_is_taken_once_and_only_while_still_pending() {
     };
     market.ack_results(&[ack]).await.expect("ack");
 
-    let first = market
-        .take_results("a", &orphans[..2], &[])
-        .await
-        .expect("a");
+    // ... and reads the first again, as a restart under the same name does: a delivery.
+    let again = market.read_results("dead", 1, true).await.expect("re-read");
+    assert_eq!(again, read[..1]);
+
+    let first = market.take_results("a", &orphans, &[]).await.expect("a");
     let payloads: Vec<_> = first.entries.iter().map(|e| e.payload.clone()).collect();
-    assert_eq!(payloads, vec![Some("r0".into()), Some("r1".into())]);
+    assert_eq!(payloads, vec![Some("r1".into())], "only the untouched one");
     assert_eq!(
-        first.forgotten, 1,
-        "the dead consumer has nothing pending left"
+        first.forgotten, 0,
+        "the first is still pending with its owner"
     );
     let second = market.take_results("b", &orphans, &[]).await.expect("b");
     assert!(second.entries.is_empty(), "taken once: {second:?}");
-    assert_eq!(consumers(&world).await, vec![("a".to_owned(), 2)]);
-    // `a` keeps what it holds: leaving the group is refused while results are pending.
+    let mut listed = consumers(&world).await;
+    listed.sort();
+    assert_eq!(listed, vec![("a".into(), 1), ("dead".into(), 1)]);
+    // A consumer keeps what it holds: leaving the group is refused while results are
+    // pending; once they are acknowledged, it leaves.
     let left = market.take_results("a", &[], &["a"]).await.expect("leave");
     assert_eq!(left.forgotten, 0);
-    assert_eq!(consumers(&world).await, vec![("a".to_owned(), 2)]);
+    let ack = tickgate::store::Ack {
+        entry: first.entries[0].clone(),
+        dead_reason: None,
+    };
+    market.ack_results(&[ack]).await.expect("ack");
+    let left = market.take_results("a", &[], &["a"]).await.expect("leave");
+    assert_eq!(left.forgotten, 1);
+    assert_eq!(consumers(&world).await, vec![("dead".to_owned(), 1)]);
 }
