@@ -62,7 +62,7 @@ impl Lease {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let token = format!(
-            "pid {} since {} (#{})",
+            "pid {} since {}, token {}",
             std::process::id(),
             super::human::et(i64::try_from(since.as_millis()).unwrap_or(0)),
             since.subsec_nanos()

@@ -201,6 +201,10 @@ impl<S: Store> Engine<S> {
             }
         }
         let cleanup = self.cleanup_if_due(now_ms).await;
+        // No I/O, and cheap next to a tick (one pass over the strategies): the universe
+        // gauges follow every catalog change and discovery at once.
+        self.metrics
+            .set_universe_sizes(self.planner.universe_sizes());
         self.log_metrics_if_due(now_ms).await;
         StepReport {
             ready,
@@ -304,11 +308,12 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// Refreshes the gauges and logs the seed's metric lines, every
+    /// Refreshes the tracked-tickers gauge (one `ZCARD`) and logs the seed's metric lines,
+    /// at the first step (so `/metrics` holds them from the start) and then every
     /// `metrics_log_interval_ms`.
     async fn log_metrics_if_due(&mut self, now_ms: i64) {
         let every = self.config.metrics_log_interval_ms;
-        let due = *self.next_metrics_log_ms.get_or_insert(now_ms + every);
+        let due = *self.next_metrics_log_ms.get_or_insert(now_ms);
         if now_ms < due {
             return;
         }
@@ -316,8 +321,6 @@ impl<S: Store> Engine<S> {
         if let Ok(n) = self.store.tracked_tickers().await {
             self.metrics.tracked_tickers.store(n, Ordering::Relaxed);
         }
-        self.metrics
-            .set_universe_sizes(self.planner.universe_sizes());
         self.metrics.log();
     }
 }
