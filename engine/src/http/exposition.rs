@@ -182,7 +182,11 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         ticks,
     } = m;
     let rows: [Row<'_>; 28] = [
-        ("ticker_updates", "Ticker updates recorded", ticker_updates),
+        (
+            "ticker_updates",
+            "Record-script calls by every writer (the update set's sequence number)",
+            ticker_updates,
+        ),
         (
             "universe_updates",
             "Universes written (catalog or discovery)",

@@ -14,6 +14,8 @@ pub const TICK_MS_BUCKETS: [u64; 10] = [1, 2, 5, 10, 25, 50, 100, 250, 1_000, 10
 /// reporting.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Update writes by every writer through the record script (the sequence number of the
+    /// update set as last read; from 0 again when Redis loses its state).
     pub ticker_updates: AtomicU64,
     pub universe_updates: AtomicU64,
     pub strategy_runs: AtomicU64,

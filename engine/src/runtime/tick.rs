@@ -97,6 +97,10 @@ impl<S: Store> Engine<S> {
             self.known_from_ms = since_ms;
         }
         self.feed = read.cursor.clone();
+        // The engine records nothing itself: what it reports is every writer's record-script
+        // calls, which the read hands back for free.
+        let writes = &self.metrics.ticker_updates;
+        writes.store(read.cursor.seq, std::sync::atomic::Ordering::Relaxed);
         self.feed_read_ms = now_ms;
         Ok(read)
     }
