@@ -74,7 +74,8 @@ pub struct EngineConfig {
     pub cleanup_interval_ms: i64,
     /// Metrics log period.
     pub metrics_log_interval_ms: i64,
-    /// Full catalog reload period, which catches writers that bypass the change log.
+    /// Period of the catalog sweep: each step re-reads its share of the catalog, so every
+    /// entry is read again within this; catches writers that bypass the change log.
     pub catalog_resync_ms: i64,
     /// Results read per call.
     pub results_batch: usize,

@@ -32,8 +32,9 @@ pub const DEFAULT_CLEANUP_INTERVAL_MS: i64 = DAY_MS;
 /// Period of the metrics log lines: the seed's 5 min.
 pub const DEFAULT_METRICS_LOG_INTERVAL_MS: i64 = 5 * MINUTE_MS;
 
-/// Full catalog reload period, which catches writers that bypass the change log. Ten
-/// minutes bounds how long such a write goes unseen.
+/// Period of the catalog sweep (every entry read again within it), which catches writers
+/// that bypass the change log. Ten minutes bounds how long such a write goes unseen; spread
+/// over the ticks it costs each W-100k tick 1,667 entries.
 pub const DEFAULT_CATALOG_RESYNC_MS: i64 = 10 * MINUTE_MS;
 
 /// Results read per call: one bounded Redis reply (a few hundred kilobytes).
@@ -184,6 +185,16 @@ pub const FEED_DELTA_MAX: u64 = 10_000;
 
 /// Catalog entries per `HSCAN` page: each page is one short Redis call.
 pub const CATALOG_PAGE_ENTRIES: usize = 1_000;
+
+/// Catalog entries per `HSCAN` page of the sweep (the rolling safety resync): a W-100k
+/// entry is about 1 KB of JSON (its universe inside), so a page of 200 keeps each call well
+/// under a millisecond of Redis time, which every other client would wait.
+pub const SWEEP_PAGE_ENTRIES: usize = 200;
+
+/// Most catalog entries the sweep reads in one step, whatever `catalog_resync_ms` asks: at
+/// W-100k the default period needs 1,667 a step; 20,000 (about 20 MB of JSON, 100 pages)
+/// bounds what one step can spend on it with a very short period.
+pub const SWEEP_STEP_ENTRIES_MAX: usize = 20_000;
 
 /// Bound on pages per full catalog read (10 million entries): no catalog is anywhere near.
 pub const CATALOG_PAGES_MAX: usize = 10_000;

@@ -101,6 +101,7 @@ fn expected(m: &Metrics) -> BTreeMap<String, f64> {
         stream_entries_trimmed,
         jobs_redelivered,
         results_taken_over,
+        catalog_sweep_reapplied,
         catalog_errors,
         tick_errors,
         clock_skew_ms,
@@ -163,6 +164,7 @@ fn expected(m: &Metrics) -> BTreeMap<String, f64> {
         ("stream_entries_trimmed_total", stream_entries_trimmed),
         ("jobs_redelivered_total", jobs_redelivered),
         ("results_taken_over_total", results_taken_over),
+        ("catalog_sweep_reapplied_total", catalog_sweep_reapplied),
         ("tick_errors_total", tick_errors),
         ("clock_skew_skips_total", clock_skew_skips),
         ("tracked_tickers", tracked_tickers),
@@ -187,7 +189,9 @@ fn expected(m: &Metrics) -> BTreeMap<String, f64> {
         "tickgate_clock_skew_seconds".into(),
         skew_ms as f64 / 1000.0,
     );
-    let average = g(universe_size_total) / g(active_strategies).max(1.0);
+    // Over the strategies with an explicit universe (the size classes), not every active one.
+    let with_universe: f64 = universe_size_buckets.iter().map(g).sum();
+    let average = g(universe_size_total) / with_universe.max(1.0);
     want.insert("tickgate_universe_size_average".into(), average);
     let sum = g(tick_ms_sum) / 1000.0;
     want.insert("tickgate_tick_duration_seconds_sum".into(), sum);

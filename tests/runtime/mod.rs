@@ -25,6 +25,8 @@ mod orphans;
 mod python;
 // After Redis lost its state, only what is missing is written back.
 mod restore;
+// The catalog sweep: direct rewrites taken in a slice per step, within `catalog_resync_ms`.
+mod sweep;
 // `AlertService::run(shutdown)` and `stop()`: every task ends, even with a step stuck.
 mod shutdown;
 // A clock further from Redis's than `max_clock_skew_ms`: no step, not ready, until it agrees.

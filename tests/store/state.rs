@@ -254,6 +254,8 @@ async fn strategy_keys<C: ConnectionLike + Send>(
         return;
     };
     let num = |s: &str| s.parse::<i64>().expect("a number");
+    // The expiry's bookkeeping: the model keeps no expiry.
+    hash.remove("# end");
     let mut trigger = TriggerState {
         newest_bucket_ms: num(&newest),
         jobs_issued: hash.remove("# jobs").map_or(0, |n| num(&n) as u64),

@@ -122,8 +122,8 @@ async fn gather(store: &RedisStore) -> Result<Stats, CliError> {
         .map_err(redis_error("HGET + GET + ZCARD + ZRANGE"))?;
     let (strategies, sizes) = universes(store).await?;
     let distribution = Metrics::default();
-    distribution.set_universe_sizes(sizes.into_iter());
-    let with_universe = Metrics::get(&distribution.active_strategies);
+    distribution.set_universe_sizes(0, sizes.into_iter());
+    let with_universe = distribution.with_universe();
     let mut streams = Vec::new();
     for key in [keys.jobs(), keys.results(), keys.dead()] {
         streams.push(stream(store, key).await?);

@@ -76,14 +76,6 @@ impl JobRef {
 /// The job JSON, byte for byte as `dispatch.lua` / `dispatch_strategy.lua` write it (the
 /// model store uses this, and tests compare the two streams).
 pub fn job_json(job: &JobRef, user_id: u64, mode: JobMode, symbols: &[Ticker]) -> String {
-    let quoted: Vec<String> = symbols
-        .iter()
-        .map(|t| {
-            // Tickers are printable ASCII: only '"' and '\' need escaping in JSON.
-            let escaped = t.as_str().replace('\\', "\\\\").replace('"', "\\\"");
-            format!("\"{escaped}\"")
-        })
-        .collect();
     let mut json = format!(
         "{{\"job_id\":\"{}\",\"strategy_id\":{},\"user_id\":{user_id},\"bucket_start_ms\":{},\"mode\":\"{}\"",
         job.id(),
@@ -92,9 +84,34 @@ pub fn job_json(job: &JobRef, user_id: u64, mode: JobMode, symbols: &[Ticker]) -
         mode.as_str()
     );
     if mode == JobMode::PerTicker || !symbols.is_empty() {
-        json.push_str(&format!(",\"symbols\":[{}]", quoted.join(",")));
+        json.push_str(",\"symbols\":");
+        json.push_str(&symbols_json(symbols));
     }
     json.push('}');
+    json
+}
+
+/// The JSON array of `symbols`, as a job carries it: built here once per dispatch, so the
+/// dispatch script pastes it instead of quoting every ticker in Lua.
+pub fn symbols_json(symbols: &[Ticker]) -> String {
+    let mut json =
+        String::with_capacity(2 + symbols.iter().map(|t| t.as_str().len() + 3).sum::<usize>());
+    json.push('[');
+    for (i, t) in symbols.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push('"');
+        // Tickers are printable ASCII: only '"' and '\' need escaping in JSON.
+        for c in t.as_str().chars() {
+            if c == '"' || c == '\\' {
+                json.push('\\');
+            }
+            json.push(c);
+        }
+        json.push('"');
+    }
+    json.push(']');
     json
 }
 

@@ -491,7 +491,20 @@ impl Planner {
 
     /// Sizes of the explicit universes, for the metrics gauges.
     pub fn universe_sizes(&self) -> impl Iterator<Item = usize> + '_ {
-        self.strategies.values().map(|t| t.universe.len())
+        self.strategies
+            .values()
+            .filter(|t| matches!(t.strategy.universe, Universe::Tickers(_)))
+            .map(|t| t.universe.len())
+    }
+
+    /// Active strategies tracked.
+    pub fn len(&self) -> usize {
+        self.strategies.len()
+    }
+
+    /// Whether no strategy is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.strategies.is_empty()
     }
 }
 

@@ -165,6 +165,7 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         stream_entries_trimmed,
         jobs_redelivered,
         results_taken_over,
+        catalog_sweep_reapplied,
         catalog_errors,
         tick_errors,
         clock_skew_ms,
@@ -181,7 +182,7 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         tick_ms_sum,
         ticks,
     } = m;
-    let rows: [Row<'_>; 28] = [
+    let rows: [Row<'_>; 29] = [
         (
             "ticker_updates",
             "Record-script calls by every writer (the update set's sequence number)",
@@ -296,6 +297,11 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
             jobs_redelivered,
         ),
         (
+            "catalog_sweep_reapplied",
+            "Strategies the catalog sweep re-applied (changed without the change log)",
+            catalog_sweep_reapplied,
+        ),
+        (
             "results_taken_over",
             "Results a crashed or renamed instance left pending, settled by this one",
             results_taken_over,
@@ -356,12 +362,7 @@ fn encode_metrics(m: &Metrics, encoder: &mut DescriptorEncoder) -> fmt::Result {
         Some(&Unit::Seconds),
         skew_ms as f64 / 1_000.0,
     )?;
-    universes(
-        encoder,
-        universe_size_buckets,
-        universe_size_total,
-        active_strategies,
-    )?;
+    universes(encoder, universe_size_buckets, universe_size_total)?;
     tick_duration(encoder, tick_ms_histogram, tick_ms_sum, ticks)
 }
 
@@ -404,10 +405,9 @@ fn universes(
     encoder: &mut DescriptorEncoder,
     buckets: &[AtomicU64; 4],
     total: &AtomicU64,
-    strategies: &AtomicU64,
 ) -> fmt::Result {
-    let help = "Active strategies by universe size: small <=10, medium <=100, large <=1000, \
-                xlarge >1000 tickers";
+    let help = "Active strategies with an explicit universe, by its size: small <=10, \
+                medium <=100, large <=1000, xlarge >1000 tickers";
     let mut family =
         encoder.encode_descriptor("strategies_by_universe_size", help, None, MetricType::Gauge)?;
     for (size, value) in ["small", "medium", "large", "xlarge"].iter().zip(buckets) {
@@ -419,8 +419,9 @@ fn universes(
     let total = Metrics::get(total);
     let help = "Universe members summed over active strategies";
     gauge(encoder, "universe_members", help, None, total)?;
-    let average = total as f64 / Metrics::get(strategies).max(1) as f64;
-    let help = "Average universe size over active strategies";
+    let with_universe: u64 = buckets.iter().map(Metrics::get).sum();
+    let average = total as f64 / with_universe.max(1) as f64;
+    let help = "Average universe size over active strategies with an explicit universe";
     gauge(encoder, "universe_size_average", help, None, average)
 }
 

@@ -1,6 +1,16 @@
-//! Step 1: the catalog. Loaded whole on start, on every resync, after Redis lost its state
-//! and when a writer bypassed the change log; otherwise only the strategies the change log
-//! names.
+//! Step 1: the catalog. Loaded whole on start, after Redis lost its state and when the
+//! change log cannot answer; otherwise only the strategies the change log names, plus:
+//!
+//! - a writer that bypassed the change log adding or removing entries (a direct `HSET` of a
+//!   new id, a direct `HDEL`: the catalog's field count moved and the log did not say why)
+//!   is found at once by comparing the catalog's ids with the known ones;
+//! - the *sweep*, a safety resync spread over the steps: each step re-reads a slice of the
+//!   catalog (`HSCAN`, in short pages), so that every entry is read again about every
+//!   `catalog_resync_ms`, and re-applies the entries that differ from what the engine holds
+//!   (a direct rewrite of an entry), those set aside (a repaired key), and those whose
+//!   universe in Redis is not the size the engine holds (a direct write of a universe). A
+//!   step pays a slice, never the whole catalog: at W-100k a full reload (100,000 entries,
+//!   11 million universe members) took 14 s, longer than the tick interval.
 //!
 //! Universes (DESIGN §2.3 step 2): the newest write wins. Redis records, per strategy, the
 //! digest of the catalog universe its universe was last set from or persisted to (the
@@ -27,6 +37,7 @@ use super::metrics::Metrics;
 use super::step::Engine;
 use crate::core::catalog::{Strategy, Universe, universe_digest};
 use crate::core::ticker::{StrategyId, Ticker};
+use crate::limits::{SWEEP_PAGE_ENTRIES, SWEEP_STEP_ENTRIES_MAX};
 use crate::store::{FeedCursor, Restore, Store, StoreError, StoredUniverse, UniverseWrite};
 
 impl<S: Store> Engine<S> {
@@ -34,9 +45,6 @@ impl<S: Store> Engine<S> {
     /// bypassed the change log), else applies the strategies changed since the last step.
     pub(super) async fn sync_catalog(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let changes = self.store.changes_since(self.version).await?;
-        let resync_due = self
-            .loaded_at_ms
-            .is_none_or(|at| now_ms - at >= self.config.catalog_resync_ms);
         // The update set's epoch names one incarnation of Redis's data: another one means
         // Redis lost its state, even if writers pushed the version past ours since.
         let epoch_lost = self.feed.epoch.is_some() && changes.feed_epoch != self.feed.epoch;
@@ -48,11 +56,11 @@ impl<S: Store> Engine<S> {
             self.restore().await?;
         }
         // The catalog's size changed and the change log did not: a writer bypassed it (a
-        // direct HSET of a new entry, a direct HDEL). Reloading at once means a deleted
+        // direct HSET of a new entry, a direct HDEL). Taking it in at once means a deleted
         // strategy is forgotten now, so a later restore can never revive it.
         let bypassed =
             changes.version == self.version && changes.catalog_fields != self.catalog_fields;
-        if resync_due || changes.reload_all || lost || bypassed {
+        if self.loaded_at_ms.is_none() || changes.reload_all || lost {
             self.store.ensure_groups().await?;
             let catalog = self.store.catalog_all().await?;
             let mut ids: BTreeSet<StrategyId> = catalog.keys().copied().collect();
@@ -63,14 +71,99 @@ impl<S: Store> Engine<S> {
                 ids.iter().map(|id| catalog.get(id).cloned()).collect();
             self.apply(&ids, jsons).await?;
             self.loaded_at_ms = Some(now_ms);
-        } else if !changes.strategies.is_empty() {
-            let ids: Vec<StrategyId> = changes.strategies.into_iter().collect();
-            let jsons = self.store.catalog_get(&ids).await?;
-            self.apply(&ids, jsons).await?;
+            self.sweep_cursor = 0;
+        } else {
+            if !changes.strategies.is_empty() {
+                let ids: Vec<StrategyId> = changes.strategies.into_iter().collect();
+                let jsons = self.store.catalog_get(&ids).await?;
+                self.apply(&ids, jsons).await?;
+            }
+            if bypassed {
+                self.apply_added_and_removed().await?;
+            }
+            self.sweep().await?;
         }
         self.version = changes.version;
         self.catalog_fields = changes.catalog_fields;
         Ok(())
+    }
+
+    /// Takes in entries added or removed behind the change log's back: the catalog's ids
+    /// against the known ones.
+    async fn apply_added_and_removed(&mut self) -> Result<(), StoreError> {
+        let present = self.store.catalog_ids().await?;
+        let mut known: BTreeSet<StrategyId> = self.catalog.keys().copied().collect();
+        known.extend(self.planner.strategy_ids());
+        let ids: Vec<StrategyId> = present.symmetric_difference(&known).copied().collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            strategies = ids.len(),
+            "catalog entries added or removed without the change log; taken in"
+        );
+        let jsons = self.store.catalog_get(&ids).await?;
+        self.apply(&ids, jsons).await
+    }
+
+    /// The sweep (module docs): reads the next slice of the catalog — its share of the
+    /// entries for one step of `catalog_resync_ms`, at most [`SWEEP_STEP_ENTRIES_MAX`] — and
+    /// re-applies the entries that differ from what the engine holds, those set aside, and
+    /// those whose universe in Redis is not the size the planner holds.
+    async fn sweep(&mut self) -> Result<(), StoreError> {
+        let known = self.catalog.len().max(1) as u64;
+        let (tick_ms, period_ms) = (self.config.tick_interval_ms, self.config.catalog_resync_ms);
+        let share = (known * tick_ms.max(1) as u64).div_ceil(period_ms.max(1) as u64);
+        let per_step = (share as usize).clamp(1, SWEEP_STEP_ENTRIES_MAX);
+        let mut stale: BTreeMap<StrategyId, String> = BTreeMap::new();
+        let mut same: Vec<StrategyId> = Vec::new();
+        // Each page counts at least one, so an empty page cannot loop: a bounded loop.
+        let mut read = 0;
+        while read < per_step {
+            let count = (per_step - read).min(SWEEP_PAGE_ENTRIES);
+            let page = self.store.catalog_page(self.sweep_cursor, count).await?;
+            read += page.entries.len().max(1);
+            for (id, json) in page.entries {
+                if self.catalog.get(&id) != Some(&json) || self.isolated.contains_key(&id) {
+                    stale.insert(id, json);
+                } else {
+                    same.push(id);
+                }
+            }
+            self.sweep_cursor = page.next;
+            if page.next == 0 {
+                break; // the scan is complete; the next step starts another
+            }
+        }
+        // Universes the engine holds (explicit, or missing: no set) against Redis's sizes.
+        let held: Vec<(StrategyId, u64)> = same
+            .into_iter()
+            .filter_map(|id| match &self.planner.strategy(id)?.universe {
+                Universe::Tickers(set) => Some((id, set.len() as u64)),
+                Universe::Missing => Some((id, 0)),
+                Universe::Global => None,
+            })
+            .collect();
+        let ids: Vec<StrategyId> = held.iter().map(|(id, _)| *id).collect();
+        let sizes = self.store.universe_sizes(&ids).await?;
+        for ((id, size), found) in held.into_iter().zip(sizes) {
+            if found != Some(size)
+                && let Some(json) = self.catalog.get(&id)
+            {
+                stale.insert(id, json.clone());
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        Metrics::add(&self.metrics.catalog_sweep_reapplied, stale.len() as u64);
+        tracing::info!(
+            strategies = stale.len(),
+            "catalog sweep: entries or universes changed without the change log; taken in"
+        );
+        let (ids, jsons): (Vec<StrategyId>, Vec<Option<String>>) =
+            stale.into_iter().map(|(id, json)| (id, Some(json))).unzip();
+        self.apply(&ids, jsons).await
     }
 
     /// Parses catalog entries, remembering them (for a restore); `None` for an entry that

@@ -69,6 +69,9 @@ pub struct Metrics {
     /// Results another instance read and never acknowledged (it crashed, or was renamed),
     /// taken over and settled by this one after `result_takeover_ms`.
     pub results_taken_over: AtomicU64,
+    /// Strategies the catalog sweep re-applied: entry rewritten, universe written, or key
+    /// repaired without the change log (a writer bypassing it).
+    pub catalog_sweep_reapplied: AtomicU64,
     /// Catalog entries that could not be parsed (the strategy is left as it was).
     /// (`skipped{reason=invalid_entry}`)
     pub catalog_errors: AtomicU64,
@@ -147,10 +150,16 @@ impl Metrics {
         set(&self.results_lag, results_lag);
     }
 
-    /// Replaces the universe-size gauges.
-    pub fn set_universe_sizes(&self, sizes: impl Iterator<Item = usize>) {
+    /// Strategies with an explicit universe (the size classes summed).
+    pub fn with_universe(&self) -> u64 {
+        self.universe_size_buckets.iter().map(Metrics::get).sum()
+    }
+
+    /// Replaces the strategy gauges: `active` strategies, and the sizes of the explicit
+    /// universes among them (global and missing ones have none).
+    pub fn set_universe_sizes(&self, active: u64, sizes: impl Iterator<Item = usize>) {
         let mut buckets = [0u64; 4];
-        let (mut total, mut count) = (0u64, 0u64);
+        let mut total = 0u64;
         for size in sizes {
             let slot = match size {
                 0..=10 => 0,
@@ -160,13 +169,12 @@ impl Metrics {
             };
             buckets[slot] += 1;
             total += size as u64;
-            count += 1;
         }
         for (gauge, value) in self.universe_size_buckets.iter().zip(buckets) {
             gauge.store(value, Ordering::Relaxed);
         }
         self.universe_size_total.store(total, Ordering::Relaxed);
-        self.active_strategies.store(count, Ordering::Relaxed);
+        self.active_strategies.store(active, Ordering::Relaxed);
     }
 
     /// The seed's five log lines (every 5 minutes), through `tracing`.
@@ -206,11 +214,12 @@ impl Metrics {
             g(&b[2]),
             g(&b[3])
         );
-        let strategies = g(&self.active_strategies);
+        let with_universe = self.with_universe();
         tracing::info!(
-            "Average universe size: {} tickers across {} active strategies",
-            g(&self.universe_size_total) / strategies.max(1),
-            strategies
+            "Average universe size: {} tickers across {} strategies with a universe ({} active)",
+            g(&self.universe_size_total) / with_universe.max(1),
+            with_universe,
+            g(&self.active_strategies)
         );
     }
 }

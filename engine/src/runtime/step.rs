@@ -70,6 +70,8 @@ pub struct Engine<S> {
     pub(super) isolated: BTreeMap<StrategyId, String>,
     /// Logical time of the last full catalog load (`None`: not loaded yet).
     pub(super) loaded_at_ms: Option<i64>,
+    /// Where the sweep (the rolling safety resync) goes on in the catalog's scan.
+    pub(super) sweep_cursor: u64,
     /// Pending results of this consumer are re-read once after start.
     pub(super) pending_checked: bool,
     /// Unacknowledged job deliveries → logical time first seen pending (bounded by
@@ -141,6 +143,7 @@ impl<S: Store> Engine<S> {
             catalog_fields: 0,
             isolated: BTreeMap::new(),
             loaded_at_ms: None,
+            sweep_cursor: 0,
             pending_checked: false,
             pending_seen: BTreeMap::new(),
             orphans_seen: BTreeMap::new(),
@@ -203,8 +206,9 @@ impl<S: Store> Engine<S> {
         let cleanup = self.cleanup_if_due(now_ms).await;
         // No I/O, and cheap next to a tick (one pass over the strategies): the universe
         // gauges follow every catalog change and discovery at once.
+        let active = self.planner.len() as u64;
         self.metrics
-            .set_universe_sizes(self.planner.universe_sizes());
+            .set_universe_sizes(active, self.planner.universe_sizes());
         self.log_metrics_if_due(now_ms).await;
         StepReport {
             ready,

@@ -128,6 +128,15 @@ pub struct Changes {
     pub feed_epoch: Option<String>,
 }
 
+/// One page of a catalog scan (see [`Catalog::catalog_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogPage {
+    /// Where the scan goes on; 0 when it is complete.
+    pub next: u64,
+    /// Entries of the page: strategy id and JSON (fields that are not ids are left out).
+    pub entries: Vec<(StrategyId, String)>,
+}
+
 /// Where a reader of the update set stands (see [`Updates::read_updates`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedCursor {
@@ -281,6 +290,14 @@ pub trait Universes: Send + Sync {
         &self,
         ids: &[StrategyId],
     ) -> impl Future<Output = Result<Vec<StoredUniverse>, StoreError>> + Send;
+
+    /// Sizes of the universes of `ids` (0 where missing, `None` where the key is not a
+    /// set), one round trip per bounded batch: a cheap check of a universe against what
+    /// the engine holds.
+    fn universe_sizes(
+        &self,
+        ids: &[StrategyId],
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, StoreError>> + Send;
 
     /// Replaces the universe atomically: readers see the old set or the new one, never an
     /// empty or partial one. Rejects (writing nothing) an invalid ticker, an empty list or
@@ -447,6 +464,19 @@ pub trait Catalog: Send + Sync {
         json: Option<&str>,
         expected: Option<&str>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// One page of a scan of the catalog from `cursor` (0 starts a scan): about `count`
+    /// entries, and the cursor to continue from — 0 once the scan has visited every entry
+    /// present throughout it (an entry may come twice, one written meanwhile may not come).
+    fn catalog_page(
+        &self,
+        cursor: u64,
+        count: usize,
+    ) -> impl Future<Output = Result<CatalogPage, StoreError>> + Send;
+
+    /// The ids of every catalog entry: what a writer bypassing the change log added or
+    /// removed. One reply of the whole id list (`HKEYS`): only for that rare case.
+    fn catalog_ids(&self) -> impl Future<Output = Result<BTreeSet<StrategyId>, StoreError>> + Send;
 
     /// The whole catalog (id → JSON), read in bounded pages.
     fn catalog_all(

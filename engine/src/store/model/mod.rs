@@ -13,9 +13,9 @@ mod state;
 
 pub use self::state::{Delivery, ModelState, ReplacedTriggers, TriggerState};
 use super::{
-    Catalog, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance, PersistWrite,
-    Persisted, Restore, Store, StoreCounters, StoreError, StoredUniverse, UniverseWrite, Universes,
-    Updates, validate_universe, validate_updates,
+    Catalog, CatalogPage, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance,
+    PersistWrite, Persisted, Restore, Store, StoreCounters, StoreError, StoredUniverse,
+    UniverseWrite, Universes, Updates, validate_universe, validate_updates,
 };
 use crate::core::calendar::Timeframe;
 use crate::core::catalog::universe_digest;
@@ -162,6 +162,14 @@ impl Universes for ModelStore {
             .collect())
     }
 
+    async fn universe_sizes(&self, ids: &[StrategyId]) -> Result<Vec<Option<u64>>, StoreError> {
+        let state = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| Some(state.universes.get(id).map_or(0, |u| u.len() as u64)))
+            .collect())
+    }
+
     async fn replace_universe<S: AsRef<str> + Sync>(
         &self,
         id: StrategyId,
@@ -252,6 +260,27 @@ impl Catalog for ModelStore {
         };
         record_change(&mut state, id);
         Ok(true)
+    }
+
+    /// The cursor is the id after the page's last entry, plus one (0 ends the scan).
+    async fn catalog_page(&self, cursor: u64, count: usize) -> Result<CatalogPage, StoreError> {
+        let state = self.lock();
+        let from = cursor.saturating_sub(1);
+        let mut rest = state.catalog.range(from..);
+        let entries: Vec<(StrategyId, String)> = rest
+            .by_ref()
+            .take(count.max(1))
+            .map(|(id, json)| (*id, json.clone()))
+            .collect();
+        let next = match (rest.next(), entries.last()) {
+            (Some(_), Some((last, _))) => last + 2,
+            _ => 0,
+        };
+        Ok(CatalogPage { next, entries })
+    }
+
+    async fn catalog_ids(&self) -> Result<BTreeSet<StrategyId>, StoreError> {
+        Ok(self.lock().catalog.keys().copied().collect())
     }
 
     async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {

@@ -1,12 +1,12 @@
 //! [`Catalog`] on Redis: the `STRAT:CATALOG` hash, written through `catalog_write.lua`
 //! (which records the change), and the change log read by every instance each tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{RedisStore, command_error};
 use crate::core::ticker::StrategyId;
 use crate::limits::{CATALOG_PAGE_ENTRIES, CATALOG_PAGES_MAX, WRITE_CHUNK_MEMBERS};
-use crate::store::{Catalog, Changes, PersistWrite, Persisted, Restore, StoreError};
+use crate::store::{Catalog, CatalogPage, Changes, PersistWrite, Persisted, Restore, StoreError};
 
 impl Catalog for RedisStore {
     async fn catalog_write(
@@ -21,29 +21,43 @@ impl Catalog for RedisStore {
         scripts.decode_catalog_write(reply)
     }
 
+    async fn catalog_page(&self, cursor: u64, count: usize) -> Result<CatalogPage, StoreError> {
+        let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+            .arg(self.keys().catalog())
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| command_error("HSCAN", e))?;
+        // A field that is not a strategy id is someone else's; the engine reports catalog
+        // entries it cannot use when it parses them.
+        let entries = page
+            .into_iter()
+            .filter_map(|(id, json)| Some((id.parse().ok()?, json)))
+            .collect();
+        Ok(CatalogPage { next, entries })
+    }
+
+    async fn catalog_ids(&self) -> Result<BTreeSet<StrategyId>, StoreError> {
+        let ids: Vec<String> = redis::cmd("HKEYS")
+            .arg(self.keys().catalog())
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| command_error("HKEYS", e))?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
     async fn catalog_all(&self) -> Result<BTreeMap<StrategyId, String>, StoreError> {
         let mut out = BTreeMap::new();
         let mut cursor: u64 = 0;
         for _ in 0..CATALOG_PAGES_MAX {
-            let (next, page): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
-                .arg(self.keys().catalog())
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(CATALOG_PAGE_ENTRIES)
-                .query_async(&mut self.connection())
-                .await
-                .map_err(|e| command_error("HSCAN", e))?;
-            for (id, json) in page {
-                // A field that is not a strategy id is someone else's; the engine reports
-                // catalog entries it cannot use when it parses them.
-                if let Ok(id) = id.parse() {
-                    out.insert(id, json);
-                }
-            }
-            if next == 0 {
+            let page = self.catalog_page(cursor, CATALOG_PAGE_ENTRIES).await?;
+            out.extend(page.entries);
+            if page.next == 0 {
                 return Ok(out);
             }
-            cursor = next;
+            cursor = page.next;
         }
         Err(StoreError::Redis {
             op: "HSCAN",

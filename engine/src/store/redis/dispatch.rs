@@ -37,7 +37,10 @@ impl Dispatch for RedisStore {
                     out.push(match answer {
                         Ok(answer) => Ok(answer.map(|(job, members)| Dispatched {
                             job,
-                            tickers: self.parse_members(members),
+                            tickers: match members {
+                                Some(members) => self.parse_members(members),
+                                None => r.tickers.clone(),
+                            },
                         })),
                         Err(found) => Err(DamagedKey {
                             strategy: r.strategy,

@@ -45,6 +45,30 @@ impl Universes for RedisStore {
         Ok(out)
     }
 
+    async fn universe_sizes(&self, ids: &[StrategyId]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(WRITE_CHUNK_MEMBERS) {
+            let mut pipe = redis::pipe();
+            // One key of the wrong type must not fail the others' reads.
+            pipe.ignore_errors();
+            for id in chunk {
+                pipe.cmd("SCARD").arg(self.keys().universe(*id));
+            }
+            let sizes: Vec<RedisResult<u64>> = pipe
+                .query_async(&mut self.connection())
+                .await
+                .map_err(|e| command_error("SCARD", e))?;
+            for size in sizes {
+                match size {
+                    Ok(n) => out.push(Some(n)),
+                    Err(e) if e.code() == Some("WRONGTYPE") => out.push(None),
+                    Err(e) => return Err(command_error("SCARD", e)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn replace_universe<S: AsRef<str> + Sync>(
         &self,
         id: StrategyId,

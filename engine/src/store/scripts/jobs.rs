@@ -4,7 +4,7 @@
 use redis::{ScriptInvocation, Value};
 
 use super::{Lua, Scripts, damaged_type};
-use crate::core::jobs::JobRef;
+use crate::core::jobs::{JobRef, symbols_json};
 use crate::core::ledger::ClaimBack;
 use crate::limits::DEAD_STREAM_MAXLEN;
 use crate::store::keys::KeySpace;
@@ -17,9 +17,9 @@ use crate::store::{
 const REAPER_CONSUMER: &str = "tickgate-reaper";
 
 /// One strategy's answer in a `dispatch.lua` reply: the job issued and the tickers it
-/// claimed (raw members), `None` when nothing was newly claimed, or the Redis type found
-/// where its trigger key is not a hash.
-pub type DispatchAnswer = Result<Option<(JobRef, Vec<String>)>, String>;
+/// claimed (raw members; `None` when it claimed every ticker asked), `None` when nothing was
+/// newly claimed, or the Redis type found where its trigger key is not a hash.
+pub type DispatchAnswer = Result<Option<(JobRef, Option<Vec<String>>)>, String>;
 
 /// The status `lib/settle.lua` answers when the job's key holds another type.
 const DAMAGED_STATUS: u64 = 3;
@@ -36,10 +36,10 @@ fn job_status(lua: &Lua, code: u64) -> Result<JobStatus, StoreError> {
 
 impl Scripts {
     /// `dispatch.lua` — KEYS: the jobs stream, then each strategy's trigger hash and the one
-    /// it replaced. ARGV: the
-    /// trigger grace, then per strategy: bucket start, bucket end, ttl, strategy id, user
-    /// id, ticker count n, n sorted tickers. Reply: per strategy, `{}` (nothing newly
-    /// claimed), `{DAMAGED_MARKER, type}` or `{job_id, ticker…}`; see
+    /// it replaced. ARGV: the trigger grace, then per strategy: bucket start, bucket end,
+    /// ttl, strategy id, user id, ticker count n, n sorted distinct tickers, their JSON
+    /// array. Reply: per strategy, `{}` (nothing newly claimed), `{DAMAGED_MARKER, type}`,
+    /// `{job_id}` (every ticker newly claimed) or `{job_id, ticker…}` (only those); see
     /// [`Scripts::decode_dispatch`].
     pub fn dispatch(
         &self,
@@ -62,13 +62,14 @@ impl Scripts {
             for t in &r.tickers {
                 call.arg(t.as_str());
             }
+            call.arg(symbols_json(&r.tickers));
         }
         call
     }
 
     /// Decodes one [`Scripts::dispatch`] reply for `group`: per strategy, the job issued
-    /// and the tickers it claimed (still raw members), `None`, or the type of a damaged
-    /// trigger key.
+    /// and the tickers it claimed (raw members; `None` when it claimed every ticker asked),
+    /// nothing, or the type of a damaged trigger key.
     pub fn decode_dispatch(
         &self,
         reply: Value,
@@ -97,7 +98,8 @@ impl Scripts {
             let job = JobRef::parse(&job_id)
                 .filter(|j| j.strategy == r.strategy)
                 .ok_or_else(|| lua.error(format!("unexpected job id {job_id:?}")))?;
-            out.push(Ok(Some((job, fields))));
+            let some = (!fields.is_empty()).then_some(fields);
+            out.push(Ok(Some((job, some))));
         }
         Ok(out)
     }

@@ -12,7 +12,7 @@
 -- commit(key, prev, start, ttl, plan, claimed, job_n): replaces the hash if the plan says so,
 -- writes the claims (into `prev` for the bucket it holds), the bucket field and, when job_n
 -- is a number, the job record ('# jobs' = n, '# job <start>-<n>' = the tickers, always in
--- `key`), and extends the hash's expiry to ttl ms.
+-- `key`), and sets the hash's expiry to ttl ms when it starts a bucket.
 --
 -- The field '# bucket' holds the newest bucket start claimed into the hash:
 --  * a claim for a newer bucket replaces the hash: the old one is renamed to `prev`
@@ -38,14 +38,16 @@
 -- '# jobs' survives the replacement, so n never repeats while the hash lives: a result
 -- settles only the job it names, however late it comes (a bucket's job 1 can never be
 -- mistaken for the next bucket's, nor for an older open bucket's that shares its start).
+-- '# end' is the latest bucket end the hash's expiry was set for: the expiry is set once per
+-- bucket, not at every claim.
 -- Field names starting with '# ' contain a space, so they never collide with a ticker.
 --
 -- Cost: every redis.call costs a few microseconds inside a script, so the whole claim is
--- one HMGET (per 1,000 tickers), one HSET and one PEXPIRE, whatever the ticker count; a
--- newer bucket adds a RENAME (which frees the hash before last, as the DEL it replaced did).
+-- one HMGET (per 1,000 fields) and one HSET, whatever the ticker count; a newer bucket adds
+-- a PEXPIRE and a RENAME (which frees the hash before last, as the DEL it replaced did).
 local function claim(key, prev, start, end_ms, first, last_arg, grace_ms)
-  local last = math.min(first + 997, last_arg)
-  local head = {'# bucket', '# jobs'}
+  local last = math.min(first + 996, last_arg)
+  local head = {'# bucket', '# jobs', '# end'}
   for j = first, last do
     head[#head + 1] = ARGV[j]
   end
@@ -55,7 +57,8 @@ local function claim(key, prev, start, end_ms, first, last_arg, grace_ms)
     return {}, {stale = true, damaged = redis.call('TYPE', key).ok}
   end
   local gen = current[1]
-  local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false, drop = false}
+  local plan = {gen = gen, jobs = tonumber(current[2] or '0'), stale = false, drop = false,
+    end_ms = end_ms, expires_for = current[3]}
   -- The hash the claims are compared with and written to.
   plan.target = key
   if gen then
@@ -87,7 +90,7 @@ local function claim(key, prev, start, end_ms, first, last_arg, grace_ms)
     end
   end
   for j = first, last do
-    consider(ARGV[j], current[j - first + 3] or false)
+    consider(ARGV[j], current[j - first + 4] or false)
   end
   for i = last + 1, last_arg, 1000 do
     local part = {}
@@ -144,9 +147,9 @@ local function commit(key, prev, start, ttl, plan, claimed, job_n)
     end
     hset_all(prev, fields)
     if job_n then
+      -- The live hash is a newer bucket's: its expiry is already later than this one's.
       redis.call('HSET', key, '# jobs', job_n, '# job ' .. start .. '-' .. job_n,
         table.concat(claimed, ' '))
-      redis.call('PEXPIRE', key, ttl, 'GT')
     end
     return
   end
@@ -157,6 +160,12 @@ local function commit(key, prev, start, ttl, plan, claimed, job_n)
   if not plan.gen then
     fields[#fields + 1] = '# bucket'
     fields[#fields + 1] = start
+  end
+  -- '# end': the latest bucket end the hash's expiry covers (see the expiry below).
+  local extend = not plan.gen or tonumber(plan.end_ms) > tonumber(plan.expires_for or '0')
+  if extend then
+    fields[#fields + 1] = '# end'
+    fields[#fields + 1] = plan.end_ms
   end
   for _, ticker in ipairs(claimed) do
     fields[#fields + 1] = ticker
@@ -173,11 +182,15 @@ local function commit(key, prev, start, ttl, plan, claimed, job_n)
     fields[#fields + 1] = plan.jobs
   end
   hset_all(key, fields)
-  -- Only ever extend the expiry: a claim for an older open bucket must not shorten it.
-  -- A hash created (or replaced) just now has none yet (GT would treat that as infinite).
-  if plan.gen then
-    redis.call('PEXPIRE', key, ttl, 'GT')
-  else
+  -- The expiry is set when the hash starts a bucket (created, replaced, or the original's
+  -- hash taken over) and then only by a claim for a bucket that ends later than '# end' (the
+  -- timeframe got longer): ttl is the bucket's end plus the grace, relative to now, so a
+  -- later claim in the same bucket would set the same instant (give or take the instances'
+  -- clock skew, bounded by max_clock_skew_ms). One PEXPIRE per bucket, not one per claim;
+  -- an extension never shortens it (GT).
+  if not plan.gen then
     redis.call('PEXPIRE', key, ttl)
+  elseif extend then
+    redis.call('PEXPIRE', key, ttl, 'GT')
   end
 end
