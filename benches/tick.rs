@@ -269,11 +269,80 @@ fn start_engine(rt: &Runtime, world: &mut World) -> Engine<RedisStore> {
     engine
 }
 
+/// Redis's CPU time so far (`INFO cpu`: user plus system, the main thread and the rest),
+/// in milliseconds.
+async fn redis_cpu_ms(con: &mut MultiplexedConnection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(con)
+        .await
+        .expect("INFO cpu");
+    info.lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| *name == "used_cpu_sys" || *name == "used_cpu_user")
+        .filter_map(|(_, value)| value.trim().parse::<f64>().ok())
+        .sum::<f64>()
+        * 1_000.0
+}
+
+/// Redis calls slower than this are logged during the steady ticks (DESIGN §6: no call of
+/// the engine may block Redis, and every other client, for longer).
+const SLOW_CALL_US: u64 = 1_000;
+
+/// Starts logging every Redis call slower than [`SLOW_CALL_US`], from an empty log.
+async fn slowlog_reset(con: &mut MultiplexedConnection) {
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(SLOW_CALL_US)
+        .arg("slowlog-max-len")
+        .arg(1_000)
+        .query_async(con)
+        .await
+        .expect("CONFIG SET slowlog");
+    let () = redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async(con)
+        .await
+        .expect("SLOWLOG RESET");
+}
+
+/// The calls logged since [`slowlog_reset`]: how many, and the longest (µs, command name).
+async fn slow_calls(con: &mut MultiplexedConnection) -> (usize, Option<(u64, String)>) {
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(1_000)
+        .query_async(con)
+        .await
+        .expect("SLOWLOG GET");
+    let longest = log
+        .iter()
+        .filter_map(|entry| match entry {
+            redis::Value::Array(fields) => {
+                let us = redis::from_redis_value::<u64>(fields.get(2)?.clone()).ok()?;
+                let name = match fields.get(3)? {
+                    redis::Value::Array(args) => {
+                        redis::from_redis_value::<String>(args.first()?.clone()).ok()?
+                    }
+                    _ => return None,
+                };
+                Some((us, name))
+            }
+            _ => None,
+        })
+        .max();
+    (log.len(), longest)
+}
+
 /// Steady state: every iteration is the next tick, 10 s later, after the market's next
 /// 10 s of updates (written outside the timed section). One tick in six crosses a minute,
-/// so `1m` buckets roll over inside the samples.
+/// so `1m` buckets roll over inside the samples. Redis CPU per tick and the calls over
+/// [`SLOW_CALL_US`] are reported beside criterion's times (the updates' writes, outside the
+/// timed section, are in the CPU figure too: a few milliseconds a tick).
 fn tickgate(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, world: &mut World) {
     let mut engine = start_engine(rt, world);
+    rt.block_on(slowlog_reset(&mut world.con));
+    let cpu_before_ms = rt.block_on(redis_cpu_ms(&mut world.con));
     let mut now = world.now_ms;
     let (mut ticks, mut round_trips, mut ready) = (0u64, 0u64, true);
     group.throughput(Throughput::Elements(world.ids.len() as u64));
@@ -295,12 +364,17 @@ fn tickgate(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, world: &mut 
             timed
         })
     });
+    let cpu_ms = rt.block_on(redis_cpu_ms(&mut world.con)) - cpu_before_ms;
+    let (slow, longest) = rt.block_on(slow_calls(&mut world.con));
+    let longest = longest.map_or("none".to_owned(), |(us, name)| format!("{us} µs ({name})"));
     eprintln!(
         "tick_w100k/tickgate: {ticks} steady ticks, {:.1} round trips per tick, {} jobs in all, \
-         ready = {}",
+         ready = {}; Redis CPU {:.0} ms per tick; {slow} Redis calls over {SLOW_CALL_US} µs, \
+         longest {longest}",
         round_trips as f64 / ticks.max(1) as f64,
         Metrics::get(&engine.metrics().jobs_enqueued),
         ready,
+        cpu_ms / ticks.max(1) as f64,
     );
 }
 

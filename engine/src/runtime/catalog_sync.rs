@@ -71,7 +71,7 @@ impl<S: Store> Engine<S> {
                 ids.iter().map(|id| catalog.get(id).cloned()).collect();
             self.apply(&ids, jsons).await?;
             self.loaded_at_ms = Some(now_ms);
-            self.sweep_cursor = 0;
+            (self.sweep_cursor, self.swept_at_ms) = (0, now_ms);
         } else {
             if !changes.strategies.is_empty() {
                 let ids: Vec<StrategyId> = changes.strategies.into_iter().collect();
@@ -81,7 +81,7 @@ impl<S: Store> Engine<S> {
             if bypassed {
                 self.apply_added_and_removed().await?;
             }
-            self.sweep().await?;
+            self.sweep(now_ms).await?;
         }
         self.version = changes.version;
         self.catalog_fields = changes.catalog_fields;
@@ -106,14 +106,20 @@ impl<S: Store> Engine<S> {
         self.apply(&ids, jsons).await
     }
 
-    /// The sweep (module docs): reads the next slice of the catalog — its share of the
-    /// entries for one step of `catalog_resync_ms`, at most [`SWEEP_STEP_ENTRIES_MAX`] — and
+    /// The sweep (module docs): reads the next slice of the catalog — the entries' share of
+    /// the time since the last sweep out of `catalog_resync_ms`, once that is a page's worth
+    /// (or the whole catalog, if smaller), at most [`SWEEP_STEP_ENTRIES_MAX`] — and
     /// re-applies the entries that differ from what the engine holds, those set aside, and
     /// those whose universe in Redis is not the size the planner holds.
-    async fn sweep(&mut self) -> Result<(), StoreError> {
+    async fn sweep(&mut self, now_ms: i64) -> Result<(), StoreError> {
         let known = self.catalog.len().max(1) as u64;
-        let (tick_ms, period_ms) = (self.config.tick_interval_ms, self.config.catalog_resync_ms);
-        let share = (known * tick_ms.max(1) as u64).div_ceil(period_ms.max(1) as u64);
+        let elapsed_ms = (now_ms - self.swept_at_ms).max(0) as u64;
+        let share = (known * elapsed_ms).div_ceil(self.config.catalog_resync_ms.max(1) as u64);
+        // A small catalog is swept in one go now and then, not a few entries every step.
+        if share < known.min(SWEEP_PAGE_ENTRIES as u64) {
+            return Ok(());
+        }
+        self.swept_at_ms = now_ms;
         let per_step = (share as usize).clamp(1, SWEEP_STEP_ENTRIES_MAX);
         let mut stale: BTreeMap<StrategyId, String> = BTreeMap::new();
         let mut same: Vec<StrategyId> = Vec::new();

@@ -72,6 +72,9 @@ pub struct Engine<S> {
     pub(super) loaded_at_ms: Option<i64>,
     /// Where the sweep (the rolling safety resync) goes on in the catalog's scan.
     pub(super) sweep_cursor: u64,
+    /// Logical time of the last sweep (or full load): the next one reads the entries' share
+    /// of the time since.
+    pub(super) swept_at_ms: i64,
     /// Pending results of this consumer are re-read once after start.
     pub(super) pending_checked: bool,
     /// Unacknowledged job deliveries → logical time first seen pending (bounded by
@@ -144,6 +147,7 @@ impl<S: Store> Engine<S> {
             isolated: BTreeMap::new(),
             loaded_at_ms: None,
             sweep_cursor: 0,
+            swept_at_ms: 0,
             pending_checked: false,
             pending_seen: BTreeMap::new(),
             orphans_seen: BTreeMap::new(),
