@@ -307,7 +307,8 @@ async fn slowlog_reset(con: &mut MultiplexedConnection) {
         .expect("SLOWLOG RESET");
 }
 
-/// The calls logged since [`slowlog_reset`]: how many, and the longest (µs, command name).
+/// The calls logged since [`slowlog_reset`]: how many, and the longest (µs, the command with
+/// its first key — a script's first key names the script's role — and argument count).
 async fn slow_calls(con: &mut MultiplexedConnection) -> (usize, Option<(u64, String)>) {
     let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
@@ -322,7 +323,19 @@ async fn slow_calls(con: &mut MultiplexedConnection) -> (usize, Option<(u64, Str
                 let us = redis::from_redis_value::<u64>(fields.get(2)?.clone()).ok()?;
                 let name = match fields.get(3)? {
                     redis::Value::Array(args) => {
-                        redis::from_redis_value::<String>(args.first()?.clone()).ok()?
+                        let arg = |i: usize| {
+                            args.get(i)
+                                .and_then(|a| redis::from_redis_value::<String>(a.clone()).ok())
+                                .unwrap_or_default()
+                        };
+                        let command = arg(0);
+                        // EVALSHA sha numkeys key…: the first key; else the command's key.
+                        let key = if command.eq_ignore_ascii_case("evalsha") {
+                            arg(3)
+                        } else {
+                            arg(1)
+                        };
+                        format!("{command} {key}, {} arguments", args.len())
                     }
                     _ => return None,
                 };

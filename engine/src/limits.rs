@@ -163,13 +163,21 @@ pub const WRITE_CHUNK_MEMBERS: usize = 1_000;
 pub const PIPELINE_CALLS_MAX: usize = 500;
 
 /// Strategies per `dispatch.lua` call: a script call costs several times the few commands
-/// it runs per strategy, so grouping cuts Redis time per job; 50 keeps one call's Redis
-/// time around a millisecond, short enough not to delay other clients.
-pub const DISPATCH_GROUP_STRATEGIES: usize = 50;
+/// it runs per strategy, so grouping cuts Redis time per job; 25 keeps one call under a
+/// millisecond of Redis time (DESIGN §6: every other client of Redis waits that long),
+/// measured by `cargo bench --bench tick` (calls over 1 ms, from SLOWLOG).
+pub const DISPATCH_GROUP_STRATEGIES: usize = 25;
 
 /// Tickers per `dispatch.lua` call beyond its first strategy: bounds one call's Redis time
-/// when the strategies are large (a single larger strategy still gets a call of its own).
-pub const DISPATCH_GROUP_TICKERS: usize = 5_000;
+/// when the strategies are large. A claim costs about 3 µs of Redis time per ticker (W-100k,
+/// a 5,000-ticker call blocked Redis 14.5 ms), so 300 keeps a call under a millisecond.
+pub const DISPATCH_GROUP_TICKERS: usize = 300;
+
+/// Most tickers in one per-ticker job: a proposal with more goes out as several jobs of the
+/// same bucket, each claim atomic with its own job, so that no dispatch call exceeds
+/// [`DISPATCH_GROUP_TICKERS`] (a W-100k strategy of 10,000 tickers may see 2,600 of them
+/// change in a minute). Workers see more, smaller jobs; the decisions are the same.
+pub const JOB_TICKERS_MAX: usize = DISPATCH_GROUP_TICKERS;
 
 /// Approximate cap on the dead-letter stream (`MAXLEN ~`). It has no consumer group: it is
 /// for people to read, so its oldest letters may go; a million is a few hundred MB at most.

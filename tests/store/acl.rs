@@ -23,7 +23,7 @@ use tickgate_suite::{
 /// The engine's commands, exactly as the README's Redis contract gives them to operators:
 /// those it sends and those its Lua scripts call.
 const ENGINE_COMMANDS: &str = "+time +type +exists +del +rename +pexpire +get +set +incr \
-+hget +hmget +hset +hsetnx +hdel +hexists +hlen +hscan +sadd +scard +smembers +smismember \
++hget +hmget +hset +hsetnx +hdel +hexists +hlen +hkeys +hscan +sadd +scard +smembers +smismember \
 +zadd +zrem +zrange +zcard +zcount +zscore +zmscore +zremrangebyrank +xadd +xack +xclaim \
 +xpending +xrange +xreadgroup +xlen +xtrim +xinfo|groups +xgroup|create +xgroup|delconsumer +evalsha +script|load";
 
@@ -33,6 +33,8 @@ const PASSWORD: &str = "acl-Pa55-s3cret";
 const NAMESPACE: &str = "acl:";
 /// A strategy of the random catalog (with a universe) whose universe key the test breaks.
 const DAMAGED: u64 = 3;
+/// A strategy of the random catalog that a direct `HDEL` removes.
+const DELETED: u64 = 5;
 
 /// Creates the engine's ACL user on `world`'s server (through the default user).
 async fn create_user(world: &World) {
@@ -112,6 +114,8 @@ async fn the_documented_acl_runs_every_engine_operation() {
         retention_ms: 0,
         job_visibility_ms: MINUTE_MS,
         max_deliveries: 2,
+        // The catalog sweep reads the whole (small) catalog every minute.
+        catalog_resync_ms: MINUTE_MS,
         ..engine_config("acl-1")
     };
     let mut engine = Engine::new(Arc::new(store), config);
@@ -181,6 +185,15 @@ async fn disturb(world: &World, k: i64, now: i64) {
             .await
             .expect("SET");
     }
+    if k == 2 {
+        // An entry removed behind the change log's back: found by the catalog's ids.
+        let () = redis::cmd("HDEL")
+            .arg(world.keys().catalog())
+            .arg(DELETED)
+            .query_async(&mut world.connection().await)
+            .await
+            .expect("HDEL");
+    }
     if k == 3 {
         // A malformed result: dead-lettered.
         let _: String = redis::cmd("XADD")
@@ -213,6 +226,10 @@ fn assert_every_operation_ran(m: &Metrics) {
         ("cleanups", &m.cleanup_operations),
         ("removed by cleanup", &m.cleanup_removed),
         ("damaged keys skipped", &m.skipped_damaged_key),
+        (
+            "strategies re-applied by the catalog sweep",
+            &m.catalog_sweep_reapplied,
+        ),
         ("re-deliveries", &m.jobs_redelivered),
         ("results taken over", &m.results_taken_over),
         ("dead letters", &m.dead_letters),

@@ -3,6 +3,7 @@
 //! names it and the rule it broke, before anything is written.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest ticker accepted, in bytes. Option symbols (`O:AAPL251219C00200000`) are 21;
 /// 64 leaves room for any venue's format while keeping keys and job payloads small.
@@ -22,8 +23,11 @@ pub const MAX_TIMESTAMP_MS: i64 = 32_503_680_000_000;
 pub type StrategyId = u64;
 
 /// A market symbol: trimmed, 1..=64 bytes of printable ASCII without whitespace.
+///
+/// Shared, not owned: a tick clones tickers by the hundred thousand (proposals, claims, job
+/// symbols), and a clone of an `Arc<str>` is a counter increment, not an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ticker(String);
+pub struct Ticker(Arc<str>);
 
 /// Why an input was rejected. Every variant names the value and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +93,7 @@ impl Ticker {
                 "must be printable ASCII without whitespace or control characters",
             ));
         }
-        Ok(Ticker(value.to_owned()))
+        Ok(Ticker(Arc::from(value)))
     }
 
     /// The ticker as stored in Redis.

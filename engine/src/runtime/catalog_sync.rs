@@ -38,7 +38,19 @@ use super::step::Engine;
 use crate::core::catalog::{Strategy, Universe, universe_digest};
 use crate::core::ticker::{StrategyId, Ticker};
 use crate::limits::{SWEEP_PAGE_ENTRIES, SWEEP_STEP_ENTRIES_MAX};
-use crate::store::{FeedCursor, Restore, Store, StoreError, StoredUniverse, UniverseWrite};
+use crate::store::{
+    CatalogUniverse, FeedCursor, Restore, Store, StoreError, StoredUniverse, UniverseWrite,
+};
+
+/// What the catalog and Redis say a strategy's universe is (see `resolve_universe`).
+enum Resolved {
+    /// Redis's universe, taken in already.
+    Keep(Universe),
+    /// Damaged key or oversized universe: the strategy is skipped.
+    SetAside,
+    /// The catalog's universe is newer: written to Redis with this digest first.
+    Write(String),
+}
 
 impl<S: Store> Engine<S> {
     /// Loads the catalog on start (and on every resync, lost Redis state, or a write that
@@ -73,8 +85,16 @@ impl<S: Store> Engine<S> {
             self.loaded_at_ms = Some(now_ms);
             (self.sweep_cursor, self.swept_at_ms) = (0, now_ms);
         } else {
-            if !changes.strategies.is_empty() {
-                let ids: Vec<StrategyId> = changes.strategies.into_iter().collect();
+            // A change whose latest version is this instance's own write (a universe it took
+            // in from the catalog) holds nothing new: at start that is every strategy, and
+            // reading them all back would cost a tick a full reload.
+            let ids: Vec<StrategyId> = changes
+                .strategies
+                .iter()
+                .filter(|(id, version)| self.own_changes.get(id) != Some(version))
+                .map(|(id, _)| *id)
+                .collect();
+            if !ids.is_empty() {
                 let jsons = self.store.catalog_get(&ids).await?;
                 self.apply(&ids, jsons).await?;
             }
@@ -85,6 +105,8 @@ impl<S: Store> Engine<S> {
         }
         self.version = changes.version;
         self.catalog_fields = changes.catalog_fields;
+        // Own writes read back (or older than the version now known) are done with.
+        self.own_changes.retain(|_, v| *v > changes.version);
         Ok(())
     }
 
@@ -206,7 +228,9 @@ impl<S: Store> Engine<S> {
 
     /// Applies catalog entries (and their Redis universes) to the planner; see the module
     /// documentation for which universe wins. A strategy whose universe key is damaged or
-    /// whose catalog universe is oversized is skipped (removed from the planner).
+    /// whose catalog universe is oversized is skipped (removed from the planner). The
+    /// catalog universes that must replace Redis's are written in pipelines, not one round
+    /// trip each.
     async fn apply(
         &mut self,
         ids: &[StrategyId],
@@ -226,47 +250,88 @@ impl<S: Store> Engine<S> {
             .copied()
             .zip(universes.into_iter().zip(bases))
             .collect();
+        // Strategies whose catalog universe must be written first: (id, strategy, universe
+        // as a sorted list, its digest).
+        let mut writes: Vec<(StrategyId, Strategy, Vec<Ticker>, String)> = Vec::new();
         for (id, mut strategy) in parsed {
-            if let Some(s) = strategy.as_mut()
-                && s.universe != Universe::Global
-            {
+            if let Some(mut s) = strategy.take_if(|s| s.universe != Universe::Global) {
                 let declared = match &s.universe {
                     Universe::Tickers(declared) => declared.clone(),
                     _ => BTreeSet::new(),
                 };
                 let (current, base) = stored.remove(&id).unwrap_or((Ok(None), None));
-                match self.resolve_universe(id, &declared, current, base).await? {
-                    Some(universe) => s.universe = universe,
-                    None => strategy = None,
+                match self.resolve_universe(id, &declared, current, base) {
+                    Resolved::Keep(universe) => {
+                        s.universe = universe;
+                        strategy = Some(s);
+                    }
+                    Resolved::SetAside => {}
+                    Resolved::Write(digest) => {
+                        writes.push((id, s, declared.into_iter().collect(), digest));
+                        continue;
+                    }
                 }
             }
             self.planner.upsert(id, strategy);
         }
+        let requests: Vec<CatalogUniverse<'_>> = writes
+            .iter()
+            .map(|(id, _, tickers, digest)| CatalogUniverse {
+                id: *id,
+                tickers,
+                base: digest,
+            })
+            .collect();
+        let written = self.store.replace_universes_from_catalog(&requests).await?;
+        drop(requests);
+        for ((id, mut s, tickers, _), written) in writes.into_iter().zip(written) {
+            match written {
+                Ok(UniverseWrite::Replaced { version }) => {
+                    Metrics::add(&self.metrics.universe_updates, 1);
+                    self.own_changes.insert(id, version);
+                }
+                Ok(UniverseWrite::Unchanged) => {}
+                // Someone else wrote another type between the read and the write.
+                Err(StoreError::Damaged(damaged)) => {
+                    self.isolate(id, Isolation::Damaged(damaged));
+                    self.planner.upsert(id, None);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            s.universe = if tickers.is_empty() {
+                Universe::Missing
+            } else {
+                Universe::Tickers(tickers.into_iter().collect())
+            };
+            self.planner.upsert(id, Some(s));
+        }
         Ok(())
     }
 
-    /// The universe strategy `id` runs on, given its catalog universe (`declared`, empty
-    /// for a missing one) and what Redis holds (`current`, and the `base` it was set from);
-    /// `None` when the strategy is set aside (damaged key, oversized universe).
-    async fn resolve_universe(
+    /// Which universe strategy `id` runs on, given its catalog universe (`declared`, empty
+    /// for a missing one) and what Redis holds (`current`, and the `base` it was set from):
+    /// Redis's, none (set aside: damaged key, oversized universe), or the catalog's once
+    /// written to Redis with its digest.
+    fn resolve_universe(
         &mut self,
         id: StrategyId,
         declared: &BTreeSet<Ticker>,
         current: StoredUniverse,
         base: Option<String>,
-    ) -> Result<Option<Universe>, StoreError> {
+    ) -> Resolved {
         let current = match current {
             Ok(current) => current,
             Err(damaged) => {
                 self.isolate(id, Isolation::Damaged(damaged));
-                return Ok(None);
+                return Resolved::SetAside;
             }
         };
         let max = self.config.max_universe;
         if declared.len() > max {
             let size = declared.len();
             self.isolate(id, Isolation::OversizedUniverse { id, size, max });
-            return Ok(None);
+            return Resolved::SetAside;
         }
         let digest = universe_digest(declared);
         if let Some(current) = current
@@ -274,30 +339,9 @@ impl<S: Store> Engine<S> {
         {
             // This catalog universe was taken in already: Redis's is as new or newer (for
             // a missing one, a discovery made since).
-            return Ok(Some(Universe::Tickers(current)));
+            return Resolved::Keep(Universe::Tickers(current));
         }
-        let list: Vec<&str> = declared.iter().map(Ticker::as_str).collect();
-        let written = if declared.is_empty() {
-            self.store.clear_universe_from_catalog(id, &digest).await
-        } else {
-            self.store
-                .replace_universe_from_catalog(id, &list, &digest)
-                .await
-        };
-        match written {
-            Ok(UniverseWrite::Replaced) => Metrics::add(&self.metrics.universe_updates, 1),
-            Ok(UniverseWrite::Unchanged) => {}
-            // Someone else wrote another type between the read and the write.
-            Err(StoreError::Damaged(damaged)) => {
-                self.isolate(id, Isolation::Damaged(damaged));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        }
-        if declared.is_empty() {
-            return Ok(Some(Universe::Missing));
-        }
-        Ok(Some(Universe::Tickers(declared.clone())))
+        Resolved::Write(digest)
     }
 
     /// After Redis lost its state: writes back, for every entry this engine read last,

@@ -70,6 +70,9 @@ pub struct Engine<S> {
     pub(super) isolated: BTreeMap<StrategyId, String>,
     /// Logical time of the last full catalog load (`None`: not loaded yet).
     pub(super) loaded_at_ms: Option<i64>,
+    /// Universe writes of this instance not yet read back from the change log: strategy →
+    /// the version its write was recorded at (see `sync_catalog`).
+    pub(super) own_changes: BTreeMap<StrategyId, u64>,
     /// Where the sweep (the rolling safety resync) goes on in the catalog's scan.
     pub(super) sweep_cursor: u64,
     /// Logical time of the last sweep (or full load): the next one reads the entries' share
@@ -146,6 +149,7 @@ impl<S: Store> Engine<S> {
             catalog_fields: 0,
             isolated: BTreeMap::new(),
             loaded_at_ms: None,
+            own_changes: BTreeMap::new(),
             sweep_cursor: 0,
             swept_at_ms: 0,
             pending_checked: false,

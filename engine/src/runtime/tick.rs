@@ -10,7 +10,7 @@ use super::step::Engine;
 use crate::core::planner::{Plan, Planner};
 use crate::core::rule::SkipReason;
 use crate::core::ticker::StrategyId;
-use crate::limits::LEDGER_KEEP_TICKS;
+use crate::limits::{JOB_TICKERS_MAX, LEDGER_KEEP_TICKS};
 use crate::store::{
     FeedCursor, FeedRead, Intersection, RunOutcome, Store, StoreError, StrategyDispatch,
     TickerDispatch, intersect_or_fall_back,
@@ -138,16 +138,6 @@ impl<S: Store> Engine<S> {
             plan.tickers.extend(self.planner.add_changed(id, &changed));
         }
         let user = |id: StrategyId, p: &Planner| p.strategy(id).map_or(0, |s| s.user_id);
-        let requests: Vec<TickerDispatch> = plan
-            .tickers
-            .iter()
-            .map(|(id, bucket, tickers)| TickerDispatch {
-                strategy: *id,
-                user_id: user(*id, &self.planner),
-                bucket: *bucket,
-                tickers: tickers.clone(),
-            })
-            .collect();
         let wholes: Vec<StrategyDispatch> = plan
             .strategies
             .iter()
@@ -159,26 +149,60 @@ impl<S: Store> Engine<S> {
                 symbols: symbols.clone(),
             })
             .collect();
+        self.dispatch_tickers(now_ms, &plan).await?;
+        let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
+        self.record_runs(&wholes, runs);
+        Ok(())
+    }
+
+    /// The plan's per-ticker proposals: claimed and enqueued, then recorded (planner,
+    /// ledger, metrics). A proposal of more than [`JOB_TICKERS_MAX`] tickers goes out as
+    /// several jobs (each claim atomic with its own job), so no script call blocks Redis for
+    /// long; `origin` maps each request back to its proposal.
+    async fn dispatch_tickers(&mut self, now_ms: i64, plan: &Plan) -> Result<(), StoreError> {
+        let user = |id: StrategyId, p: &Planner| p.strategy(id).map_or(0, |s| s.user_id);
+        let mut requests: Vec<TickerDispatch> = Vec::with_capacity(plan.tickers.len());
+        let mut origin: Vec<usize> = Vec::with_capacity(plan.tickers.len());
+        for (i, (id, bucket, tickers)) in plan.tickers.iter().enumerate() {
+            for part in tickers.chunks(JOB_TICKERS_MAX) {
+                requests.push(TickerDispatch {
+                    strategy: *id,
+                    user_id: user(*id, &self.planner),
+                    bucket: *bucket,
+                    tickers: part.to_vec(),
+                });
+                origin.push(i);
+            }
+        }
         let dispatched = self.store.dispatch_tickers(now_ms, &requests).await?;
-        for (i, (r, d)) in requests.iter().zip(dispatched).enumerate() {
+        // Per proposal: whether any of its jobs was enqueued (`None`: its key is damaged).
+        let mut enqueued: Vec<Option<bool>> = vec![Some(false); plan.tickers.len()];
+        for ((r, d), &i) in requests.iter().zip(dispatched).zip(&origin) {
             let d = match d {
                 Ok(d) => d,
                 Err(damaged) => {
                     self.isolate_damaged(damaged);
+                    enqueued[i] = None;
                     continue;
                 }
             };
             self.planner.claimed(r.strategy, r.bucket, &r.tickers);
             if let Some(d) = &d {
                 self.ledger.claimed(d.job, r.bucket, &d.tickers);
+                Metrics::add(&self.metrics.jobs_enqueued, 1);
             }
-            // A closing pass found all claimed is no skip: skips describe current buckets.
-            if i >= plan.closing || d.is_some() {
-                count_run(&self.metrics, d.is_some());
+            if let Some(any) = &mut enqueued[i] {
+                *any |= d.is_some();
             }
         }
-        let runs = self.store.dispatch_strategies(now_ms, &wholes).await?;
-        self.record_runs(&wholes, runs);
+        for (i, any) in enqueued.into_iter().enumerate() {
+            // A closing pass found all claimed is no skip: skips describe current buckets.
+            match any {
+                Some(true) => Metrics::add(&self.metrics.strategy_runs, 1),
+                Some(false) if i >= plan.closing => self.metrics.skipped(SkipReason::BucketDup, 1),
+                _ => {}
+            }
+        }
         Ok(())
     }
 

@@ -39,7 +39,7 @@ pub use self::streams::{
     Ack, JobStatus, PendingJob, PendingResult, Reaped, SettleOutcome, Settled, StreamEntry,
     StreamsReport, TakenResults, Verdict,
 };
-pub use self::universe_writes::{PersistWrite, Persisted, Restore, UniverseWrite};
+pub use self::universe_writes::{CatalogUniverse, PersistWrite, Persisted, Restore, UniverseWrite};
 use crate::core::calendar::{Bucket, Timeframe};
 use crate::core::jobs::{JobMode, JobRef};
 use crate::core::ledger::WriteBack;
@@ -110,8 +110,9 @@ pub type RunOutcome = Result<Option<JobRef>, DamagedKey>;
 pub struct Changes {
     /// The version to ask from next time.
     pub version: u64,
-    /// Strategies to reload.
-    pub strategies: BTreeSet<StrategyId>,
+    /// Strategies to reload, each with the version of its latest change (a writer skips
+    /// its own).
+    pub strategies: BTreeMap<StrategyId, u64>,
     /// True when the change log cannot answer (Redis lost its state, or the caller fell
     /// more than [`crate::limits::CHANGE_RECORDS_MAX`] behind): reload everything.
     pub reload_all: bool,
@@ -330,6 +331,15 @@ pub trait Universes: Send + Sync {
         id: StrategyId,
         base: &str,
     ) -> impl Future<Output = Result<UniverseWrite, StoreError>> + Send;
+
+    /// [`Universes::replace_universe_from_catalog`] (or, for an empty list,
+    /// [`Universes::clear_universe_from_catalog`]) for many strategies, pipelined: a start
+    /// takes in every universe of the catalog, and one round trip each would make it last
+    /// minutes at W-100k. One answer per write, in order.
+    fn replace_universes_from_catalog(
+        &self,
+        writes: &[CatalogUniverse<'_>],
+    ) -> impl Future<Output = Result<Vec<Result<UniverseWrite, StoreError>>, StoreError>> + Send;
 
     /// The digests recorded by [`Universes::replace_universe_from_catalog`] (and by
     /// persisted discoveries) for `ids`, `None` where there is none.

@@ -2,16 +2,29 @@
 //! §9): see [`super::Universes::replace_universe_from_catalog`],
 //! [`super::Catalog::persist_universe`] and [`super::Catalog::restore_strategy`].
 
-use crate::core::ticker::Ticker;
+use crate::core::ticker::{StrategyId, Ticker};
 
 /// What writing a catalog universe into Redis did (see
 /// [`super::Universes::replace_universe_from_catalog`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UniverseWrite {
-    /// The universe was replaced (and the change recorded).
-    Replaced,
+    /// The universe was replaced, and the change recorded at this version of the change log
+    /// (the writer knows the change is its own when it reads it back).
+    Replaced { version: u64 },
     /// It already held exactly that set: only the base was recorded.
     Unchanged,
+}
+
+/// One catalog universe to take into Redis (see
+/// [`super::Universes::replace_universes_from_catalog`]): `tickers` empty for a missing
+/// universe (the set is removed).
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogUniverse<'a> {
+    pub id: StrategyId,
+    pub tickers: &'a [Ticker],
+    /// The digest of the catalog universe (see
+    /// [`super::Universes::replace_universe_from_catalog`]).
+    pub base: &'a str,
 }
 
 /// What persisting a discovered universe into the catalog did (see

@@ -13,9 +13,9 @@ mod state;
 
 pub use self::state::{Delivery, ModelState, ReplacedTriggers, TriggerState};
 use super::{
-    Catalog, CatalogPage, Changes, CleanupReport, FeedCursor, FeedRead, Intersection, Maintenance,
-    PersistWrite, Persisted, Restore, Store, StoreCounters, StoreError, StoredUniverse,
-    UniverseWrite, Universes, Updates, validate_universe, validate_updates,
+    Catalog, CatalogPage, CatalogUniverse, Changes, CleanupReport, FeedCursor, FeedRead,
+    Intersection, Maintenance, PersistWrite, Persisted, Restore, Store, StoreCounters, StoreError,
+    StoredUniverse, UniverseWrite, Universes, Updates, validate_universe, validate_updates,
 };
 use crate::core::calendar::Timeframe;
 use crate::core::catalog::universe_digest;
@@ -196,8 +196,25 @@ impl Universes for ModelStore {
             return Ok(UniverseWrite::Unchanged);
         }
         state.universes.insert(id, set);
-        record_change(&mut state, id);
-        Ok(UniverseWrite::Replaced)
+        let version = record_change(&mut state, id);
+        Ok(UniverseWrite::Replaced { version })
+    }
+
+    async fn replace_universes_from_catalog(
+        &self,
+        writes: &[CatalogUniverse<'_>],
+    ) -> Result<Vec<Result<UniverseWrite, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(match w.tickers {
+                [] => self.clear_universe_from_catalog(w.id, w.base).await,
+                tickers => {
+                    self.replace_universe_from_catalog(w.id, tickers, w.base)
+                        .await
+                }
+            });
+        }
+        Ok(out)
     }
 
     async fn clear_universe_from_catalog(
@@ -210,8 +227,8 @@ impl Universes for ModelStore {
         if state.universes.remove(&id).is_none() {
             return Ok(UniverseWrite::Unchanged);
         }
-        record_change(&mut state, id);
-        Ok(UniverseWrite::Replaced)
+        let version = record_change(&mut state, id);
+        Ok(UniverseWrite::Replaced { version })
     }
 
     async fn universe_bases(&self, ids: &[StrategyId]) -> Result<Vec<Option<String>>, StoreError> {
@@ -345,7 +362,7 @@ impl Catalog for ModelStore {
                 .changes
                 .iter()
                 .filter(|(_, v)| **v > version)
-                .map(|(id, _)| *id)
+                .map(|(id, v)| (*id, *v))
                 .collect(),
             reload_all: version > state.version || state.delivery.changes_floor > version,
             state_lost: version > state.version,
@@ -421,7 +438,7 @@ fn record_one(state: &mut ModelState, ticker: &Ticker, ts_ms: i64) {
 
 /// Bumps the version and records that `id` changed at it, dropping the oldest records
 /// beyond [`CHANGE_RECORDS_MAX`].
-fn record_change(state: &mut ModelState, id: StrategyId) {
+fn record_change(state: &mut ModelState, id: StrategyId) -> u64 {
     state.version += 1;
     state.changes.insert(id, state.version);
     while state.changes.len() as u64 > CHANGE_RECORDS_MAX {
@@ -431,4 +448,5 @@ fn record_change(state: &mut ModelState, id: StrategyId) {
         state.changes.remove(&oldest);
         state.delivery.changes_floor = state.delivery.changes_floor.max(v);
     }
+    state.version
 }

@@ -110,7 +110,7 @@ impl Catalog for RedisStore {
         let (current, floor, changed, fields, epoch): (
             Option<u64>,
             Option<u64>,
-            Vec<String>,
+            Vec<(String, u64)>,
             u64,
             Option<String>,
         ) = redis::pipe()
@@ -123,6 +123,7 @@ impl Catalog for RedisStore {
             .arg(format!("({version}"))
             .arg("+inf")
             .arg("BYSCORE")
+            .arg("WITHSCORES")
             .cmd("HLEN")
             .arg(keys.catalog())
             .cmd("HGET")
@@ -134,7 +135,10 @@ impl Catalog for RedisStore {
         let current = current.unwrap_or(0);
         Ok(Changes {
             version: current,
-            strategies: changed.iter().filter_map(|id| id.parse().ok()).collect(),
+            strategies: changed
+                .iter()
+                .filter_map(|(id, version)| Some((id.parse().ok()?, *version)))
+                .collect(),
             // A version behind ours means Redis lost its state (restart, flush).
             reload_all: version > current || floor.unwrap_or(0) > version,
             state_lost: version > current,

@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 
 use redis::RedisResult;
 
-use super::{RedisStore, command_error, invoke};
+use super::{RedisStore, command_error, invoke, pipelined};
 use crate::core::ticker::{StrategyId, Ticker, check_timestamp};
-use crate::limits::WRITE_CHUNK_MEMBERS;
+use crate::limits::{PIPELINE_CALLS_MAX, WRITE_CHUNK_MEMBERS};
 use crate::store::scripts::damaged_type;
 use crate::store::{
-    DamagedKey, Intersection, StoreError, StoredUniverse, UniverseWrite, Universes,
-    validate_universe,
+    CatalogUniverse, DamagedKey, Intersection, StoreError, StoredUniverse, UniverseWrite,
+    Universes, validate_universe,
 };
 
 impl Universes for RedisStore {
@@ -103,6 +103,53 @@ impl Universes for RedisStore {
             Some(write) => Ok(write),
             None => Err(self.damaged_universe(id).await?.into()),
         }
+    }
+
+    async fn replace_universes_from_catalog(
+        &self,
+        writes: &[CatalogUniverse<'_>],
+    ) -> Result<Vec<Result<UniverseWrite, StoreError>>, StoreError> {
+        let scripts = self.scripts();
+        let mut out = Vec::with_capacity(writes.len());
+        for batch in writes.chunks(PIPELINE_CALLS_MAX) {
+            // Validated first: a rejected list is its own answer and writes nothing.
+            let sets: Vec<Result<Vec<Ticker>, StoreError>> = batch
+                .iter()
+                .map(|w| match w.tickers {
+                    [] => Ok(Vec::new()),
+                    tickers => Ok(validate_universe(w.id, tickers, self.max_universe)?
+                        .into_iter()
+                        .collect()),
+                })
+                .collect();
+            let calls: Vec<_> = batch
+                .iter()
+                .zip(&sets)
+                .filter_map(|(w, set)| {
+                    let set = set.as_ref().ok()?;
+                    Some(scripts.replace_universe(self.keys(), w.id, set, Some(w.base)))
+                })
+                .collect();
+            let mut replies = pipelined(self, &scripts.replace_universe, &calls)
+                .await?
+                .into_iter();
+            for (w, set) in batch.iter().zip(sets) {
+                let answer = match set {
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        let reply = replies.next().ok_or_else(|| {
+                            scripts.replace_universe.error("a reply short".into())
+                        })?;
+                        match scripts.decode_replace_universe(reply)? {
+                            Some(write) => Ok(write),
+                            None => Err(self.damaged_universe(w.id).await?.into()),
+                        }
+                    }
+                };
+                out.push(answer);
+            }
+        }
+        Ok(out)
     }
 
     async fn clear_universe_from_catalog(

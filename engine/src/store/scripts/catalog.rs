@@ -79,7 +79,7 @@ impl Scripts {
         match self.replace_universe.decode::<i64>(reply)? {
             -1 => Ok(None),
             0 => Ok(Some(UniverseWrite::Unchanged)),
-            v if v > 0 => Ok(Some(UniverseWrite::Replaced)),
+            v if v > 0 => Ok(Some(UniverseWrite::Replaced { version: v as u64 })),
             other => Err(self
                 .replace_universe
                 .error(format!("unknown reply {other}"))),
