@@ -16,6 +16,7 @@
 //!   liveness, divergence, memory, and the independent `fred` reader.
 //! - [`redis`]: the server under test — provisioning, faults and probes, bulk setup writes,
 //!   the seed-faithful baseline and the seed's intersection script.
+//! - [`human`]: times and durations for people (UTC and New York dates beside epoch ms).
 //! - [`run`]: the simulation loop in named phases, its statistics, the report, and the
 //!   `tickgate-sim run` command behind the binary.
 //!
@@ -23,6 +24,7 @@
 //! root) are the ones the integration tests and benches name.
 
 pub mod check;
+pub mod human;
 pub mod oracle;
 pub mod redis;
 pub mod run;
