@@ -32,7 +32,12 @@
 //! - `phases`: the loop's state and its phases, each at most ~70 lines.
 //! - `stats`: [`RunStats`], what a run measured.
 //! - [`report`]: the markdown report and its SVG charts.
+//! - [`timeline`]: the run's measures over simulated time, its faults, its slowest step.
+//! - `sabotage`: the deliberately broken runs.
 //! - [`command`]: `tickgate-sim run` — provisioning, the run, the report, the summary.
+//! - [`server`]: where the command line's Redis comes from (`--redis`), shared by `run`
+//!   and `tickgate-sim redis`.
+//! - [`paths`]: command-line paths from anywhere in the checkout; the default report.
 
 pub mod command;
 mod edits;
