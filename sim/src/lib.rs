@@ -16,13 +16,15 @@
 //!   liveness, divergence, memory, and the independent `fred` reader.
 //! - [`redis`]: the server under test — provisioning, faults and probes, bulk setup writes,
 //!   the seed-faithful baseline and the seed's intersection script.
-//! - [`run`]: the simulation loop in named phases, its statistics, the report, and the
-//!   `tickgate-sim run` command behind the binary.
+//! - [`human`]: times and durations for people (UTC and New York dates beside epoch ms).
+//! - [`run`]: the simulation loop in named phases, its statistics and timeline, the
+//!   report, and the `tickgate-sim run` and `redis` commands behind the binary.
 //!
 //! The shorter paths below ([`provision`], [`scenario`], and the provisioning types at the
 //! root) are the ones the integration tests and benches name.
 
 pub mod check;
+pub mod human;
 pub mod oracle;
 pub mod redis;
 pub mod run;

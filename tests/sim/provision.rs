@@ -76,7 +76,9 @@ async fn container_mode_starts_a_real_redis_and_removes_it_on_drop() {
         );
         return;
     }
-    let server = result.expect("container mode with a live Docker daemon");
+    // The error's own words (they name scripts/redis-image.sh for a missing image), not
+    // its debug form.
+    let server = result.unwrap_or_else(|e| panic!("container mode with a live Docker daemon: {e}"));
     assert!(
         server.source().starts_with("container "),
         "{}",
@@ -102,7 +104,7 @@ async fn process_mode_starts_a_real_redis_and_kills_it_on_drop() {
         );
         return;
     }
-    let server = result.expect("process mode with redis-server on PATH");
+    let server = result.unwrap_or_else(|e| panic!("process mode with redis-server on PATH: {e}"));
     assert!(
         server.source().starts_with("process "),
         "{}",

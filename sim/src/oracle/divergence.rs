@@ -12,8 +12,16 @@ pub fn check(now: i64, got: &Merged, want: &Merged) -> Result<(), Violation> {
     let first = |m: &Merged| {
         m.iter()
             .find(|(k, v)| want.get(*k) != Some(*v) || got.get(*k) != Some(*v))
-            .map(|e| format!("{e:?}"))
-            .unwrap_or_default()
+            .map(|((id, bucket, mode), symbols)| {
+                let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+                format!(
+                    "strategy {id} {} [{}] in the bucket starting {}",
+                    mode.as_str(),
+                    symbols.join(", "),
+                    crate::human::when(*bucket)
+                )
+            })
+            .unwrap_or_else(|| "nothing more".to_owned())
     };
     Err(Violation::Divergence {
         tick_ms: now,

@@ -115,11 +115,16 @@ fn first_difference(workers: &[Entry], fred: &[Entry]) -> String {
         .zip(fred)
         .position(|(a, b)| a != b)
         .unwrap_or(workers.len().min(fred.len()));
+    let id = |entries: &[Entry]| {
+        entries
+            .get(at)
+            .map_or_else(|| "no entry".to_owned(), |e| format!("entry {}", e.0))
+    };
     format!(
-        "{} entries vs {}; first difference at #{at}: {:?} vs {:?}",
+        "the workers read {} entries, fred {}; first difference at position {at}: {} vs {}",
         workers.len(),
         fred.len(),
-        workers.get(at).map(|e| &e.0),
-        fred.get(at).map(|e| &e.0)
+        id(workers),
+        id(fred)
     )
 }

@@ -3,12 +3,15 @@
 use tickgate::StrategyId;
 
 use crate::check::GuaranteeFinding;
+use crate::human::when;
 
 /// Why a run failed its checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
     #[error(
-        "safety: at tick {tick_ms} strategy {strategy} got {ticker:?} again in bucket {bucket_ms}"
+        "safety: at the tick of {} strategy {strategy} got {ticker:?} again in the bucket starting {}",
+        when(*.tick_ms),
+        when(*.bucket_ms)
     )]
     Safety {
         tick_ms: i64,
@@ -17,7 +20,10 @@ pub enum Violation {
         bucket_ms: i64,
     },
     #[error(
-        "liveness: at tick {tick_ms} strategy {strategy} was owed {missing:?} in bucket {bucket_ms}"
+        "liveness: at the tick of {} strategy {strategy} was owed {} in the bucket starting {}",
+        when(*.tick_ms),
+        if .missing.is_empty() { "its strategy-level run".to_owned() } else { .missing.join(", ") },
+        when(*.bucket_ms)
     )]
     Liveness {
         tick_ms: i64,
@@ -26,7 +32,9 @@ pub enum Violation {
         bucket_ms: i64,
     },
     #[error(
-        "memory: at tick {tick_ms} Redis used {used_bytes} bytes, above the scenario's bound of {limit_mb} MB"
+        "memory: at {} Redis used {:.1} MB ({used_bytes} bytes), above the scenario's bound of {limit_mb} MB",
+        when(*.tick_ms),
+        *.used_bytes as f64 / 1e6
     )]
     Memory {
         tick_ms: i64,
@@ -34,7 +42,8 @@ pub enum Violation {
         limit_mb: usize,
     },
     #[error(
-        "checker: at tick {tick_ms} the workers (redis-rs) and fred read different jobs: {detail}"
+        "checker: at the tick of {} the workers (redis-rs) and fred read different jobs: {detail}",
+        when(*.tick_ms)
     )]
     Checker { tick_ms: i64, detail: String },
     /// The independent checker (`crate::check`) found DESIGN §2.3's guarantee broken, from
@@ -50,7 +59,8 @@ pub enum Violation {
         found: String,
     },
     #[error(
-        "divergence: at tick {tick_ms} the engine dispatched {engine:?}, the oracle {oracle:?}"
+        "divergence: at the tick of {} the engine dispatched {engine}, the oracle {oracle}",
+        when(*.tick_ms)
     )]
     Divergence {
         tick_ms: i64,

@@ -8,25 +8,32 @@
 //! - `auto` (default): url if `REDIS_URL` is set, else container if a Docker daemon answers,
 //!   else process if `redis-server` is on `PATH`, else [`ProvisionError::NoRedis`].
 //!
+//! A way the user named is used or fails with an error naming it: `REDIS_URL` (also under
+//! `auto`), or an explicit mode. `auto` falls back only between ways nobody named: when the
+//! container it chose does not start (Docker answers but the image cannot be had), it
+//! starts a local `redis-server` and says so in [`RedisServer::fallback`].
+//!
 //! Containers and processes belong to the [`RedisServer`] handle and are removed when it
 //! drops — also while a panicking test unwinds. Every wait is bounded, so a missing image
 //! or a dead daemon is a prompt error, never a hang.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use testcontainers::core::{IntoContainerPort, WaitFor};
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, GenericImage};
 use tickgate::redact::redact_url;
 
+mod container;
 mod probe;
+mod process;
+mod ready;
 
+use self::container::start_container;
+use self::probe::url_socket_addr;
 pub use self::probe::{docker_answers, find_redis_server};
-use self::probe::{docker_endpoint, url_socket_addr};
+use self::process::{ProcessGuard, signal, spawn_redis, start_process};
+use self::ready::{not_ready, ping_url, wait_ready};
 
 /// Image used in container mode when `TICKGATE_REDIS_IMAGE` is unset.
 pub const DEFAULT_IMAGE: &str = "redis:7";
@@ -50,8 +57,10 @@ pub const PROCESS_START_ATTEMPTS: u32 = 5;
 /// milliseconds, and `auto` must not stall when Docker is installed but not running.
 pub const DOCKER_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Interval between readiness polls of a starting `redis-server`.
-const READY_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Bound on a server named by `REDIS_URL` answering `PING` (retried meanwhile): a server a
+/// CI job has just started answers within a few seconds, and a wrong address must not hold
+/// a run up for long before it fails.
+pub const URL_READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How the caller asked for a Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +101,19 @@ pub struct ProvisionSettings {
 impl ProvisionSettings {
     /// Reads `TICKGATE_REDIS`, `REDIS_URL` and `TICKGATE_REDIS_IMAGE`.
     pub fn from_env() -> Result<Self, ProvisionError> {
+        Self::from_env_as(None)
+    }
+
+    /// As [`ProvisionSettings::from_env`], but with `mode`, when given, in place of
+    /// `TICKGATE_REDIS` (not read then: a command-line flag overrides it).
+    pub fn from_env_as(mode: Option<RedisMode>) -> Result<Self, ProvisionError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mode = match mode {
+            Some(mode) => mode,
+            None => RedisMode::parse(&var("TICKGATE_REDIS").unwrap_or_default())?,
+        };
         Ok(ProvisionSettings {
-            mode: RedisMode::parse(&var("TICKGATE_REDIS").unwrap_or_default())?,
+            mode,
             redis_url: var("REDIS_URL"),
             image: var("TICKGATE_REDIS_IMAGE").unwrap_or_else(|| DEFAULT_IMAGE.to_owned()),
         })
@@ -114,10 +133,20 @@ pub enum Plan {
 pub enum ProvisionError {
     #[error("TICKGATE_REDIS={value:?} is not one of auto, url, container, process")]
     InvalidMode { value: String },
-    #[error("TICKGATE_REDIS=url but REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379)")]
-    UrlMissing,
     #[error(
-        "TICKGATE_REDIS=container but no Docker daemon answers at {endpoint} within {DOCKER_PING_TIMEOUT:?}; start dockerd, or use TICKGATE_REDIS=process"
+        "url mode asks for the Redis at REDIS_URL, but REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379)"
+    )]
+    UrlMissing,
+    #[error("REDIS_URL={url:?} is not a Redis URL: {reason} (e.g. redis://127.0.0.1:6379)")]
+    BadUrl { url: String, reason: String },
+    #[error("the Redis named by REDIS_URL ({url}) did not answer PING within {waited:?}: {reason}")]
+    UrlUnreachable {
+        url: String,
+        waited: Duration,
+        reason: String,
+    },
+    #[error(
+        "container mode, but no Docker daemon answers at {endpoint} within {DOCKER_PING_TIMEOUT:?}; start dockerd, or use process mode (a local redis-server)"
     )]
     DockerUnavailable { endpoint: String },
     #[error(
@@ -144,6 +173,11 @@ pub enum ProvisionError {
          build a local one with scripts/redis-image.sh); or install redis-server on PATH"
     )]
     NoRedis,
+    #[error("{first}; and auto's fallback, a local redis-server, did not start either: {then}")]
+    FallbackFailed {
+        first: Box<ProvisionError>,
+        then: Box<ProvisionError>,
+    },
 }
 
 /// Chooses where Redis comes from. `docker_answers` and `find_redis_server` are only
@@ -183,6 +217,8 @@ pub struct RedisServer {
     url: String,
     key_prefix: String,
     backend: Backend,
+    /// Why `auto` is not using the way it chose first, if it is not.
+    fallback: Option<String>,
 }
 
 enum Backend {
@@ -212,30 +248,49 @@ impl RedisServer {
         Self::start(&ProvisionSettings::from_env()?).await
     }
 
-    /// Provisions a Redis for explicit settings.
+    /// Provisions a Redis for explicit settings. Under `auto` without `REDIS_URL`, a
+    /// container that does not start is replaced by a local `redis-server` if there is one
+    /// ([`RedisServer::fallback`] says why); every other failure is returned as is.
     pub async fn start(settings: &ProvisionSettings) -> Result<Self, ProvisionError> {
         let plan = choose(settings, docker_answers, find_redis_server)?;
-        Self::start_plan(plan).await
+        let chose_container = matches!(plan, Plan::Container(_));
+        let first = match Self::start_plan(plan).await {
+            Ok(server) => return Ok(server),
+            Err(e) if settings.mode == RedisMode::Auto && chose_container => e,
+            Err(e) => return Err(e),
+        };
+        let Some(path) = find_redis_server() else {
+            return Err(first);
+        };
+        match start_process(path).await {
+            Ok(mut server) => {
+                server.fallback = Some(format!("{first}; using a local redis-server instead"));
+                Ok(server)
+            }
+            Err(then) => Err(ProvisionError::FallbackFailed {
+                first: Box::new(first),
+                then: Box::new(then),
+            }),
+        }
     }
 
-    /// Carries out a plan made by [`choose`].
+    /// A handle on a server at `url` with its backend (no fallback).
+    fn new(url: String, key_prefix: String, backend: Backend) -> RedisServer {
+        RedisServer {
+            url,
+            key_prefix,
+            backend,
+            fallback: None,
+        }
+    }
+
+    /// Carries out a plan made by [`choose`]. A URL is checked with a real client's `PING`
+    /// (DNS, TLS and credentials as the engine will use them).
     pub async fn start_plan(plan: Plan) -> Result<Self, ProvisionError> {
         match plan {
             Plan::Url(url) => {
-                // TLS (`rediss://`) cannot be probed with a plain-text PING; the client will
-                // report an unreachable server itself.
-                let plain = url.starts_with("redis://");
-                if let Some(addr) = url_socket_addr(&url).filter(|_| plain) {
-                    let url_for_error = url.clone();
-                    wait_ready(addr, PROCESS_READY_TIMEOUT, || true)
-                        .await
-                        .map_err(|reason| not_ready(&url_for_error, reason))?;
-                }
-                Ok(RedisServer {
-                    url,
-                    key_prefix: unique_prefix(),
-                    backend: Backend::External,
-                })
+                ping_url(&url).await?;
+                Ok(RedisServer::new(url, unique_prefix(), Backend::External))
             }
             Plan::Container(image) => start_container(image).await,
             Plan::Process(path) => start_process(path).await,
@@ -325,6 +380,12 @@ impl RedisServer {
             .map_err(|reason| not_ready(&self.url, reason))
     }
 
+    /// Why `auto` fell back to a local `redis-server` (the way it tried first and how that
+    /// failed), if it did: callers that talk to people print it.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
     /// One line saying where this Redis came from, e.g. `container tickgate/redis:local`.
     pub fn source(&self) -> String {
         match &self.backend {
@@ -332,14 +393,6 @@ impl RedisServer {
             Backend::Container { image, .. } => format!("container {image}"),
             Backend::Process(p) => format!("process {} (pid {})", p.path.display(), p.child.id()),
         }
-    }
-}
-
-fn not_ready(url: &str, reason: String) -> ProvisionError {
-    ProvisionError::NotReady {
-        url: redact_url(url),
-        waited: PROCESS_READY_TIMEOUT,
-        reason,
     }
 }
 
@@ -353,180 +406,11 @@ fn unique_prefix() -> String {
     format!("tgtest:{}:{salt:x}:{n}:", std::process::id())
 }
 
-/// `name:tag` split for `GenericImage`; a colon inside a registry host (`host:5000/x`) is
-/// not a tag separator.
-fn split_image(image: &str) -> (&str, &str) {
-    match image.rfind(':') {
-        Some(i) if !image[i..].contains('/') => (&image[..i], &image[i + 1..]),
-        _ => (image, "latest"),
-    }
-}
-
-async fn start_container(image: String) -> Result<RedisServer, ProvisionError> {
-    if !docker_answers() {
-        return Err(ProvisionError::DockerUnavailable {
-            endpoint: docker_endpoint().describe(),
-        });
-    }
-    let fail = |reason: String| ProvisionError::Container {
-        image: image.clone(),
-        reason,
-    };
-    let (name, tag) = split_image(&image);
-    // A fixed host port, so that a restarted container (fault tests) keeps its address.
-    let host_port = free_port().map_err(|e| fail(format!("no free loopback port: {e}")))?;
-    let request = GenericImage::new(name, tag)
-        .with_exposed_port(6379.tcp())
-        .with_wait_for(WaitFor::message_on_stdout(READY_LINE))
-        .with_mapped_port(host_port, 6379.tcp())
-        .with_startup_timeout(CONTAINER_START_TIMEOUT);
-    let container = tokio::time::timeout(CONTAINER_START_TIMEOUT, request.start())
-        .await
-        .map_err(|_| fail(format!("no ready line within {CONTAINER_START_TIMEOUT:?}")))?
-        .map_err(|e| fail(e.to_string()))?;
-    let port = container
-        .get_host_port_ipv4(6379)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let url = format!("redis://{addr}");
-    wait_ready(addr, PROCESS_READY_TIMEOUT, || true)
-        .await
-        .map_err(|reason| not_ready(&url, reason))?;
-    Ok(RedisServer {
-        url,
-        key_prefix: String::new(),
-        backend: Backend::Container {
-            _container: Box::new(container),
-            image,
-        },
-    })
-}
-
-/// Kills and reaps the `redis-server` child when dropped.
-struct ProcessGuard {
-    path: PathBuf,
-    port: u16,
-    child: Child,
-}
-
-fn spawn_redis(path: &Path, port: u16) -> std::io::Result<Child> {
-    Command::new(path)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--daemonize", "no", "--logfile", ""])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-}
-
-/// Sends `signal` (e.g. `-STOP`) to a process with the system's `kill`.
-fn signal(pid: u32, signal: &str) -> Result<(), String> {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .map_err(|e| e.to_string())?;
-    status
-        .success()
-        .then_some(())
-        .ok_or_else(|| format!("kill {signal} {pid}: {status}"))
-}
-
-impl Drop for ProcessGuard {
-    fn drop(&mut self) {
-        // Errors mean the child already exited; nothing is left to clean up.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_process(path: PathBuf) -> Result<RedisServer, ProvisionError> {
-    let mut last_reason = String::new();
-    for _ in 0..PROCESS_START_ATTEMPTS {
-        let port = free_port().map_err(|e| ProvisionError::Process {
-            path: path.clone(),
-            reason: format!("no free loopback port: {e}"),
-        })?;
-        let child = spawn_redis(&path, port).map_err(|e| ProvisionError::Process {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut guard = ProcessGuard {
-            path: path.clone(),
-            port,
-            child,
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let alive = || matches!(guard.child.try_wait(), Ok(None));
-        match wait_ready(addr, PROCESS_READY_TIMEOUT, alive).await {
-            Ok(()) => {
-                return Ok(RedisServer {
-                    url: format!("redis://{addr}"),
-                    key_prefix: String::new(),
-                    backend: Backend::Process(guard),
-                });
-            }
-            // Most likely the port was taken in the meantime: try another one.
-            Err(reason) => last_reason = reason,
-        }
-    }
-    Err(ProvisionError::Process {
-        path,
-        reason: format!("{PROCESS_START_ATTEMPTS} attempts failed; last: {last_reason}"),
-    })
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// Polls `PING` until `+PONG`, the deadline, or `alive()` turning false.
-async fn wait_ready(
-    addr: SocketAddr,
-    timeout: Duration,
-    mut alive: impl FnMut() -> bool,
-) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = String::from("not polled");
-    while tokio::time::Instant::now() < deadline {
-        if !alive() {
-            return Err(format!("exited before answering ({last})"));
-        }
-        match ping(addr).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(READY_POLL_INTERVAL).await;
-    }
-    Err(last)
-}
-
-async fn ping(addr: SocketAddr) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"PING\r\n").await?;
-        let mut buf = [0u8; 64];
-        let n = stream.read(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf[..n].to_vec())
-    };
-    match tokio::time::timeout(Duration::from_secs(1), attempt).await {
-        Ok(Ok(reply)) if reply.starts_with(b"+PONG") => Ok(()),
-        // `-NOAUTH` means a live server that wants credentials: ready as far as we can tell.
-        Ok(Ok(reply)) if reply.starts_with(b"-NOAUTH") => Ok(()),
-        Ok(Ok(reply)) => Err(format!(
-            "unexpected reply {:?}",
-            String::from_utf8_lossy(&reply)
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("PING timed out".to_owned()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::container::split_image;
 
     #[test]
     fn image_names_split_at_the_tag_colon_only() {

@@ -1,77 +1,45 @@
-//! `tickgate-sim run`: the seed first, then a Redis (or the in-memory store), the run, the
-//! report and a one-line summary. Every way it can end is an [`Exit`], which `main` maps to
-//! an exit code.
+//! `tickgate-sim run`: the seed first, then a Redis (or the in-memory store when asked),
+//! the run, the report (also for a failed run) and the summary. Every way it can end is an
+//! [`Exit`], which `main` maps to an exit code.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use tickgate::core::time::DAY_MS;
 use tickgate::store::{KeySpace, ModelStore, RedisStore, RedisStoreConfig, StoreError};
 
+use super::paths;
 use super::report::{self, ReportContext};
+use super::server::{Provided, RedisChoice, provide};
 use super::{Checks, Failure, RunOptions, RunStats, SIM_REDIS_TIMEOUT, Sabotage, Violation, run};
-use crate::redis::provision::{self, ProvisionSettings, RedisMode, RedisServer};
+use crate::redis::provision::RedisServer;
 use crate::redis::{NoFaults, RedisFaults};
 use crate::world::scenario::Scenario;
 
-/// Where Redis comes from (`--redis`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RedisChoice {
-    /// As tests do: `TICKGATE_REDIS` / `REDIS_URL`, else a container, else a process.
-    Auto,
-    /// The server at `REDIS_URL`.
-    Url,
-    /// A throw-away container.
-    Container,
-    /// A local `redis-server` on a free port.
-    Process,
-    /// The engine on the in-memory store; no Redis faults.
-    Memory,
-}
-
-impl RedisChoice {
-    /// The provisioning mode, `None` for the in-memory store.
-    pub fn mode(self) -> Option<RedisMode> {
-        match self {
-            RedisChoice::Auto => Some(RedisMode::Auto),
-            RedisChoice::Url => Some(RedisMode::Url),
-            RedisChoice::Container => Some(RedisMode::Container),
-            RedisChoice::Process => Some(RedisMode::Process),
-            RedisChoice::Memory => None,
-        }
-    }
-
-    /// The value as typed on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            RedisChoice::Auto => "auto",
-            RedisChoice::Url => "url",
-            RedisChoice::Container => "container",
-            RedisChoice::Process => "process",
-            RedisChoice::Memory => "memory",
-        }
-    }
-}
+/// Commands of `INFO commandstats` the output and the report show.
+const TOP_COMMANDS: usize = 8;
 
 /// The arguments of `tickgate-sim run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML).
-    #[arg(long, default_value = "fixtures/scenarios/default.toml")]
+    /// Scenario: a file, or the name of a bundled one (below). Relative paths are found
+    /// from the current directory, else from the workspace root.
+    #[arg(long, default_value = "default")]
     pub scenario: PathBuf,
     /// Seed of every random choice; a random one is drawn (and printed) if absent.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Where Redis comes from: auto, url (REDIS_URL), container, process, or memory
-    /// (the engine on the in-memory store; no Redis faults).
+    /// Where Redis comes from. A named way is used or the run fails (exit 1); only auto
+    /// falls back, and says so.
     #[arg(long, value_enum, default_value_t = RedisChoice::Auto, ignore_case = true)]
     pub redis: RedisChoice,
-    /// Report path (default: reports/sim-<scenario>.md).
+    /// Report path [default: <target dir>/tickgate-sim/sim-<scenario>.md, which leaves the
+    /// repository clean]. Charts are written beside it.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Breaks the run on purpose to show the checks fail: skip-claims, drop-updates or
-    /// hide-job.
-    #[arg(long, value_enum, hide = true)]
+    /// Breaks the run on purpose to show the checks fail (exit 3, 4, 5).
+    #[arg(long, value_enum)]
     pub sabotage: Option<Sabotage>,
     /// Which checkers judge the run: all (the independent guarantee checker, the oracle,
     /// the fred reader, the memory bound), or the independent guarantee checker alone.
@@ -95,14 +63,76 @@ pub async fn simulate(args: RunArgs) -> Result<(), Exit> {
     });
     // The seed first: whatever happens next, the run can be repeated.
     println!("seed {seed}");
-    let scenario = Scenario::load(&args.scenario).map_err(|e| Exit::Usage(e.to_string()))?;
-    let report_path = args
-        .report
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("reports/sim-{}.md", scenario.name)));
+    let scenario_path = paths::scenario(&args.scenario);
+    let scenario = Scenario::load(&scenario_path).map_err(|e| Exit::Usage(e.to_string()))?;
+    let report_path = match &args.report {
+        Some(path) => paths::resolve(path, false),
+        None => paths::default_report(&scenario.name),
+    };
+    let command = regenerate(&args, seed, &scenario_path, &report_path);
+    let provided = provide(args.redis).await?;
+    let redis = provided.describe();
+    let options = RunOptions {
+        sabotage: args.sabotage,
+        checks: args.checks,
+    };
+    let (outcome, commands) = match provided {
+        Provided { server: None } => (run_in_memory(&scenario, seed, options).await?, vec![]),
+        Provided {
+            server: Some(server),
+        } => run_on_redis(&scenario, seed, server, options).await?,
+    };
+    let (stats, violation, stopped) = match outcome {
+        Ok(stats) => (stats, None, None),
+        Err(Failure {
+            violation,
+            stopped,
+            stats,
+        }) => (*stats, Some(violation), stopped),
+    };
+    let ctx = ReportContext {
+        command: &command,
+        scenario: &scenario,
+        seed,
+        redis: &redis,
+        verdict: violation.as_ref(),
+        stopped: stopped.as_ref(),
+        commands: &commands,
+    };
+    let charts = report::write(&report_path, &ctx, &stats)
+        .map_err(|e| Exit::Crash(format!("writing {}: {e}", report_path.display())))?;
+    match violation {
+        None => summary(&stats),
+        Some(_) => failure_summary(&stats),
+    }
+    println!("Redis time by command: {}", top_commands(&commands));
+    println!("wall time by phase: {}", phases(&stats));
+    println!(
+        "report: {} (charts: {})",
+        report_path.display(),
+        charts.join(", ")
+    );
+    violation.map_or(Ok(()), |v| Err(Exit::Violation(v)))
+}
+
+/// The command that repeats this run and rewrites this report: the same build profile,
+/// the seed, the scenario and report paths from the workspace root where they are inside
+/// it, every flag that changes the run.
+fn regenerate(args: &RunArgs, seed: u64, scenario: &Path, report: &Path) -> String {
+    let profile = if cfg!(debug_assertions) {
+        "cargo run -p tickgate-sim"
+    } else {
+        "cargo run --release -p tickgate-sim"
+    };
+    let shown = |p: &Path| {
+        let root = paths::workspace_root();
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let relative = root.and_then(|r| absolute.strip_prefix(r).ok().map(Path::to_owned));
+        relative.unwrap_or(absolute).display().to_string()
+    };
     let mut command = format!(
-        "cargo run --release -p tickgate-sim -- run --scenario {} --seed {seed}",
-        args.scenario.display()
+        "{profile} -- run --scenario {} --seed {seed}",
+        shown(scenario)
     );
     if args.redis != RedisChoice::Auto {
         command.push_str(&format!(" --redis {}", args.redis.name()));
@@ -110,71 +140,13 @@ pub async fn simulate(args: RunArgs) -> Result<(), Exit> {
     if args.checks != Checks::All {
         command.push_str(" --checks independent");
     }
-    let server = match args.redis.mode() {
-        None => None,
-        Some(mode) => provision_redis(mode).await?,
-    };
-    let options = RunOptions {
-        sabotage: args.sabotage,
-        checks: args.checks,
-    };
-    let (outcome, redis_source) = match server {
-        None => run_in_memory(&scenario, seed, options).await?,
-        Some(server) => run_on_redis(&scenario, seed, server, options).await?,
-    };
-    let (stats, violation) = match outcome {
-        Ok(stats) => (stats, None),
-        Err(Failure {
-            violation, stats, ..
-        }) => (*stats, Some(violation)),
-    };
-    let verdict = violation.as_ref().map(|v| v.to_string());
-    let ctx = ReportContext {
-        command: &command,
-        scenario: &scenario,
-        seed,
-        redis: &redis_source,
-        verdict: verdict.as_deref(),
-    };
-    report::write(&report_path, &ctx, &stats)
-        .map_err(|e| Exit::Crash(format!("writing {}: {e}", report_path.display())))?;
-    match violation {
-        None => summary(&stats),
-        Some(_) => failure_summary(&stats),
+    if let Some(sabotage) = args.sabotage {
+        command.push_str(&format!(" --sabotage {}", sabotage.name()));
     }
-    println!("report: {}", report_path.display());
-    violation.map_or(Ok(()), |v| Err(Exit::Violation(v)))
-}
-
-/// A Redis as `mode` asks; `auto` leaves the choice to `TICKGATE_REDIS` / `REDIS_URL`, as
-/// tests do, and falls back to a local `redis-server`, then to the in-memory store
-/// (`None`).
-async fn provision_redis(mode: RedisMode) -> Result<Option<RedisServer>, Exit> {
-    let mut settings = ProvisionSettings::from_env().map_err(|e| Exit::Usage(e.to_string()))?;
-    if mode != RedisMode::Auto {
-        settings.mode = mode;
+    if args.report.is_some() {
+        command.push_str(&format!(" --report {}", shown(report)));
     }
-    let e = match RedisServer::start(&settings).await {
-        Ok(server) => return Ok(Some(server)),
-        Err(e) if settings.mode == RedisMode::Auto => e,
-        Err(e) => return Err(Exit::Crash(e.to_string())),
-    };
-    // A Docker without the image (no registry here) should not end the run when a local
-    // redis-server can serve.
-    let Some(plan) = provision::find_redis_server().map(provision::Plan::Process) else {
-        println!("notice: no Redis could be had ({e}); running on the in-memory store");
-        return Ok(None);
-    };
-    match RedisServer::start_plan(plan).await {
-        Ok(server) => {
-            println!("notice: {e}; using a local redis-server instead");
-            Ok(Some(server))
-        }
-        Err(e2) => {
-            println!("notice: no Redis could be had ({e}; {e2}); running on the in-memory store");
-            Ok(None)
-        }
-    }
+    command
 }
 
 fn crash(e: StoreError) -> Exit {
@@ -188,7 +160,6 @@ fn failure_summary(stats: &RunStats) {
     for finding in &stats.guarantee.examples {
         println!("  {finding}");
     }
-    println!("wall time by phase (ms): {:?}", stats.phase_ms);
 }
 
 /// A run's stats, or its failure.
@@ -198,17 +169,16 @@ async fn run_in_memory(
     scenario: &Scenario,
     seed: u64,
     options: RunOptions,
-) -> Result<(Outcome, String), Exit> {
+) -> Result<Outcome, Exit> {
     let store = ModelStore::new(tickgate::limits::DEFAULT_MAX_UNIVERSE);
     let stores = || {
         let s = store.clone();
         async move { Ok::<_, StoreError>(s) }
     };
     let progress = progress_reporter(scenario);
-    let outcome = run(scenario, seed, stores, &mut NoFaults, options, progress)
+    run(scenario, seed, stores, &mut NoFaults, options, progress)
         .await
-        .map_err(crash)?;
-    Ok((outcome, "in-memory store (no Redis)".to_owned()))
+        .map_err(crash)
 }
 
 async fn run_on_redis(
@@ -216,8 +186,7 @@ async fn run_on_redis(
     seed: u64,
     server: RedisServer,
     options: RunOptions,
-) -> Result<(Outcome, String), Exit> {
-    let source = server.source();
+) -> Result<(Outcome, Vec<(String, u64, u64)>), Exit> {
     let mut config = RedisStoreConfig::new(server.url());
     config.keys = KeySpace::new(server.key_prefix(), false);
     config.response_timeout = SIM_REDIS_TIMEOUT;
@@ -233,11 +202,7 @@ async fn run_on_redis(
     let outcome = run(scenario, seed, stores, &mut faults, options, progress)
         .await
         .map_err(crash)?;
-    println!(
-        "Redis time by command (name, calls, µs): {:?}",
-        faults.top_commands(8).await
-    );
-    Ok((outcome, source))
+    Ok((outcome, faults.top_commands(TOP_COMMANDS).await))
 }
 
 /// The summary lines after a run that passed every check.
@@ -265,10 +230,41 @@ fn summary(stats: &RunStats) {
         );
     }
     println!("{}", stats.guarantee.line());
-    println!("wall time by phase (ms): {:?}", stats.phase_ms);
 }
 
-/// Progress on stderr: a bar on a terminal, else a line per simulated day.
+/// `evalsha 12034 calls 812.4 ms, hmget …`, the most time first.
+fn top_commands(rows: &[(String, u64, u64)]) -> String {
+    if rows.is_empty() {
+        return "none (no Redis)".to_owned();
+    }
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(name, calls, us)| format!("{name} {calls} calls {:.1} ms", *us as f64 / 1000.0))
+        .collect();
+    rows.join(", ")
+}
+
+/// `engine 66100 ms (48%), …`, the most time first.
+fn phases(stats: &RunStats) -> String {
+    let total: u64 = stats.phase_ms.values().sum();
+    let mut rows: Vec<(&&str, &u64)> = stats.phase_ms.iter().collect();
+    rows.sort_by_key(|(_, ms)| std::cmp::Reverse(**ms));
+    let rows: Vec<String> = rows
+        .into_iter()
+        .map(|(phase, ms)| {
+            let share = 100.0 * *ms as f64 / total.max(1) as f64;
+            format!("{phase} {ms} ms ({share:.0}%)")
+        })
+        .collect();
+    rows.join(", ")
+}
+
+/// Lines of progress a run prints when stderr is not a terminal (a CI log): one per this
+/// share of the ticks, enough to see it move, few enough for a log.
+const PROGRESS_LINES: u64 = 20;
+
+/// Progress on stderr: a bar with the time left on a terminal, else a line every
+/// 1/[`PROGRESS_LINES`] of the run with the simulated day and the time left.
 fn progress_reporter(scenario: &Scenario) -> impl FnMut(i64, &RunStats) + use<> {
     let total = (scenario.duration_ms / scenario.tick_interval_ms).max(1) as u64 + 1;
     let start = scenario.start_ms;
@@ -276,13 +272,14 @@ fn progress_reporter(scenario: &Scenario) -> impl FnMut(i64, &RunStats) + use<> 
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} ticks, {msg} [{elapsed}]",
+                "{bar:40} {pos}/{len} ticks, {msg} [{elapsed_precise}, about {eta} left]",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
-    let mut last_day = -1;
+    let started = Instant::now();
+    let every = total.div_ceil(PROGRESS_LINES);
     move |now, stats| {
         let day = (now - start) / DAY_MS;
         match &bar {
@@ -290,11 +287,17 @@ fn progress_reporter(scenario: &Scenario) -> impl FnMut(i64, &RunStats) + use<> 
                 bar.set_position(stats.ticks);
                 bar.set_message(format!("day {day}, {} jobs", stats.jobs));
             }
-            None if day != last_day => {
-                eprintln!("day {day}: {} ticks, {} jobs", stats.ticks, stats.jobs);
+            None if stats.ticks % every == 0 && stats.ticks > 0 => {
+                let done = stats.ticks as f64 / total as f64;
+                let left = started.elapsed().as_secs_f64() * (1.0 - done) / done;
+                eprintln!(
+                    "{:.0}%: {} of {total} ticks (day {day}), {} jobs, about {left:.0} s left",
+                    done * 100.0,
+                    stats.ticks,
+                    stats.jobs
+                );
             }
             None => {}
         }
-        last_day = day;
     }
 }

@@ -22,19 +22,32 @@
 //! 7. the decisions go into the decision log, whose SHA-256 is the run's digest.
 //!
 //! The oracle's, the reader's and the memory bound's first violation ends the run (unless
-//! [`Checks::Independent`]); the independent checker's findings are gathered to the end,
-//! and its first one, if any, is the verdict.
+//! [`Checks::Independent`]): at once if it is a safety violation, else after
+//! [`SAFETY_GRACE_TICKS`] more ticks or at a safety violation of either checker, whichever
+//! comes first — a break of safety may show first as a liveness symptom. The independent
+//! checker's findings are gathered to the end. The verdict is a safety violation if either
+//! checker found one, else the violation that ended the run, else the independent
+//! checker's first (liveness) finding.
 //!
 //! - `phases`: the loop's state and its phases, each at most ~70 lines.
 //! - `stats`: [`RunStats`], what a run measured.
 //! - [`report`]: the markdown report and its SVG charts.
+//! - [`timeline`]: the run's measures over simulated time, its faults, its slowest step.
+//! - `sabotage`: the deliberately broken runs.
 //! - [`command`]: `tickgate-sim run` — provisioning, the run, the report, the summary.
+//! - [`server`]: where the command line's Redis comes from (`--redis`), shared by `run`
+//!   and `tickgate-sim redis`.
+//! - [`paths`]: command-line paths from anywhere in the checkout; the default report.
 
 pub mod command;
 mod edits;
+pub mod paths;
 mod phases;
 pub mod report;
+mod sabotage;
+pub mod server;
 mod stats;
+pub mod timeline;
 
 use std::time::Instant;
 
@@ -44,12 +57,13 @@ use tickgate::core::rule;
 use tickgate::core::time::{HOUR_MS, MINUTE_MS};
 use tickgate::store::{Store, StoreError, WorkerSide};
 
+pub use self::sabotage::Sabotage;
 pub use self::stats::RunStats;
 pub use crate::oracle::Violation;
 pub use crate::redis::{Faults, SIM_REDIS_TIMEOUT};
 use crate::world::scenario::Scenario;
 
-use self::phases::{Sim, Stop};
+use self::phases::Sim;
 
 /// Which checkers judge a run. Whatever the choice, every checker runs (their costs and
 /// the decision log stay comparable); only whose findings fail the run differs.
@@ -57,9 +71,9 @@ use self::phases::{Sim, Stop};
 pub enum Checks {
     /// The independent guarantee checker, the oracle (safety, liveness, divergence), the
     /// `fred` reader and the memory bound. The first violation of the oracle, the reader or
-    /// the memory bound ends the run; the independent checker's findings are gathered to
-    /// the end (their counts by kind are the useful part), and the verdict names its first
-    /// finding if it has one — so a run fails as soon as, and however, either side says so.
+    /// the memory bound ends the run (after a short grace unless it is of safety: module
+    /// docs); the independent checker's findings are gathered to the end (their counts by
+    /// kind are the useful part). Safety wins the verdict from either side.
     #[default]
     All,
     /// Only the independent guarantee checker: shows that it catches a break by itself.
@@ -92,19 +106,6 @@ pub struct Failure {
     /// first violation — if anything did.
     pub stopped: Option<Violation>,
     pub stats: Box<RunStats>,
-}
-
-/// A deliberately broken run, to show the checks can fail (exit codes 3, 4 and 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Sabotage {
-    /// Every per-ticker claim is released right after its job is taken: an engine that
-    /// does not hold its claims, so another instance dispatches the same tickers again.
-    SkipClaims,
-    /// One update in ten never reaches Redis (the oracle still sees it).
-    DropUpdates,
-    /// The workers' client loses the last job entry of every tick: only the independent
-    /// checker, reading through another client, can tell (exit code 5).
-    HideJob,
 }
 
 /// Engine settings for a scenario: the scenario's knobs, short Redis waits (a paused
@@ -202,29 +203,23 @@ where
     let mut sim = Sim::new(scenario, seed, &stores, faults, options.into()).await?;
     let end = scenario.start_ms + scenario.duration_ms;
     let mut now = scenario.start_ms;
-    let mut stopped = None;
+    let mut grace_end = None;
     while now <= end {
-        match sim.tick(now).await {
-            Ok(()) => {}
-            Err(Stop::Crash(e)) => return Err(e),
-            Err(Stop::Violation(v)) => {
-                stopped = Some(v);
+        sim.tick(now).await?;
+        progress(now, sim.stats());
+        // The oracle's first violation ends the run, at once if safety is broken, else
+        // after a grace in which a safety violation it may be the consequence of can show.
+        if sim.first_violation().is_some() {
+            let grace = SAFETY_GRACE_TICKS * scenario.tick_interval_ms;
+            if sim.safety_found() || now >= *grace_end.get_or_insert(now + grace) {
                 break;
             }
         }
-        progress(now, sim.stats());
         now += scenario.tick_interval_ms;
     }
+    let stopped = sim.stopped();
     let stats = sim.finish(started);
-    // The independent checker's first finding names the failure if it has one; else what
-    // stopped the run.
-    let verdict = match stats.guarantee.first() {
-        Some(finding) => Some(Violation::Guarantee {
-            finding: Box::new(finding.clone()),
-            found: stats.guarantee.counts(),
-        }),
-        None => stopped.clone(),
-    };
+    let verdict = verdict(&stats, stopped.as_ref());
     Ok(match verdict {
         None => Ok(stats),
         Some(violation) => Err(Failure {
@@ -233,4 +228,48 @@ where
             stats: Box::new(stats),
         }),
     })
+}
+
+/// Ticks a run goes on after the oracle's first violation if it is not one of safety,
+/// watching for one: a lost claim shows first as a missed retry (the failed run had
+/// nothing to release), then as a duplicate when one of its tickers updates again in the
+/// bucket — within a few ticks in every bundled scenario, whose active tickers update
+/// every few seconds. Thirty ticks cost about a second in a debug build.
+pub const SAFETY_GRACE_TICKS: i64 = 30;
+
+/// A failed run's verdict, in the order the README gives: a safety violation from either
+/// checker (the independent checker's if it has one), else the violation that stopped
+/// the run (the oracle's, the `fred` reader's or the memory bound's), else the independent
+/// checker's first finding (liveness).
+fn verdict(stats: &RunStats, stopped: Option<&Violation>) -> Option<Violation> {
+    let guarantee = |finding: &crate::check::GuaranteeFinding| Violation::Guarantee {
+        finding: Box::new(finding.clone()),
+        found: stats.guarantee.counts(),
+    };
+    let first = stats.guarantee.first();
+    match (first, stopped) {
+        (Some(f), _) if f.kind.is_safety() => Some(guarantee(f)),
+        (_, Some(v)) => Some(v.clone()),
+        (Some(f), None) => Some(guarantee(f)),
+        (None, None) => None,
+    }
+}
+
+/// Runs a feed or worker call, retrying once if the connection broke: after a Redis
+/// restart the first call on an old connection fails and reconnects (a failed call wrote
+/// nothing, so the retry is safe).
+pub(crate) async fn once_more<T, Fut: std::future::Future<Output = Result<T, StoreError>>>(
+    call: impl Fn() -> Fut,
+) -> Result<T, StoreError> {
+    match call().await {
+        Err(StoreError::Disconnected { .. } | StoreError::Timeout { .. }) => call().await,
+        other => other,
+    }
+}
+
+pub(crate) fn infra(reason: String) -> StoreError {
+    StoreError::Redis {
+        op: "fault injection",
+        reason,
+    }
 }

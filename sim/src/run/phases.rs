@@ -6,16 +6,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
-use tickgate::core::calendar::Bucket;
 use tickgate::core::catalog::Strategy;
 use tickgate::core::jobs::JobMode;
 use tickgate::runtime::{Engine, Metrics};
-use tickgate::store::{Store, StoreError, StreamEntry, TickerDispatch, WorkerSide};
+use tickgate::store::{Store, StoreError, StreamEntry, WorkerSide};
 
 use super::edits::{Editor, Write, clock_offsets};
-use super::stats::{Laps, RunStats};
+use super::sabotage;
+use super::stats::{Laps, RunStats, StrategyBuckets};
+use super::timeline::{AppliedFault, Sample, Timeline};
 use super::{Checks, Faults, RunOptions, SAMPLE_EVERY_MS, Sabotage};
-use super::{MAX_FUTURE_MS, admitted, engine_config, write_updates};
+use super::{MAX_FUTURE_MS, admitted, engine_config, infra, once_more, write_updates};
 use crate::check::{Guarantee, Settings};
 use crate::oracle::fred::{self, Entry};
 use crate::oracle::{Dispatch, Merged, Oracle, Safety, Violation, check_tick, dispatch_of};
@@ -24,25 +25,6 @@ use crate::redis::baseline::SeedStrategy;
 use crate::world::market::Market;
 use crate::world::scenario::{FaultKind, Scenario};
 use crate::world::worker::Worker;
-
-/// Why a run stops early: the setup or Redis failed (a crash), or a check failed.
-#[derive(Debug)]
-pub(super) enum Stop {
-    Crash(StoreError),
-    Violation(Violation),
-}
-
-impl From<StoreError> for Stop {
-    fn from(e: StoreError) -> Stop {
-        Stop::Crash(e)
-    }
-}
-
-impl From<Violation> for Stop {
-    fn from(v: Violation) -> Stop {
-        Stop::Violation(v)
-    }
-}
 
 /// Everything a run holds between ticks.
 pub(super) struct Sim<'a, S: Store, F> {
@@ -78,6 +60,12 @@ pub(super) struct Sim<'a, S: Store, F> {
     up: bool,
     previous: i64,
     log: Sha256,
+    strategy_buckets: StrategyBuckets,
+    /// The first violation of the oracle, the `fred` reader or the memory bound, and the
+    /// first safety violation among them (what a run that goes on after the first looks
+    /// for: a break of safety may show first as a missed retry).
+    first_violation: Option<Violation>,
+    safety_violation: Option<Violation>,
     stats: RunStats,
     laps: Laps,
 }
@@ -130,6 +118,8 @@ where
             engines.push(Engine::new(store, engine_config(scenario, i)));
         }
         let worker_store = stores().await?;
+        let mut stats = RunStats::new();
+        stats.timeline = Timeline::new(scenario.start_ms, scenario.duration_ms, tick);
         Ok(Sim {
             scenario,
             sabotage: options.sabotage,
@@ -155,7 +145,10 @@ where
             up: true,
             previous: scenario.start_ms - tick,
             log: Sha256::new(),
-            stats: RunStats::new(),
+            strategy_buckets: StrategyBuckets::default(),
+            first_violation: None,
+            safety_violation: None,
+            stats,
             laps: Laps::start(),
         })
     }
@@ -165,7 +158,7 @@ where
     }
 
     /// One tick at `now`: every phase, in order.
-    pub async fn tick(&mut self, now: i64) -> Result<(), Stop> {
+    pub async fn tick(&mut self, now: i64) -> Result<(), StoreError> {
         self.apply_faults(now).await?;
         self.feed(now).await?;
         self.post_results(now).await?;
@@ -180,24 +173,48 @@ where
         if ready {
             let checked = self.check(now, &jobs);
             if self.oracle_judges() {
-                self.judge(checked)?;
+                self.judge(checked);
             }
         }
         self.laps.lap(&mut self.stats, "oracle");
         let sampled = self.sample(now).await;
-        self.judge(sampled)?;
+        self.judge(sampled);
         self.stats.ticks += 1;
+        self.stats.timeline.at(now).ticks += 1;
         self.previous = now;
         Ok(())
     }
 
-    /// A violation from the oracle, the `fred` reader or the memory bound ends the run
-    /// unless only the independent checker judges it.
-    fn judge(&self, checked: Result<(), Violation>) -> Result<(), Violation> {
-        match (checked, self.checks) {
-            (Err(_), Checks::Independent) => Ok(()),
-            (other, _) => other,
+    /// Records a violation from the oracle, the `fred` reader or the memory bound, unless
+    /// only the independent checker judges the run.
+    fn judge(&mut self, checked: Result<(), Violation>) {
+        let Err(v) = checked else { return };
+        if self.checks == Checks::Independent {
+            return;
         }
+        if self.safety_violation.is_none() && matches!(v, Violation::Safety { .. }) {
+            self.safety_violation = Some(v.clone());
+        }
+        self.first_violation.get_or_insert(v);
+    }
+
+    /// The oracle's (or reader's, or memory bound's) first violation, if any.
+    pub fn first_violation(&self) -> Option<&Violation> {
+        self.first_violation.as_ref()
+    }
+
+    /// Whether either checker has found safety broken so far.
+    pub fn safety_found(&self) -> bool {
+        let found = &self.guarantee.summary().found;
+        self.safety_violation.is_some() || found.iter().any(|(k, n)| k.is_safety() && *n > 0)
+    }
+
+    /// What stopped the run: the first safety violation of the oracle if there is one, else
+    /// its first violation.
+    pub fn stopped(&self) -> Option<Violation> {
+        self.safety_violation
+            .clone()
+            .or_else(|| self.first_violation.clone())
     }
 
     /// The oracle evaluates at the simulation's time: with instances' clocks skewed it
@@ -222,7 +239,7 @@ where
     }
 
     /// Phase 1: the scenario's faults due in `(previous, now]`; then the end of a pause.
-    async fn apply_faults(&mut self, now: i64) -> Result<(), Stop> {
+    async fn apply_faults(&mut self, now: i64) -> Result<(), StoreError> {
         let (scenario, previous) = (self.scenario, self.previous);
         let supported = self.faults.supported();
         for fault in scenario.faults.iter().filter(|f| {
@@ -240,19 +257,22 @@ where
                 fault.kind,
                 FaultKind::CatalogEdit { .. } | FaultKind::CatalogDelete { .. }
             );
-            if edit && self.paused_until.is_some() {
-                let skipped = format!("{:?} skipped: Redis paused", fault.kind);
-                self.stats.faults_applied.push(skipped);
-                continue;
+            let skipped = if edit && self.paused_until.is_some() {
+                Some("Redis paused")
+            } else if !supported && !in_memory_too {
+                Some("no Redis of this run's own")
+            } else {
+                None
+            };
+            self.stats.timeline.faults.push(AppliedFault {
+                at_ms: now,
+                offset_ms: fault.at_ms,
+                kind: fault.kind.clone(),
+                skipped,
+            });
+            if skipped.is_none() {
+                self.inject(now, &fault.kind).await?;
             }
-            if !supported && !in_memory_too {
-                let skipped = format!("{:?} skipped: no Redis of this run's own", fault.kind);
-                self.stats.faults_applied.push(skipped);
-                continue;
-            }
-            let applied = format!("{:?} at +{} ms", fault.kind, fault.at_ms);
-            self.stats.faults_applied.push(applied);
-            self.inject(now, &fault.kind).await?;
         }
         if let Some(until) = self.paused_until
             && now >= until
@@ -397,18 +417,22 @@ where
                 .load(std::sync::atomic::Ordering::Relaxed)
         };
         let (mut any_ready, mut step_us) = (false, 0);
-        for (engine, offset) in self.engines.iter_mut().zip(&self.offsets) {
+        let instances = self.engines.iter_mut().zip(&self.offsets).enumerate();
+        for (instance, (engine, offset)) in instances {
             let before = round_trips(engine);
             let t = Instant::now();
             let report = engine.step(now + offset).await;
             let us = t.elapsed().as_micros() as u64;
             step_us += us;
             self.stats.tick_us.saturating_record(us.max(1));
+            self.stats.timeline.step(now, instance, us);
             engine
                 .persister()
                 .pass(&**engine.store(), engine.metrics())
                 .await;
-            self.stats.round_trips += round_trips(engine) - before;
+            let made = round_trips(engine) - before;
+            self.stats.round_trips += made;
+            self.stats.timeline.at(now).round_trips += made;
             self.guarantee.engine_step(report.ready);
             any_ready |= report.ready;
         }
@@ -444,6 +468,11 @@ where
                     let us = (elapsed.as_micros() as u64).max(1);
                     self.stats.seed_tick_us.saturating_record(us);
                     self.stats.sampled_tick_us.saturating_record(step_us.max(1));
+                    self.stats.timeline.samples.push(Sample {
+                        at_ms: now,
+                        seed_us: us,
+                        tickgate_us: step_us.max(1),
+                    });
                 }
                 Some(Err(_)) => self.stats.seed_sample_errors += 1,
                 None => {}
@@ -454,7 +483,7 @@ where
 
     /// Phase 5: the worker takes every job through redis-rs; the independent reader must
     /// have read the same entries; each job is answered. Returns the jobs taken.
-    async fn work(&mut self, now: i64) -> Result<BTreeSet<Dispatch>, Stop> {
+    async fn work(&mut self, now: i64) -> Result<BTreeSet<Dispatch>, StoreError> {
         let mut jobs = BTreeSet::new();
         if self.up {
             let mut taken = once_more(|| self.worker.take(&self.worker_store)).await?;
@@ -471,7 +500,7 @@ where
                     .iter()
                     .map(|e| (e.id.clone(), e.payload.clone()))
                     .collect();
-                self.judge(fred::check(now, &seen, &appended))?;
+                self.judge(fred::check(now, &seen, &appended));
             }
             for entry in taken {
                 self.answer(now, entry, &mut jobs).await?;
@@ -498,25 +527,7 @@ where
         self.stats.discoveries += u64::from(answer.used_symbols.is_some());
         self.stats.failed_runs += u64::from(!answer.success);
         if self.sabotage == Some(Sabotage::SkipClaims) && answer.job.mode == JobMode::PerTicker {
-            // The claims vanish, but nobody is told and the job's record stays (an engine
-            // that never wrote its claims still records its jobs, so their results count):
-            // an empty claim for a bucket starting 1 ms later drops every claim of the
-            // strategy's trigger state and keeps its job records. (Settling the job as
-            // failed would also consume its record: its result would then change nothing,
-            // and nothing would re-evaluate the strategy within the bucket.)
-            let start_ms = answer.job.bucket_start_ms;
-            let drop_claims = TickerDispatch {
-                strategy: answer.job.strategy_id,
-                user_id: answer.job.user_id,
-                bucket: Bucket {
-                    start_ms: start_ms + 1,
-                    end_ms: start_ms + 2,
-                },
-                tickers: Vec::new(),
-            };
-            self.worker_store
-                .dispatch_tickers(now, &[drop_claims])
-                .await?;
+            sabotage::drop_claims(&self.worker_store, now, &answer.job).await?;
         }
         Ok(())
     }
@@ -527,6 +538,9 @@ where
         let (want, counts) = self.oracle.tick(now);
         self.stats.run_everything += counts.run_everything;
         self.stats.seed_round_trips += counts.seed_round_trips;
+        let bin = self.stats.timeline.at(now);
+        bin.run_everything += counts.run_everything;
+        bin.seed_round_trips += counts.seed_round_trips;
         for (reason, n) in &self.oracle.skipped {
             *self.stats.skipped.entry(reason.as_str()).or_default() += n;
         }
@@ -535,7 +549,9 @@ where
         // Logged whether the oracle agrees or not: a run the oracle does not judge (clock
         // skew, `Checks::Independent`) still has its decisions in the digest.
         self.log(now, &got);
-        if verdict.is_ok() {
+        // What was dispatched is remembered unless it repeated: a run that goes on after a
+        // missed dispatch must still see a later repeat.
+        if !matches!(verdict, Err(Violation::Safety { .. })) {
             self.safety.record(&got);
         }
         verdict
@@ -550,6 +566,8 @@ where
                 symbols.iter().cloned().collect::<Vec<_>>().join(",")
             ));
             self.stats.jobs += 1;
+            self.stats.timeline.at(now).jobs += 1;
+            self.stats.strategy_buckets += u64::from(self.strategy_buckets.first(*id, *bucket));
             self.stats.dispatched_tickers += symbols.len() as u64;
         }
     }
@@ -560,9 +578,10 @@ where
         if now < self.next_sample {
             return Ok(());
         }
+        let mut verdict = Ok(());
         if let Some(bytes) = self.faults.used_memory().await {
             self.stats.memory.push((now, bytes));
-            memory::check(now, bytes, self.scenario.cleanup.max_redis_memory_mb)?;
+            verdict = memory::check(now, bytes, self.scenario.cleanup.max_redis_memory_mb);
         }
         if self.up
             && let Ok(n) = self.feed.tracked_tickers().await
@@ -571,25 +590,6 @@ where
         }
         self.next_sample += SAMPLE_EVERY_MS;
         self.safety.retain_open(now, &self.oracle.strategies);
-        Ok(())
-    }
-}
-
-/// Runs a feed or worker call, retrying once if the connection broke: after a Redis
-/// restart the first call on an old connection fails and reconnects (a failed call wrote
-/// nothing, so the retry is safe).
-async fn once_more<T, Fut: std::future::Future<Output = Result<T, StoreError>>>(
-    call: impl Fn() -> Fut,
-) -> Result<T, StoreError> {
-    match call().await {
-        Err(StoreError::Disconnected { .. } | StoreError::Timeout { .. }) => call().await,
-        other => other,
-    }
-}
-
-fn infra(reason: String) -> StoreError {
-    StoreError::Redis {
-        op: "fault injection",
-        reason,
+        verdict
     }
 }

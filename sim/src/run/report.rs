@@ -1,9 +1,14 @@
 //! The run report: markdown with the command that regenerates it and the machine it ran
-//! on first, then the measured figures, and SVG line charts beside it.
+//! on first, the verdict of a failed run explained, then the measured figures as tables
+//! with a "what happened" line for each outlier, the faults, and SVG charts beside it.
 //!
-//! The charts are in `chart`; the markdown is written section by section below.
+//! - `chart`: one SVG chart (lines, points, fault markers, linear or log axis);
+//! - `charts`: the report's charts, built from the run's timeline;
+//! - `explain`: the verdict and the outliers in words.
 
 mod chart;
+mod charts;
+mod explain;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -11,8 +16,10 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use tickgate::core::time::DAY_MS;
 
-pub use self::chart::{Series, line_chart};
+pub use self::chart::{Chart, Series, Style, render};
 use super::RunStats;
+use crate::human::{duration, when};
+use crate::oracle::Violation;
 use crate::world::scenario::Scenario;
 
 /// What this machine is, for the report header.
@@ -46,56 +53,37 @@ pub struct ReportContext<'a> {
     pub scenario: &'a Scenario,
     pub seed: u64,
     pub redis: &'a str,
-    /// The violation that failed the run, if one did.
-    pub verdict: Option<&'a str>,
+    /// The violation that failed the run, if one did, and what stopped it early.
+    pub verdict: Option<&'a Violation>,
+    pub stopped: Option<&'a Violation>,
+    /// The commands Redis spent most time on: (name, calls, µs).
+    pub commands: &'a [(String, u64, u64)],
 }
 
-/// Writes `path` (markdown) and its charts next to it (`<stem>-*.svg`).
-pub fn write(path: &Path, ctx: &ReportContext<'_>, stats: &RunStats) -> std::io::Result<()> {
+/// Writes `path` (markdown) and its charts next to it (`<stem>-*.svg`); returns the chart
+/// files written.
+pub fn write(
+    path: &Path,
+    ctx: &ReportContext<'_>,
+    stats: &RunStats,
+) -> std::io::Result<Vec<String>> {
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("sim")
         .to_owned();
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let day = |ms: i64| (ms - ctx.scenario.start_ms) as f64 / DAY_MS as f64;
-    let mut charts = Vec::new();
-    let mut chart =
-        |suffix: &str, caption: &'static str, title: &str, y_label: &str, series: Series<'_>| {
-            let name = format!("{stem}-{suffix}.svg");
-            let svg = line_chart(title, y_label, &[series]).map_err(std::io::Error::other)?;
-            std::fs::write(dir.join(&name), svg)?;
-            charts.push((caption, name));
-            std::io::Result::Ok(())
-        };
-    if !stats.memory.is_empty() {
-        let points = stats.memory.iter().map(|(t, b)| (day(*t), *b as f64 / 1e6));
-        let series = ("used_memory (MB)", "#1f77b4", points.collect());
-        chart(
-            "memory",
-            "Redis memory",
-            "Redis memory over simulated time",
-            "MB",
-            series,
-        )?;
+    let mut files = Vec::new();
+    for named in charts::build(stats, ctx.scenario.duration_ms) {
+        let name = format!("{stem}-{}.svg", named.suffix);
+        let svg = render(&named.chart).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(&name), svg)?;
+        files.push((named.caption, name));
     }
-    if !stats.tracked.is_empty() {
-        let points = stats.tracked.iter().map(|(t, n)| (day(*t), *n as f64));
-        let series = (
-            "tracked tickers (ZCARD TICK:UPD)",
-            "#d62728",
-            points.collect(),
-        );
-        chart(
-            "tracked",
-            "Tracked tickers",
-            "Tickers tracked in TICK:UPD",
-            "tickers",
-            series,
-        )?;
-    }
-    std::fs::write(path, markdown(ctx, stats, &charts))
+    std::fs::write(path, markdown(ctx, stats, &files))?;
+    Ok(files.into_iter().map(|(_, name)| name).collect())
 }
 
 fn markdown(ctx: &ReportContext<'_>, s: &RunStats, charts: &[(&str, String)]) -> String {
@@ -105,23 +93,36 @@ fn markdown(ctx: &ReportContext<'_>, s: &RunStats, charts: &[(&str, String)]) ->
     latency(&mut md, ctx.scenario, s);
     memory(&mut md, ctx.scenario, s);
     let _ = writeln!(md, "| decision-log digest (SHA-256) | `{}` |\n", s.digest);
-    if !s.faults_applied.is_empty() {
-        let _ = writeln!(md, "Faults applied: {}.\n", s.faults_applied.join("; "));
+    let outliers = [
+        explain::slowest_step(s, ctx.scenario.tick_interval_ms),
+        explain::executions(s),
+    ];
+    for line in outliers.iter().flatten() {
+        let _ = writeln!(md, "- {line}");
     }
-    let _ = writeln!(md, "The {}.\n", s.guarantee.line());
+    md.push('\n');
+    faults(&mut md, s);
+    let _ = writeln!(
+        md,
+        "## Independent checker\n\nThe {}.\n",
+        s.guarantee.line()
+    );
     for finding in &s.guarantee.examples {
         let _ = writeln!(md, "- {finding}");
     }
     if !s.guarantee.examples.is_empty() {
         md.push('\n');
     }
+    commands(&mut md, ctx.commands);
+    phases(&mut md, s);
     for (title, file) in charts {
         let _ = writeln!(md, "## {title}\n\n![{title}]({file})\n");
     }
     md
 }
 
-/// The title, the command that regenerates the report, the machine and the scenario.
+/// The title, the command that regenerates the report, the machine, the verdict of a
+/// failed run and the scenario.
 fn header(ctx: &ReportContext<'_>, s: &RunStats) -> String {
     let sc = ctx.scenario;
     let mut md = String::new();
@@ -133,28 +134,30 @@ fn header(ctx: &ReportContext<'_>, s: &RunStats) -> String {
     );
     let _ = writeln!(md, "Machine: {}. Redis: {}.\n", machine(), ctx.redis);
     if let Some(verdict) = ctx.verdict {
-        let _ = writeln!(md, "**The run failed its checks**: {verdict}\n");
+        let _ = writeln!(md, "{}", explain::verdict(verdict, ctx.stopped));
     }
-    let days = sc.duration_ms as f64 / DAY_MS as f64;
     let _ = writeln!(
         md,
-        "Scenario: {days:.1} simulated days, {} ticks of {} s, {} strategies, {} engine instance(s), per-ticker throttle {}.\n",
+        "Scenario: {}. {} of simulated time from {} to {}: {} ticks of {}, {} strategies, {} engine instance(s), per-ticker throttle {}.\n",
+        sc.description,
+        duration(sc.duration_ms),
+        when(sc.start_ms),
+        when(sc.end_ms()),
         s.ticks,
-        sc.tick_interval_ms / 1000,
+        duration(sc.tick_interval_ms),
         sc.strategies.count,
         sc.engine.instances,
-        sc.engine.per_ticker_throttle
+        if sc.engine.per_ticker_throttle {
+            "on"
+        } else {
+            "off"
+        }
     );
     md
 }
 
 /// Rows: what ran, against the run-everything baseline, and the Redis round trips.
 fn executions(md: &mut String, s: &RunStats) {
-    let saved = if s.run_everything > 0 {
-        100.0 * (1.0 - s.jobs as f64 / s.run_everything as f64)
-    } else {
-        0.0
-    };
     let oracle = if s.oracle_judged {
         "every tick equal to the full-evaluation oracle"
     } else {
@@ -170,7 +173,17 @@ fn executions(md: &mut String, s: &RunStats) {
         "| executions in run-everything mode (one per strategy per bucket) | {} |",
         s.run_everything
     );
-    let _ = writeln!(md, "| executions saved vs run-everything | {saved:.1}% |");
+    let _ = writeln!(
+        md,
+        "| executions saved vs run-everything | {:.1}% |",
+        explain::saved(s.jobs, s.run_everything)
+    );
+    let _ = writeln!(
+        md,
+        "| (strategy, bucket) runs / saved vs run-everything | {} / {:.1}% |",
+        s.strategy_buckets,
+        explain::saved(s.strategy_buckets, s.run_everything)
+    );
     let _ = writeln!(md, "| tickers dispatched | {} |", s.dispatched_tickers);
     let _ = writeln!(md, "| largest job (tickers) | {} |", s.largest_job_tickers);
     let _ = writeln!(
@@ -197,39 +210,33 @@ fn ms_at(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 /// Rows: tick latency, tickgate's and the seed-faithful samples', and the simulator's own
-/// wall time.
+/// speed.
 fn latency(md: &mut String, sc: &Scenario, s: &RunStats) {
     let _ = writeln!(
         md,
         "| tickgate tick latency p50 / p99 / max (ms, wall, per instance step) | {:.2} / {:.2} / {:.2} |",
         ms_at(&s.tick_us, 0.5),
         ms_at(&s.tick_us, 0.99),
-        s.tick_us.max() as f64 / 1000.0
+        // Exact, where the histogram keeps three significant digits.
+        s.timeline
+            .slowest_step
+            .map_or(s.tick_us.max(), |(_, us, _)| us) as f64
+            / 1000.0
     );
     if !s.seed_tick_us.is_empty() {
         seed_faithful(md, s);
     }
-    let sim_s = s.ticks as f64 * sc.tick_interval_ms as f64 / 1000.0;
+    let simulated_s = s.ticks as f64 * sc.tick_interval_ms as f64 / 1000.0;
     let _ = writeln!(
         md,
         "| simulated-to-wall time | {:.0}× ({:.1} s wall) |",
-        sim_s / s.wall.as_secs_f64().max(1e-9),
+        simulated_s / s.wall.as_secs_f64().max(1e-9),
         s.wall.as_secs_f64()
     );
     let _ = writeln!(
         md,
         "| dead letters (malformed results) | {} |",
         s.dead_letters
-    );
-    let phases: Vec<String> = s
-        .phase_ms
-        .iter()
-        .map(|(k, v)| format!("{k} {:.1} s", *v as f64 / 1000.0))
-        .collect();
-    let _ = writeln!(
-        md,
-        "| simulator wall time by phase | {} |",
-        phases.join(", ")
     );
     for (reason, n) in &s.skipped {
         let _ = writeln!(md, "| skipped `{reason}` (strategy-ticks, oracle) | {n} |");
@@ -294,4 +301,68 @@ fn memory(md: &mut String, sc: &Scenario, s: &RunStats) {
             );
         }
     }
+}
+
+/// The faults the run met, as a table (marked on every chart).
+fn faults(md: &mut String, s: &RunStats) {
+    if s.timeline.faults.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Faults\n\nMarked on every chart at their time.\n\n| when | after the start | fault | applied |\n|---|---|---|---|"
+    );
+    for f in &s.timeline.faults {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            when(f.at_ms),
+            duration(f.offset_ms),
+            f.kind,
+            f.skipped
+                .map_or("yes".to_owned(), |why| format!("no: {why}"))
+        );
+    }
+    md.push('\n');
+}
+
+/// The commands Redis spent most time on, as a table.
+fn commands(md: &mut String, rows: &[(String, u64, u64)]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Redis time by command\n\n`INFO commandstats` at the end of the run, the most time first.\n\n| command | calls | total ms | µs per call |\n|---|---:|---:|---:|"
+    );
+    for (name, calls, us) in rows {
+        // `script|load`: a pipe would split the table's cell.
+        let name = name.replace('|', "\\|");
+        let _ = writeln!(
+            md,
+            "| `{name}` | {calls} | {:.1} | {:.1} |",
+            *us as f64 / 1000.0,
+            *us as f64 / (*calls).max(1) as f64
+        );
+    }
+    md.push('\n');
+}
+
+/// The simulator's own wall time by phase, as a table.
+fn phases(md: &mut String, s: &RunStats) {
+    let total: u64 = s.phase_ms.values().sum();
+    let _ = writeln!(
+        md,
+        "## Simulator wall time by phase\n\n| phase | ms | share |\n|---|---:|---:|"
+    );
+    let mut rows: Vec<(&&str, &u64)> = s.phase_ms.iter().collect();
+    rows.sort_by_key(|(_, ms)| std::cmp::Reverse(**ms));
+    for (phase, ms) in rows {
+        let _ = writeln!(
+            md,
+            "| {phase} | {ms} | {:.0}% |",
+            100.0 * *ms as f64 / total.max(1) as f64
+        );
+    }
+    md.push('\n');
 }

@@ -1,10 +1,11 @@
 //! What a run measured, gathered by the loop's phases and read by the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::timeline::Timeline;
 use crate::check::summary::Summary;
 
 /// Everything a run measured.
@@ -12,6 +13,8 @@ use crate::check::summary::Summary;
 pub struct RunStats {
     pub ticks: u64,
     pub jobs: u64,
+    /// Distinct (strategy, bucket) pairs dispatched: runs as run-everything counts them.
+    pub strategy_buckets: u64,
     pub dispatched_tickers: u64,
     /// The most tickers one job claimed.
     pub largest_job_tickers: u64,
@@ -37,7 +40,8 @@ pub struct RunStats {
     pub tracked: Vec<(i64, u64)>,
     pub skipped: BTreeMap<&'static str, u64>,
     pub dead_letters: u64,
-    pub faults_applied: Vec<String>,
+    /// Measures over simulated time (the charts), the faults met, the slowest step.
+    pub timeline: Timeline,
     /// What the independent guarantee checker counted and found.
     pub guarantee: Summary,
     /// Whether the oracle's verdicts counted (not with `Checks::Independent`, nor with the
@@ -62,6 +66,7 @@ impl RunStats {
         RunStats {
             ticks: 0,
             jobs: 0,
+            strategy_buckets: 0,
             dispatched_tickers: 0,
             largest_job_tickers: 0,
             failed_runs: 0,
@@ -77,7 +82,7 @@ impl RunStats {
             tracked: Vec::new(),
             skipped: BTreeMap::new(),
             dead_letters: 0,
-            faults_applied: Vec::new(),
+            timeline: Timeline::new(0, 0, 1),
             guarantee: Summary::default(),
             oracle_judged: true,
             digest: String::new(),
@@ -116,5 +121,32 @@ impl Laps {
         for v in stats.phase_ms.values_mut() {
             *v /= 1000;
         }
+    }
+}
+
+/// How many buckets back a strategy's dispatches are remembered to count distinct
+/// (strategy, bucket) pairs: dispatches reach back at most to the previous bucket (a
+/// closing pass, a late result's retry), so four is ample and keeps memory per strategy.
+const RECENT_BUCKETS: usize = 4;
+
+/// Counts distinct (strategy, bucket) pairs among the dispatches, remembering only each
+/// strategy's last [`RECENT_BUCKETS`] bucket starts.
+#[derive(Debug, Default)]
+pub(super) struct StrategyBuckets {
+    recent: HashMap<u64, Vec<i64>>,
+}
+
+impl StrategyBuckets {
+    /// Whether (strategy, bucket) is new.
+    pub fn first(&mut self, strategy: u64, bucket_ms: i64) -> bool {
+        let recent = self.recent.entry(strategy).or_default();
+        if recent.contains(&bucket_ms) {
+            return false;
+        }
+        if recent.len() == RECENT_BUCKETS {
+            recent.remove(0);
+        }
+        recent.push(bucket_ms);
+        true
     }
 }

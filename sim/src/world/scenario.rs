@@ -309,6 +309,39 @@ pub enum FaultKind {
     CatalogDelete { count: u32 },
 }
 
+impl FaultKind {
+    /// A word or two for a chart's fault marker.
+    pub fn label(&self) -> &'static str {
+        match self {
+            FaultKind::RedisPause { .. } => "pause",
+            FaultKind::RedisRestartEmpty => "restart",
+            FaultKind::ScriptFlush => "script flush",
+            FaultKind::MalformedResults { .. } => "malformed",
+            FaultKind::MarketBurst => "burst",
+            FaultKind::CatalogEdit { .. } => "edit",
+            FaultKind::CatalogDelete { .. } => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultKind::RedisPause { duration_ms } => write!(
+                f,
+                "Redis paused for {}",
+                crate::human::duration(*duration_ms)
+            ),
+            FaultKind::RedisRestartEmpty => write!(f, "Redis restarted with no data"),
+            FaultKind::ScriptFlush => write!(f, "SCRIPT FLUSH (every loaded script gone)"),
+            FaultKind::MalformedResults { count } => write!(f, "{count} malformed results posted"),
+            FaultKind::MarketBurst => write!(f, "market burst (every listed ticker updated)"),
+            FaultKind::CatalogEdit { count } => write!(f, "{count} strategies rewritten"),
+            FaultKind::CatalogDelete { count } => write!(f, "{count} strategies deleted"),
+        }
+    }
+}
+
 impl Scenario {
     /// UTC epoch ms at which the run ends (exclusive).
     pub fn end_ms(&self) -> i64 {
