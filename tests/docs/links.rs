@@ -67,7 +67,8 @@ fn anchors(markdown: &str) -> Vec<String> {
         .collect()
 }
 
-/// Code spans that look like repository paths: a slash, a known extension, no spaces.
+/// Code spans that look like repository paths: a slash, a known extension, no spaces; not
+/// a pattern (`<scenario>`) nor a generated output under `target/`, which no checkout holds.
 fn code_span_paths(text: &str) -> Vec<String> {
     text.split('`')
         .skip(1)
@@ -76,6 +77,8 @@ fn code_span_paths(text: &str) -> Vec<String> {
             span.contains('/')
                 && !span.contains(char::is_whitespace)
                 && !span.contains("://")
+                && !span.contains('<')
+                && !span.starts_with("target/")
                 && PATH_EXTENSIONS.iter().any(|ext| span.ends_with(ext))
         })
         .map(str::to_owned)

@@ -144,8 +144,14 @@ async fn the_hard_scenario_keeps_the_guarantee() {
     };
     let g = &stats.guarantee;
     assert!(
-        stats.largest_job_tickers > 1_000,
+        stats.largest_claim_tickers > 1_000,
         "a claim of more than 1,000 tickers: {}",
+        stats.largest_claim_tickers
+    );
+    assert!(
+        (1..=tickgate::limits::JOB_TICKERS_MAX as u64).contains(&stats.largest_job_tickers),
+        "such a claim goes out as jobs of at most {} tickers: {}",
+        tickgate::limits::JOB_TICKERS_MAX,
         stats.largest_job_tickers
     );
     assert!(

@@ -569,6 +569,8 @@ where
             self.stats.timeline.at(now).jobs += 1;
             self.stats.strategy_buckets += u64::from(self.strategy_buckets.first(*id, *bucket));
             self.stats.dispatched_tickers += symbols.len() as u64;
+            let claim = &mut self.stats.largest_claim_tickers;
+            *claim = (*claim).max(symbols.len() as u64);
         }
     }
 

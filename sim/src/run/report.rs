@@ -188,6 +188,11 @@ fn executions(md: &mut String, s: &RunStats) {
     let _ = writeln!(md, "| largest job (tickers) | {} |", s.largest_job_tickers);
     let _ = writeln!(
         md,
+        "| largest claim of one strategy in one tick (tickers) | {} |",
+        s.largest_claim_tickers
+    );
+    let _ = writeln!(
+        md,
         "| failed runs (retried) / `used_symbols` reports | {} / {} |",
         s.failed_runs, s.discoveries
     );

@@ -18,6 +18,9 @@ pub struct RunStats {
     pub dispatched_tickers: u64,
     /// The most tickers one job claimed.
     pub largest_job_tickers: u64,
+    /// The most tickers one strategy claimed for one bucket in one tick (the engine sends a
+    /// large claim as several jobs).
+    pub largest_claim_tickers: u64,
     pub failed_runs: u64,
     pub discoveries: u64,
     /// Runs the run-everything (legacy) mode would have made.
@@ -69,6 +72,7 @@ impl RunStats {
             strategy_buckets: 0,
             dispatched_tickers: 0,
             largest_job_tickers: 0,
+            largest_claim_tickers: 0,
             failed_runs: 0,
             discoveries: 0,
             run_everything: 0,
