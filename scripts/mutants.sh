@@ -51,6 +51,7 @@ mutations=(
   "sweep-reads-the-whole-catalog ~~ engine/src/runtime/catalog_sync.rs ~~ s/\.clamp\(1, SWEEP_STEP_ENTRIES_MAX\)/.clamp(SWEEP_STEP_ENTRIES_MAX, SWEEP_STEP_ENTRIES_MAX)/ ~~ --test main runtime::sweep"
   "sweep-ignores-universe-sizes ~~ engine/src/runtime/catalog_sync.rs ~~ s/if found != Some\(size\)/if false/ ~~ --test main runtime::sweep"
   "expiry-never-extended ~~ engine/src/store/lua/lib/claim.lua ~~ s/  elseif extend then/  elseif false then/ ~~ --test main store::claims::trigger_state_expires"
+  "batch-loses-earlier-minute ~~ engine/src/store/redis/updates.rs ~~ s/for times in \[batch.earlier, batch.latest\] \{/for times in [batch.latest] {/ ~~ --test main store::feed::a_batch_across"
   "release-on-success ~~ engine/src/store/lua/lib/settle.lua ~~ s/  if not failed then\n    return 1, 0\n  end\n// ~~ --test main store::results::a_succeeded_run_keeps_its_claims"
   "never-release ~~ engine/src/store/lua/lib/settle.lua ~~ s/      redis.call\('HDEL', triggers, ticker\)\n// ~~ --test main store::results"
   "b1-job-numbers-restart ~~ engine/src/store/lua/lib/claim.lua ~~ s/elseif plan.drop and plan.jobs > 0 then/elseif false then/ ~~ --test main store::results::a_result_settles_only_the_job_it_names"

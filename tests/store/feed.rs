@@ -230,3 +230,65 @@ async fn a_stamp_too_far_ahead_rejects_the_batch_and_writes_nothing() {
         too_far_ahead("D", ahead, now, MINUTE_MS).to_string()
     );
 }
+
+/// A batch that spans a minute boundary — a writer that batches, or one catching up after
+/// an outage — keeps, beside each ticker's latest time, its latest time in an earlier minute
+/// from the same batch: the closing pass of the bucket that ended between them needs it.
+/// Both stores alike.
+#[tokio::test]
+async fn a_batch_across_a_minute_keeps_the_earlier_minute_for_the_closing_pass() {
+    let world = World::new("feed-batch:").await;
+    let redis = world.store().await;
+    let model = ModelStore::new(DEFAULT_MAX_UNIVERSE);
+    let pool = ticker_pool(2);
+    let (a, b) = (pool[0].as_str(), pool[1].as_str());
+    let minute_start = T0_MS - T0_MS.rem_euclid(MINUTE_MS);
+    // `a`: 5 s before a minute boundary and twice after it; `b`: twice in one minute.
+    let batch = [
+        (a, minute_start - 5_000),
+        (b, minute_start + 1_000),
+        (a, minute_start + 2_000),
+        (b, minute_start + 3_000),
+        (a, minute_start + 4_000),
+    ];
+    let now = minute_start + 10_000;
+    for read in [
+        {
+            redis.record_updates(now, &batch).await.expect("record");
+            redis
+                .read_updates(
+                    &FeedCursor::default(),
+                    T0_MS - 60 * MINUTE_MS,
+                    NO_RECENT_MS,
+                    "e",
+                )
+                .await
+                .expect("read")
+        },
+        {
+            model.record_updates(now, &batch).await.expect("record");
+            model
+                .read_updates(
+                    &FeedCursor::default(),
+                    T0_MS - 60 * MINUTE_MS,
+                    NO_RECENT_MS,
+                    "e",
+                )
+                .await
+                .expect("read")
+        },
+    ] {
+        assert_eq!(
+            read.updates,
+            times(&[
+                (&pool[0], minute_start + 4_000),
+                (&pool[1], minute_start + 3_000)
+            ])
+        );
+        assert_eq!(
+            read.before,
+            times(&[(&pool[0], minute_start - 5_000)]),
+            "the earlier minute's update of the batch is kept"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use super::{Intersection, Store, StoreCounters, StoreError};
 use crate::core::calendar::Bucket;
 use crate::core::rule::admitted;
 use crate::core::ticker::{InputError, StrategyId, Ticker, check_timestamp, parse_tickers};
+use crate::core::time::MINUTE_MS;
 
 /// Intersects with `method`; a failing script is answered client-side instead and counted
 /// in `lua_fallbacks` (DESIGN §2.5). Non-script errors (Redis down) are returned as is.
@@ -34,16 +35,30 @@ pub async fn intersect_or_fall_back<S: Store>(
     }
 }
 
-/// Validates a batch of updates recorded at `now_ms` and de-duplicates it, keeping each
-/// ticker's latest time (what `ZADD GT` would keep). A time more than `max_future_ms` ahead
-/// of `now_ms` is rejected. Shared by both stores so they reject identically.
+/// A batch of updates as the record script takes it: per ticker its latest time, and the
+/// latest of its times in an earlier minute than that, if the batch holds one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct UpdateBatch {
+    pub latest: BTreeMap<Ticker, i64>,
+    /// Recorded first, so that `TICK:PRE` keeps it: a batch that spans a minute boundary
+    /// (a writer that batches, or one that catches up after an outage) must not lose an
+    /// update inside a bucket that the ticker's next update, in the same batch, outdates
+    /// (DESIGN §2.3 step 6, the closing pass).
+    pub earlier: BTreeMap<Ticker, i64>,
+}
+
+/// Validates a batch of updates recorded at `now_ms`: every ticker valid, every time in
+/// range and at most `max_future_ms` ahead of `now_ms` (the first problem is the error and
+/// nothing is written); de-duplicated into what the record script takes. Shared by both
+/// stores so they reject and record identically.
 pub(crate) fn validate_updates<S: AsRef<str>>(
     now_ms: i64,
     max_future_ms: i64,
     updates: &[(S, i64)],
-) -> Result<BTreeMap<Ticker, i64>, InputError> {
+) -> Result<UpdateBatch, InputError> {
     check_timestamp(now_ms)?;
-    let mut latest = BTreeMap::new();
+    let mut parsed = Vec::with_capacity(updates.len());
+    let mut batch = UpdateBatch::default();
     for (raw, ts_ms) in updates {
         let ticker = Ticker::parse(raw.as_ref())?;
         let ts_ms = check_timestamp(*ts_ms)?;
@@ -55,10 +70,18 @@ pub(crate) fn validate_updates<S: AsRef<str>>(
                 max_future_ms,
             });
         }
-        let slot = latest.entry(ticker).or_insert(ts_ms);
+        let slot = batch.latest.entry(ticker.clone()).or_insert(ts_ms);
         *slot = (*slot).max(ts_ms);
+        parsed.push((ticker, ts_ms));
     }
-    Ok(latest)
+    let minute = |ms: i64| ms.div_euclid(MINUTE_MS);
+    for (ticker, ts_ms) in parsed {
+        if minute(ts_ms) < minute(batch.latest[&ticker]) {
+            let slot = batch.earlier.entry(ticker).or_insert(ts_ms);
+            *slot = (*slot).max(ts_ms);
+        }
+    }
+    Ok(batch)
 }
 
 /// Validates a universe: every ticker valid, not empty, at most `max` distinct tickers.

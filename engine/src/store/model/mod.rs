@@ -78,16 +78,19 @@ impl Updates for ModelStore {
         now_ms: i64,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest = validate_updates(now_ms, self.max_future_ms, updates)?;
-        let latest: Vec<(Ticker, i64)> = latest.into_iter().collect();
+        let batch = validate_updates(now_ms, self.max_future_ms, updates)?;
         let mut state = self.lock();
-        // One write sequence number per chunk, as the Redis store takes one per script call.
-        for chunk in latest.chunks(WRITE_CHUNK_MEMBERS) {
-            state.feed_seq += 1;
-            let seq = state.feed_seq;
-            for (ticker, ts_ms) in chunk {
-                record_one(&mut state, ticker, *ts_ms);
-                state.update_sequence.insert(ticker.clone(), seq);
+        // As the Redis store: earlier-minute times first, then the latest; one write
+        // sequence number per chunk, as it takes one per script call.
+        for times in [batch.earlier, batch.latest] {
+            let times: Vec<(Ticker, i64)> = times.into_iter().collect();
+            for chunk in times.chunks(WRITE_CHUNK_MEMBERS) {
+                state.feed_seq += 1;
+                let seq = state.feed_seq;
+                for (ticker, ts_ms) in chunk {
+                    record_one(&mut state, ticker, *ts_ms);
+                    state.update_sequence.insert(ticker.clone(), seq);
+                }
             }
         }
         Ok(())

@@ -33,12 +33,15 @@ impl Updates for RedisStore {
         now_ms: i64,
         updates: &[(S, i64)],
     ) -> Result<(), StoreError> {
-        let latest = validate_updates(now_ms, self.max_future_ms, updates)?;
-        let latest: Vec<(Ticker, i64)> = latest.into_iter().collect();
-        // One script per chunk: the write and its sequence number are atomic.
-        for chunk in latest.chunks(WRITE_CHUNK_MEMBERS) {
-            let call = self.scripts().record(self.keys(), chunk);
-            invoke::<u64>(self, &self.scripts().record, &call).await?;
+        let batch = validate_updates(now_ms, self.max_future_ms, updates)?;
+        // The earlier-minute times first, so TICK:PRE keeps them (see `UpdateBatch`); then
+        // the latest. One script per chunk: the write and its sequence number are atomic.
+        for times in [batch.earlier, batch.latest] {
+            let times: Vec<(Ticker, i64)> = times.into_iter().collect();
+            for chunk in times.chunks(WRITE_CHUNK_MEMBERS) {
+                let call = self.scripts().record(self.keys(), chunk);
+                invoke::<u64>(self, &self.scripts().record, &call).await?;
+            }
         }
         Ok(())
     }
