@@ -47,7 +47,7 @@ mutations=(
   "orphan-taken-twice ~~ engine/src/store/lua/take_results.lua ~~ s/if #p == 1 and p\[1\]\[2\] == owner and tostring\(p\[1\]\[4\]\) == seen then/if #p == 1 then/ ~~ --test main runtime::orphans"
   "orphan-delivery-count-ignored ~~ engine/src/store/lua/take_results.lua ~~ s/ and tostring\(p\[1\]\[4\]\) == seen then/ then/ ~~ --test main runtime::orphans"
   "no-full-read-for-longer-timeframe ~~ engine/src/runtime/tick.rs ~~ s/if since_ms < self.known_from_ms \{/if false {/ ~~ --test main runtime::e2e::a_longer_timeframe"
-  "no-catalog-sweep ~~ engine/src/runtime/catalog_sync.rs ~~ s/            self.sweep\(\).await\?;\n// ~~ --test main runtime::sweep"
+  "no-catalog-sweep ~~ engine/src/runtime/catalog_sync.rs ~~ s/            self.sweep\(now_ms\).await\?;\n// ~~ --test main runtime::sweep"
   "sweep-reads-the-whole-catalog ~~ engine/src/runtime/catalog_sync.rs ~~ s/\.clamp\(1, SWEEP_STEP_ENTRIES_MAX\)/.clamp(SWEEP_STEP_ENTRIES_MAX, SWEEP_STEP_ENTRIES_MAX)/ ~~ --test main runtime::sweep"
   "sweep-ignores-universe-sizes ~~ engine/src/runtime/catalog_sync.rs ~~ s/if found != Some\(size\)/if false/ ~~ --test main runtime::sweep"
   "expiry-never-extended ~~ engine/src/store/lua/lib/claim.lua ~~ s/  elseif extend then/  elseif false then/ ~~ --test main store::claims::trigger_state_expires"
