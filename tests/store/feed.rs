@@ -252,32 +252,16 @@ async fn a_batch_across_a_minute_keeps_the_earlier_minute_for_the_closing_pass()
         (a, minute_start + 4_000),
     ];
     let now = minute_start + 10_000;
-    for read in [
-        {
-            redis.record_updates(now, &batch).await.expect("record");
-            redis
-                .read_updates(
-                    &FeedCursor::default(),
-                    T0_MS - 60 * MINUTE_MS,
-                    NO_RECENT_MS,
-                    "e",
-                )
-                .await
-                .expect("read")
-        },
-        {
-            model.record_updates(now, &batch).await.expect("record");
-            model
-                .read_updates(
-                    &FeedCursor::default(),
-                    T0_MS - 60 * MINUTE_MS,
-                    NO_RECENT_MS,
-                    "e",
-                )
-                .await
-                .expect("read")
-        },
-    ] {
+    let since = T0_MS - 60 * MINUTE_MS;
+    redis.record_updates(now, &batch).await.expect("record");
+    model.record_updates(now, &batch).await.expect("record");
+    let cursor = FeedCursor::default();
+    let reads = [
+        redis.read_updates(&cursor, since, NO_RECENT_MS, "e").await,
+        model.read_updates(&cursor, since, NO_RECENT_MS, "e").await,
+    ];
+    for read in reads {
+        let read = read.expect("read");
         assert_eq!(
             read.updates,
             times(&[

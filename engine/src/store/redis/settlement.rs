@@ -183,23 +183,14 @@ impl Settlement for RedisStore {
     }
 
     async fn pending_jobs(&self, max: usize) -> Result<Vec<PendingJob>, StoreError> {
-        let reply: RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
-            .arg(self.keys().jobs())
-            .arg(WORKER_GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(max)
-            .query_async(&mut self.connection())
-            .await;
-        match reply {
-            Ok(entries) => Ok(entries
-                .into_iter()
-                .map(|(id, _consumer, _idle_ms, deliveries)| PendingJob { id, deliveries })
-                .collect()),
-            // No stream or no group yet: nothing can be pending.
-            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
-            Err(e) => Err(command_error("XPENDING", e)),
-        }
+        let pending = self.pending(self.keys().jobs(), WORKER_GROUP, max).await?;
+        Ok(pending
+            .into_iter()
+            .map(|p| PendingJob {
+                id: p.id,
+                deliveries: p.deliveries,
+            })
+            .collect())
     }
 
     async fn pending_results(
@@ -207,27 +198,13 @@ impl Settlement for RedisStore {
         consumer: &str,
         max: usize,
     ) -> Result<Vec<PendingResult>, StoreError> {
-        let reply: RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
-            .arg(self.keys().results())
-            .arg(ENGINE_GROUP)
-            .arg("-")
-            .arg("+")
-            .arg(max)
-            .query_async(&mut self.connection())
-            .await;
-        match reply {
-            Ok(entries) => Ok(entries
-                .into_iter()
-                .filter(|(_, owner, _, _)| owner != consumer)
-                .map(|(id, consumer, _idle_ms, deliveries)| PendingResult {
-                    id,
-                    consumer,
-                    deliveries,
-                })
-                .collect()),
-            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
-            Err(e) => Err(command_error("XPENDING", e)),
-        }
+        let pending = self
+            .pending(self.keys().results(), ENGINE_GROUP, max)
+            .await?;
+        Ok(pending
+            .into_iter()
+            .filter(|p| p.consumer != consumer)
+            .collect())
     }
 
     async fn take_results(
@@ -258,6 +235,37 @@ impl Settlement for RedisStore {
 }
 
 impl RedisStore {
+    /// Up to `max` entries of `stream` delivered to `group` and not acknowledged, oldest
+    /// first, with their consumer and delivery count (`XPENDING`); none when the stream or
+    /// the group does not exist yet.
+    async fn pending(
+        &self,
+        stream: String,
+        group: &str,
+        max: usize,
+    ) -> Result<Vec<PendingResult>, StoreError> {
+        let reply: RedisResult<Vec<(String, String, u64, u64)>> = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(max)
+            .query_async(&mut self.connection())
+            .await;
+        match reply {
+            Ok(entries) => Ok(entries
+                .into_iter()
+                .map(|(id, consumer, _idle_ms, deliveries)| PendingResult {
+                    id,
+                    consumer,
+                    deliveries,
+                })
+                .collect()),
+            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
+            Err(e) => Err(command_error("XPENDING", e)),
+        }
+    }
+
     /// The job an entry of the jobs stream holds, from its `job` field's `job_id`; `None`
     /// when the entry is gone or holds no job id tickgate issues.
     async fn job_of_entry(&self, entry_id: &str) -> Result<Option<JobRef>, StoreError> {
