@@ -1,14 +1,10 @@
 //! A `redis-server` process of the test's own, on a free loopback port, persistence off,
 //! killed on drop (also when the test panics); and the few direct reads the tests check.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// Bound on a fresh server answering PING: a hang guard, generous for a loaded machine.
-const READY_WITHIN: Duration = Duration::from_secs(30);
-/// Pause between readiness probes.
-const PROBE_EVERY: Duration = Duration::from_millis(20);
 /// Free ports tried: another process can take the port between the probe and the start.
 const PORT_ATTEMPTS: usize = 5;
 
@@ -30,7 +26,7 @@ impl RedisProcess {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server on PATH (apt-get install redis-server)");
@@ -45,23 +41,18 @@ impl RedisProcess {
         panic!("redis-server never answered: {last}");
     }
 
+    /// Waits for the server's own "ready" log line — a signal, not a poll: if it exits
+    /// instead (the port was taken meanwhile), its output ends and the read returns.
     fn wait_ready(&mut self) -> Result<(), String> {
-        let began = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("redis-server exited: {status}"));
-            }
-            let pong = self
-                .client
-                .get_connection()
-                .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
-            if pong.is_ok() {
-                return Ok(());
-            }
-            if began.elapsed() > READY_WITHIN {
-                return Err(format!("no PONG within {READY_WITHIN:?}"));
-            }
-            std::thread::sleep(PROBE_EVERY);
+        let log = self.child.stdout.take().ok_or("stdout not piped")?;
+        let ready = BufReader::new(log)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("Ready to accept connections"));
+        match self.child.try_wait() {
+            _ if ready => Ok(()),
+            Ok(Some(status)) => Err(format!("redis-server exited: {status}")),
+            _ => Err("redis-server closed its output before it was ready".into()),
         }
     }
 

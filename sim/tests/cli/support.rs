@@ -1,10 +1,10 @@
 //! Spawning the binary with a controlled environment, scratch directories, and a Redis.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 /// A small scenario that runs in about a second in a debug build: five minutes of a
 /// 30-ticker market with ten one-minute strategies.
@@ -123,9 +123,6 @@ pub fn closed_port() -> u16 {
 /// A `PATH` without `redis-server` (the system's basic tools only).
 pub const PATH_WITHOUT_REDIS: &str = "/nonexistent-tickgate-test";
 
-/// Bound on a spawned `redis-server` answering: it starts in milliseconds.
-const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A `redis-server` from `PATH` on a free loopback port, killed on drop.
 pub struct LocalRedis {
     child: Child,
@@ -138,19 +135,22 @@ impl LocalRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("these tests need redis-server on PATH");
-        let redis = LocalRedis { child, port };
-        let deadline = Instant::now() + REDIS_START_TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::yield_now();
-        }
+        let mut redis = LocalRedis { child, port };
+        // Its log line, not a poll: the server says when it accepts connections, and its
+        // output ends (the read returns) if it exits instead.
+        let log = redis.child.stdout.take().expect("piped stdout");
+        let ready = BufReader::new(log)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("Ready to accept connections"));
+        assert!(
+            ready,
+            "redis-server on port {port} exited before it was ready"
+        );
         redis
     }
 }
