@@ -87,6 +87,9 @@ pub struct Planner {
     index: Vec<Vec<StrategyId>>,
     strategies: BTreeMap<StrategyId, Tracked>,
     dirty: BTreeSet<StrategyId>,
+    /// Counts the changes of the tracked strategies (added, replaced, removed), so that
+    /// what is derived from all of them is recomputed only after one.
+    revision: u64,
     /// Tickers stamped later than the last tick's time (a feed clock ahead of ours): they
     /// may belong to a bucket that has not started yet, or be ignored for now (more than
     /// `max_future_ms` ahead), so they are re-examined every tick until the time passes
@@ -116,6 +119,7 @@ impl Planner {
             index: Vec::new(),
             strategies: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            revision: 0,
             ahead: BTreeSet::new(),
             pending: BTreeMap::new(),
             pending_closing: BTreeMap::new(),
@@ -144,6 +148,7 @@ impl Planner {
             if Some(&old.strategy) == strategy.as_ref() {
                 return;
             }
+            self.revision += 1;
             let old = self.strategies.remove(&id).expect("present");
             for t in &old.universe {
                 self.index[*t as usize].retain(|s| *s != id);
@@ -162,6 +167,7 @@ impl Planner {
         let Some(strategy) = strategy else {
             return;
         };
+        self.revision += 1;
         let (bucket, closing) = kept.unwrap_or((None, None));
         let mut universe = Vec::new();
         if let Universe::Tickers(set) = &strategy.universe {
@@ -495,6 +501,11 @@ impl Planner {
             .values()
             .filter(|t| matches!(t.strategy.universe, Universe::Tickers(_)))
             .map(|t| t.universe.len())
+    }
+
+    /// Changes of the tracked strategies so far (see [`Planner::upsert`]).
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 
     /// Active strategies tracked.

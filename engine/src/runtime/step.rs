@@ -70,6 +70,8 @@ pub struct Engine<S> {
     pub(super) isolated: BTreeMap<StrategyId, String>,
     /// Logical time of the last full catalog load (`None`: not loaded yet).
     pub(super) loaded_at_ms: Option<i64>,
+    /// The planner's revision the universe gauges were computed at.
+    gauges_revision: Option<u64>,
     /// Universe writes of this instance not yet read back from the change log: strategy →
     /// the version its write was recorded at (see `sync_catalog`).
     pub(super) own_changes: BTreeMap<StrategyId, u64>,
@@ -149,6 +151,7 @@ impl<S: Store> Engine<S> {
             catalog_fields: 0,
             isolated: BTreeMap::new(),
             loaded_at_ms: None,
+            gauges_revision: None,
             own_changes: BTreeMap::new(),
             sweep_cursor: 0,
             swept_at_ms: 0,
@@ -212,11 +215,15 @@ impl<S: Store> Engine<S> {
             }
         }
         let cleanup = self.cleanup_if_due(now_ms).await;
-        // No I/O, and cheap next to a tick (one pass over the strategies): the universe
-        // gauges follow every catalog change and discovery at once.
-        let active = self.planner.len() as u64;
-        self.metrics
-            .set_universe_sizes(active, self.planner.universe_sizes());
+        // The universe gauges follow every catalog change and discovery at once; their pass
+        // over all strategies is paid only after the planner changed.
+        let revision = self.planner.revision();
+        if self.gauges_revision != Some(revision) {
+            self.gauges_revision = Some(revision);
+            let active = self.planner.len() as u64;
+            self.metrics
+                .set_universe_sizes(active, self.planner.universe_sizes());
+        }
         self.log_metrics_if_due(now_ms).await;
         StepReport {
             ready,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::metrics::Metrics;
 use super::step::Engine;
-use crate::core::planner::{Plan, Planner};
+use crate::core::planner::Plan;
 use crate::core::rule::SkipReason;
 use crate::core::ticker::StrategyId;
 use crate::limits::{JOB_TICKERS_MAX, LEDGER_KEEP_TICKS};
@@ -137,13 +137,12 @@ impl<S: Store> Engine<S> {
             );
             plan.tickers.extend(self.planner.add_changed(id, &changed));
         }
-        let user = |id: StrategyId, p: &Planner| p.strategy(id).map_or(0, |s| s.user_id);
         let wholes: Vec<StrategyDispatch> = plan
             .strategies
             .iter()
             .map(|(id, bucket, mode, symbols)| StrategyDispatch {
                 strategy: *id,
-                user_id: user(*id, &self.planner),
+                user_id: self.user_of(*id),
                 bucket: *bucket,
                 mode: *mode,
                 symbols: symbols.clone(),
@@ -155,19 +154,23 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
+    /// The user a strategy's jobs name (0 for one no longer tracked).
+    fn user_of(&self, id: StrategyId) -> u64 {
+        self.planner.strategy(id).map_or(0, |s| s.user_id)
+    }
+
     /// The plan's per-ticker proposals: claimed and enqueued, then recorded (planner,
     /// ledger, metrics). A proposal of more than [`JOB_TICKERS_MAX`] tickers goes out as
     /// several jobs (each claim atomic with its own job), so no script call blocks Redis for
     /// long; `origin` maps each request back to its proposal.
     async fn dispatch_tickers(&mut self, now_ms: i64, plan: &Plan) -> Result<(), StoreError> {
-        let user = |id: StrategyId, p: &Planner| p.strategy(id).map_or(0, |s| s.user_id);
         let mut requests: Vec<TickerDispatch> = Vec::with_capacity(plan.tickers.len());
         let mut origin: Vec<usize> = Vec::with_capacity(plan.tickers.len());
         for (i, (id, bucket, tickers)) in plan.tickers.iter().enumerate() {
             for part in tickers.chunks(JOB_TICKERS_MAX) {
                 requests.push(TickerDispatch {
                     strategy: *id,
-                    user_id: user(*id, &self.planner),
+                    user_id: self.user_of(*id),
                     bucket: *bucket,
                     tickers: part.to_vec(),
                 });
